@@ -1,0 +1,27 @@
+# One-line targets; scripts/ and .ci/run hold anything longer.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint proto proto-check bench
+
+$(STAMP): pyproject.toml
+	python3 scripts/bootstrap.py $(VENV) && touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+proto: $(STAMP)
+	$(PY) scripts/proto.py generate
+
+proto-check: $(STAMP)
+	$(PY) scripts/proto.py check
+
+bench: $(STAMP)
+	$(PY) -m bench

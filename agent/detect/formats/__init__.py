@@ -1,0 +1,45 @@
+"""Identify a model file by its content and read what its header says about the model.
+
+Parsers take a bounded reader (offset, length) -> bytes and the file size, never a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+ReadAt = Callable[[int, int], bytes]
+"""Return up to `length` bytes at `offset`; fewer only at the end of the file."""
+
+HEAD_BYTES = 64
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model file's header says; values follow DESIGN.md's `ai.model.*` fields."""
+
+    format: str
+    name: str | None = None
+    architecture: str | None = None
+    parameters: int | None = None
+    quantization: str | None = None
+    context_length: int | None = None
+    license: str | None = None
+    tensor_count: int = 0
+    header_bytes: int = 0
+
+
+def identify(read_at: ReadAt, size: int) -> ModelInfo | None:
+    """None when the bytes are no model format we know; FormatError when they claim a format
+    and break it."""
+    head = read_at(0, min(HEAD_BYTES, size)) if size > 0 else b""
+    if gguf.claims(head):
+        return gguf.parse(read_at, size)
+    if safetensors.claims(head, size):
+        return safetensors.parse(read_at, size)
+    return None
+
+
+# The format modules import ModelInfo and ReadAt from this package, so they load after both
+# are defined.
+from agent.detect.formats import gguf, safetensors  # noqa: E402

@@ -1,0 +1,57 @@
+"""Turn a model file observation into the flat `shadowai.model_file` event fields.
+
+Pure: the file sensor reads, this module only arranges values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from agent.detect.formats import ModelInfo
+
+FINGERPRINT_HEAD_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileObservation:
+    """One model file as the sensor saw it: where, how big, which inode, what its header says."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    device: int
+    inode: int
+    sha256: str | None
+    fingerprint: str
+    info: ModelInfo
+
+
+def fingerprint(head: bytes, size: int) -> str:
+    """Hex sha256 over the size (8 bytes little-endian) and the first MiB of the file.
+
+    Cheap enough for every scan, and stable across renames and copies; the full sha256 is
+    computed separately and throttled.
+    """
+    digest = hashlib.sha256(size.to_bytes(8, "little"))
+    digest.update(head[:FINGERPRINT_HEAD_BYTES])
+    return digest.hexdigest()
+
+
+def model_file_fields(obs: FileObservation) -> dict[str, object]:
+    """DESIGN.md's dotted field names for one model file; absent values are left out."""
+    info = obs.info
+    candidates: dict[str, object | None] = {
+        "file.path": obs.path,
+        "file.size": obs.size,
+        "file.hash.sha256": obs.sha256,
+        "ai.model.format": info.format,
+        "ai.model.fingerprint": obs.fingerprint,
+        "ai.model.name": info.name,
+        "ai.model.architecture": info.architecture,
+        "ai.model.parameters": info.parameters,
+        "ai.model.quantization": info.quantization,
+        "ai.model.context_length": info.context_length,
+        "ai.model.license": info.license,
+    }
+    return {key: value for key, value in candidates.items() if value is not None}

@@ -1,0 +1,1 @@
+"""Adapters that read the operating system: files, processes, sockets."""

@@ -1,0 +1,224 @@
+"""`shadowai-collector`: serve, tokens, api-tokens, agents and rules; main(argv) -> int."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from collector import __version__
+from collector.errors import CollectorError, RuleError
+from collector.governance import load_rule_dir
+from collector.governance.ruletest import run_rule_test_dir
+from collector.paths import default_data_dir, default_rules_dir
+from collector.pki import ensure_pki, server_names
+from collector.server import is_loopback, split_address, start
+from collector.store import Store
+from collector.web.auth import mint_api_token
+from wire import tokens
+
+log = logging.getLogger("shadowai.collector")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's copy must not overwrite a value given before the subcommand.
+    common.add_argument(
+        "--data-dir", type=Path, default=argparse.SUPPRESS, help="keys, CA and database"
+    )
+    common.add_argument(
+        "--database",
+        default=argparse.SUPPRESS,
+        help="SQLAlchemy URL (default: SQLite in the data dir)",
+    )
+    parser = argparse.ArgumentParser(prog="shadowai-collector", parents=[common])
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the collector")
+    serve.add_argument("--grpc", default="127.0.0.1:50051", help="HOST:PORT for agents")
+    serve.add_argument("--http", default="127.0.0.1:8080", help="HOST:PORT for the dashboard")
+    serve.add_argument("--rules", type=Path, default=None, help="directory of Sigma rules")
+    serve.add_argument("--tls-name", action="append", default=[], help="extra certificate name")
+    serve.add_argument(
+        "--unsafe-plaintext-grpc",
+        action="store_true",
+        help="serve gRPC without TLS (tests on one machine only)",
+    )
+    serve.add_argument(
+        "--unsafe-dashboard-without-login",
+        action="store_true",
+        help="allow the login-less dashboard on a non-loopback address",
+    )
+
+    tok = sub.add_parser("tokens", parents=[common]).add_subparsers(dest="action", required=True)
+    create = tok.add_parser("create", parents=[common], help="print a single-use enrollment token")
+    create.add_argument("--group", default="default")
+    create.add_argument("--expires-in", type=float, default=24.0, help="hours (0: never)")
+
+    api = sub.add_parser("api-tokens", parents=[common])
+    api_sub = api.add_subparsers(dest="action", required=True)
+    api_create = api_sub.add_parser("create", parents=[common], help="print an API token")
+    api_create.add_argument("--role", choices=["viewer", "analyst", "admin"], required=True)
+
+    agents = sub.add_parser("agents", parents=[common])
+    agents_sub = agents.add_subparsers(dest="action", required=True)
+    agents_sub.add_parser("list", parents=[common], help="enrolled agents as JSON lines")
+    revoke = agents_sub.add_parser("revoke", parents=[common], help="refuse an agent's key")
+    revoke.add_argument("agent_id")
+
+    rules = sub.add_parser("rules", parents=[common])
+    rules_sub = rules.add_subparsers(dest="action", required=True)
+    validate = rules_sub.add_parser("validate", parents=[common], help="check a rule directory")
+    validate.add_argument("path", type=Path)
+    test = rules_sub.add_parser("test", parents=[common], help="run a rule pack's tests")
+    test.add_argument("path", type=Path)
+    test.add_argument("--tests", type=Path, default=None, help="default: PATH/tests")
+    return parser
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    path: Path = getattr(args, "data_dir", None) or default_data_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _open_store(args: argparse.Namespace) -> Store:
+    url = getattr(args, "database", None) or f"sqlite:///{_data_dir(args) / 'collector.db'}"
+    return Store.open(url)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    http_host, _ = split_address(args.http)
+    if not is_loopback(http_host) and not args.unsafe_dashboard_without_login:
+        raise CollectorError(
+            f"--http {args.http}: the dashboard has no login yet; bind it to loopback or pass "
+            "--unsafe-dashboard-without-login"
+        )
+    ruleset = load_rule_dir(args.rules or default_rules_dir())
+    grpc_host, _ = split_address(args.grpc)
+    pki = None
+    if not args.unsafe_plaintext_grpc:
+        names = server_names([grpc_host, *args.tls_name])
+        pki = ensure_pki(data_dir / "pki", names=names, now=datetime.now(UTC))
+    store = _open_store(args)
+    running = start(
+        store=store, rules=ruleset, grpc_address=args.grpc, http_address=args.http, pki=pki
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"grpc listening on {running.grpc_address}", flush=True)
+    print(f"dashboard on http://{running.http_address}/", flush=True)
+    log.info("%d rules loaded; tls=%s", len(ruleset.rules), pki is not None)
+    stop.wait()
+    running.stop()
+    store.close()
+    return 0
+
+
+def _tokens_create(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    pki = ensure_pki(data_dir / "pki", names=server_names([]), now=datetime.now(UTC))
+    token = tokens.mint(pki.ca_fingerprint)
+    now = datetime.now(UTC)
+    expires = now + timedelta(hours=args.expires_in) if args.expires_in > 0 else None
+    store = _open_store(args)
+    try:
+        store.add_enrollment_token(
+            token_id=token.token_id,
+            secret_sha256=token.secret_sha256,
+            group=args.group,
+            created_at=now,
+            expires_at=expires,
+        )
+    finally:
+        store.close()
+    print(token)
+    return 0
+
+
+def _api_tokens_create(args: argparse.Namespace) -> int:
+    text, token_id, secret_sha256 = mint_api_token()
+    store = _open_store(args)
+    try:
+        store.add_api_token(
+            token_id=token_id,
+            secret_sha256=secret_sha256,
+            role=args.role,
+            created_at=datetime.now(UTC),
+        )
+    finally:
+        store.close()
+    print(text)
+    return 0
+
+
+def _agents(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        if args.action == "revoke":
+            if not store.revoke_agent(args.agent_id):
+                raise CollectorError(f"no agent {args.agent_id!r}")
+            return 0
+        for agent in store.list_agents():
+            print(
+                json.dumps(
+                    {
+                        "agent_id": agent.record.agent_id,
+                        "host.name": agent.record.host_name,
+                        "host.group": agent.record.group,
+                        "last_seq": agent.last_seq,
+                        "revoked": agent.revoked,
+                        "last_seen": agent.last_seen.isoformat() if agent.last_seen else None,
+                    }
+                )
+            )
+    finally:
+        store.close()
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    ruleset = load_rule_dir(args.path)
+    if args.action == "validate":
+        print(f"{len(ruleset.rules)} rules OK in {args.path}")
+        return 0
+    results = run_rule_test_dir(args.path, args.tests or args.path / "tests")
+    failed = [r for r in results if not r.passed]
+    for result in failed:
+        print(f"FAIL {result}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed or not results else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handlers = {
+        "serve": _serve,
+        "tokens": _tokens_create,
+        "api-tokens": _api_tokens_create,
+        "agents": _agents,
+        "rules": _rules,
+    }
+    try:
+        return handlers[args.command](args)
+    except RuleError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except CollectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

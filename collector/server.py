@@ -1,0 +1,121 @@
+"""Start and stop the collector's listeners: gRPC for agents, HTTP for the dashboard and API."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+import uvicorn
+
+from collector.errors import CollectorError
+from collector.governance import RuleSet
+from collector.pki import ServerPki
+from collector.service import CollectorService
+from collector.store import Store
+from collector.web import create_app
+from wire.v1 import collector_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+def split_address(text: str) -> tuple[str, int]:
+    """HOST:PORT, with [v6]:PORT; port 0 picks a free port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise CollectorError(f"{text!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass
+class Running:
+    grpc_address: str
+    http_address: str
+    service: CollectorService
+    _grpc: grpc.Server
+    _http: uvicorn.Server
+    _http_thread: threading.Thread
+
+    def stop(self, grace: float = 2.0) -> None:
+        self._http.should_exit = True
+        self._grpc.stop(grace).wait(grace + 1)
+        self._http_thread.join(grace + 3)
+
+
+def start(
+    *,
+    store: Store,
+    rules: RuleSet,
+    grpc_address: str,
+    http_address: str,
+    pki: ServerPki | None,
+) -> Running:
+    """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted)."""
+    service = CollectorService(store=store, rules=lambda: rules)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
+        options=[("grpc.max_receive_message_length", 16 * 2**20)],
+    )
+    collector_pb2_grpc.add_CollectorServicer_to_server(service, server)
+    host, port = split_address(grpc_address)
+    target = _hostport(host, port)
+    if pki is None:
+        bound = server.add_insecure_port(target)
+    else:
+        creds = grpc.ssl_server_credentials([(pki.key_pem, pki.cert_chain_pem)])
+        bound = server.add_secure_port(target, creds)
+    if bound == 0:
+        raise CollectorError(f"grpc: cannot listen on {target}")
+    server.start()
+    http, thread, http_port = _start_http(store, rules, http_address)
+    http_host = split_address(http_address)[0]
+    return Running(
+        _hostport(host, bound), _hostport(http_host, http_port), service, server, http, thread
+    )
+
+
+def _start_http(
+    store: Store, rules: RuleSet, address: str
+) -> tuple[uvicorn.Server, threading.Thread, int]:
+    host, port = split_address(address)
+    app = create_app(store, rules_summary=lambda: rules_summary(rules))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    http = uvicorn.Server(config)
+    thread = threading.Thread(target=http.run, name="http", daemon=True)
+    thread.start()
+    while not http.started:
+        if not thread.is_alive():
+            raise CollectorError(f"http: cannot listen on {address}")
+        threading.Event().wait(0.02)
+    sockets = [s for server in http.servers for s in server.sockets]
+    return http, thread, int(sockets[0].getsockname()[1])
+
+
+def rules_summary(rules: RuleSet) -> list[dict[str, object]]:
+    return [
+        {
+            "id": rule.id,
+            "title": rule.title,
+            "level": rule.level,
+            "dataset": rule.dataset,
+            "tags": list(rule.tags),
+            "source": rule.source,
+        }
+        for rule in rules.rules
+    ]

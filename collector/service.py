@@ -1,0 +1,279 @@
+"""The Collector gRPC service: authenticate, verify, check the chain, evaluate rules, store.
+
+Verification happens before any parsing of the payload; refusals map to gRPC status codes
+and are counted, and nothing refused is stored or evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from google.protobuf.message import DecodeError
+
+from collector.chain import ChainState, check_link
+from collector.errors import RefusedEnvelope
+from collector.governance import RuleSet
+from collector.store import AgentRecord, AgentState, Gap, NewAlert, Store, StoredEvent
+from collector.store.store import ConcurrentUpdate
+from wire import envelope
+from wire.events import flatten_payload
+from wire.tokens import secret_digest
+from wire.v1 import collector_pb2, collector_pb2_grpc
+from wire.v1.events_pb2 import Envelope, Payload
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+STATUS_FOR = {
+    "unknown_agent": grpc.StatusCode.UNAUTHENTICATED,
+    "signature": grpc.StatusCode.UNAUTHENTICATED,
+    "payload_type": grpc.StatusCode.INVALID_ARGUMENT,
+    "payload_size": grpc.StatusCode.INVALID_ARGUMENT,
+    "identity": grpc.StatusCode.UNAUTHENTICATED,
+    "revoked": grpc.StatusCode.PERMISSION_DENIED,
+    "replay": grpc.StatusCode.ALREADY_EXISTS,
+    "fork": grpc.StatusCode.FAILED_PRECONDITION,
+    "clock": grpc.StatusCode.OUT_OF_RANGE,
+    "malformed": grpc.StatusCode.INVALID_ARGUMENT,
+}
+ACKED_SEQ_METADATA = "shadowai-acked-seq"
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    context.abort(code, details)
+    raise AssertionError("grpc's abort() raises")  # grpc is untyped here; tell the checker
+
+
+@dataclass
+class Counters:
+    """Refusals by check, for the operator; thread-safe."""
+
+    refused: Counter[str] = field(default_factory=Counter)
+    accepted: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, code: str | None = None, accepted: int = 0) -> None:
+        with self.lock:
+            if code:
+                self.refused[code] += 1
+            self.accepted += accepted
+
+
+@dataclass
+class _Batch:
+    state: ChainState
+    events: list[StoredEvent] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    alerts: list[NewAlert] = field(default_factory=list)
+    refusal: RefusedEnvelope | None = None
+    refused_seq: int = 0
+
+
+class CollectorService(collector_pb2_grpc.CollectorServicer):
+    def __init__(
+        self,
+        *,
+        store: Store,
+        rules: Callable[[], RuleSet],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._rules = rules
+        self._clock = clock
+        self.counters = Counters()
+
+    def Enroll(
+        self, request: collector_pb2.EnrollRequest, context: grpc.ServicerContext
+    ) -> collector_pb2.EnrollResponse:
+        try:
+            public_key = Ed25519PublicKey.from_public_bytes(request.public_key)
+        except ValueError:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "public_key: not a raw Ed25519 key")
+        now = self._clock()
+        group = self._store.redeem_enrollment_token(
+            token_id=request.token_id, secret_sha256=secret_digest(request.token_secret), now=now
+        )
+        if group is None:
+            self.counters.count("enrollment_token")
+            _abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                "enrollment token unknown, already used or expired",
+            )
+        agent_id = envelope.agent_id_for(public_key)
+        existing = self._store.get_agent(agent_id)
+        if existing is None:
+            record = AgentRecord(
+                agent_id=agent_id,
+                public_key=bytes(request.public_key),
+                host_name=request.host_name[:255],
+                os_type=request.host_os_type[:32],
+                group=group,
+                agent_version=request.agent_version[:64],
+                enrolled_at=now,
+            )
+            self._store.add_agent(record)
+            last_seq = 0
+        else:
+            last_seq = existing.last_seq
+        log.info("enrolled agent %s (%s) into group %s", agent_id, request.host_name, group)
+        return collector_pb2.EnrollResponse(agent_id=agent_id, host_group=group, last_seq=last_seq)
+
+    def Publish(
+        self, request: collector_pb2.PublishRequest, context: grpc.ServicerContext
+    ) -> collector_pb2.PublishResponse:
+        envelopes = request.envelopes
+        if not envelopes:
+            return collector_pb2.PublishResponse()
+        if len(envelopes) > MAX_BATCH:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"more than {MAX_BATCH} envelopes")
+        agent = self._authenticate(envelopes, context)
+        batch = self._check(agent, envelopes)
+        if batch.events or batch.gaps:
+            try:
+                self._store.ingest(
+                    agent_id=agent.record.agent_id,
+                    expected_last_seq=agent.last_seq,
+                    last_seq=batch.state.last_seq,
+                    last_digest=batch.state.last_digest,
+                    events=batch.events,
+                    gaps=batch.gaps,
+                    alerts=batch.alerts,
+                    now=self._clock(),
+                )
+            except ConcurrentUpdate:
+                _abort(context, grpc.StatusCode.ABORTED, "another replica advanced this agent")
+            self.counters.count(accepted=len(batch.events))
+        if batch.refusal is not None:
+            return self._refuse(batch, context)
+        return collector_pb2.PublishResponse(
+            acked_seq=batch.state.last_seq, accepted=len(batch.events)
+        )
+
+    def _authenticate(
+        self, envelopes: Sequence[Envelope], context: grpc.ServicerContext
+    ) -> AgentState:
+        key_ids = {env.key_id for env in envelopes}
+        if len(key_ids) != 1:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "one agent's envelopes per request")
+        (key_id,) = key_ids
+        agent = self._store.get_agent(key_id)
+        if agent is None:
+            self.counters.count("unknown_agent")
+            _abort(context, grpc.StatusCode.UNAUTHENTICATED, f"unknown agent key {key_id[:64]!r}")
+        if agent.revoked:
+            self.counters.count("revoked")
+            _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"agent {key_id} is revoked")
+        return agent
+
+    def _check(self, agent: AgentState, envelopes: Sequence[Envelope]) -> _Batch:
+        """Accept envelopes in order up to the first refusal."""
+        public_key = Ed25519PublicKey.from_public_bytes(agent.record.public_key)
+        batch = _Batch(state=ChainState(agent.last_seq, agent.last_digest))
+        now = self._clock()
+        rules = self._rules()
+        for env in envelopes:
+            try:
+                payload = _open(env, public_key)
+                digest = envelope.digest(env)
+                link = check_link(
+                    payload,
+                    digest=digest,
+                    agent_id=agent.record.agent_id,
+                    state=batch.state,
+                    now_ms=int(now.timestamp() * 1000),
+                )
+            except RefusedEnvelope as refusal:
+                self.counters.count(refusal.code)
+                log.warning("refused envelope from %s: %s", agent.record.agent_id, refusal)
+                batch.refusal, batch.refused_seq = refusal, batch.state.last_seq + 1
+                break
+            batch.state = link.state
+            if link.gap is not None:
+                batch.gaps.append(Gap(agent.record.agent_id, *link.gap, at=now))
+            flat = _trusted_fields(flatten_payload(payload), agent)
+            batch.events.append(
+                StoredEvent(payload.seq, digest, env.SerializeToString(), now, flat)
+            )
+            batch.alerts.extend(_alerts(rules, flat, agent, payload.seq, now))
+        return batch
+
+    def _refuse(
+        self, batch: _Batch, context: grpc.ServicerContext
+    ) -> collector_pb2.PublishResponse:
+        refusal = batch.refusal
+        assert refusal is not None
+        if batch.events:
+            rejection = collector_pb2.Rejection(seq=batch.refused_seq, reason=str(refusal))
+            return collector_pb2.PublishResponse(
+                acked_seq=batch.state.last_seq,
+                accepted=len(batch.events),
+                rejections=[rejection],
+            )
+        context.set_trailing_metadata(((ACKED_SEQ_METADATA, str(batch.state.last_seq)),))
+        _abort(
+            context, STATUS_FOR.get(refusal.code, grpc.StatusCode.INVALID_ARGUMENT), str(refusal)
+        )
+
+
+def _open(env: Envelope, public_key: Ed25519PublicKey) -> Payload:
+    try:
+        data = envelope.verify(env, public_key)
+    except envelope.EnvelopeError as exc:
+        raise RefusedEnvelope(exc.code, exc.reason) from None
+    payload = Payload()
+    try:
+        payload.ParseFromString(data)
+    except DecodeError as exc:
+        raise RefusedEnvelope("malformed", f"payload: {exc}") from None
+    return payload
+
+
+def _trusted_fields(flat: dict[str, Any], agent: AgentState) -> dict[str, Any]:
+    """The enrollment record, not the agent's say-so, decides identity and group."""
+    flat["agent.id"] = agent.record.agent_id
+    flat["host.group"] = agent.record.group
+    flat.setdefault("host.name", agent.record.host_name)
+    flat.setdefault("host.os.type", agent.record.os_type)
+    return flat
+
+
+def _alerts(
+    rules: RuleSet, flat: dict[str, Any], agent: AgentState, seq: int, now: datetime
+) -> list[NewAlert]:
+    subject = str(
+        flat.get("file.path") or flat.get("process.executable") or flat.get("event.dataset")
+    )
+    alerts = []
+    for match in rules.evaluate(flat):
+        alerts.append(
+            NewAlert(
+                rule_id=match.rule_id,
+                rule_title=match.title,
+                level=match.level,
+                agent_id=agent.record.agent_id,
+                host_name=str(flat.get("host.name", "")),
+                dedup_key=f"{match.rule_id}|{agent.record.agent_id}|{subject}",
+                event_seq=seq,
+                summary=_summary(flat, subject),
+                at=now,
+            )
+        )
+    return alerts
+
+
+def _summary(flat: dict[str, Any], subject: str) -> str:
+    details = [
+        str(flat[name])
+        for name in ("ai.model.format", "ai.model.name", "ai.model.quantization", "ai.runtime.name")
+        if flat.get(name)
+    ]
+    return f"{subject} ({', '.join(details)})" if details else subject

@@ -1,0 +1,15 @@
+"""The collector's store: the only module with SQL (SQLite embedded, PostgreSQL for a fleet)."""
+
+from collector.store.records import AgentRecord, AgentState, Gap, NewAlert, StoredEvent
+from collector.store.store import ALERT_STATUSES, ConcurrentUpdate, Store
+
+__all__ = [
+    "ALERT_STATUSES",
+    "AgentRecord",
+    "AgentState",
+    "ConcurrentUpdate",
+    "Gap",
+    "NewAlert",
+    "Store",
+    "StoredEvent",
+]

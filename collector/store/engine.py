@@ -1,0 +1,85 @@
+"""Open a database engine for the store: SQLite tuned for one writer, PostgreSQL for a fleet."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+
+from collector.errors import CollectorError
+
+# Set on a connection's execution options to start its transaction as a writer.
+WRITE_OPTION = "shadowai_write"
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_BUSY_TIMEOUT_MS = 15_000
+
+
+def create_store_engine(url: str, schema: str | None) -> Engine:
+    """An engine for `url`; `schema` (PostgreSQL only) is created if missing and used."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise CollectorError(f"database URL: {exc}") from None
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if schema is not None:
+            raise CollectorError(f"database {shown}: a schema is for PostgreSQL only")
+        return _sqlite_engine(url, parsed.database)
+    if backend == "postgresql":
+        return _postgresql_engine(url, schema, shown)
+    raise CollectorError(
+        f"database {shown}: only sqlite:// and postgresql+psycopg:// are supported"
+    )
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database in (None, "", ":memory:"):
+        # Each connection to :memory: is a new empty database, so keep exactly one and
+        # let threads take turns with it through the pool.
+        engine = create_engine(
+            url,
+            poolclass=QueuePool,
+            pool_size=1,
+            max_overflow=0,
+            connect_args={"check_same_thread": False},
+        )
+    else:
+        engine = create_engine(url)
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN, so that writers can ask for IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A deferred transaction that reads then writes can fail with SQLITE_BUSY at once
+    # (busy_timeout does not apply to lock upgrades); IMMEDIATE waits for the lock instead.
+    immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _postgresql_engine(url: str, schema: str | None, shown: str) -> Engine:
+    if schema is None:
+        return create_engine(url, pool_pre_ping=True)
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise CollectorError(f"database {shown}: schema {schema!r} is not a plain lowercase name")
+    engine = create_engine(
+        url, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
+    )
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    return engine

@@ -1,0 +1,196 @@
+"""The store's tables (SQLAlchemy Core), portable across SQLite and PostgreSQL.
+
+Columns that come from agents and need a unique index are keyed by a sha256 of the
+value: PostgreSQL refuses btree entries over ~2.7 kB and a file path may be longer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out; SQLite keeps no offset, so we add it back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: the store keeps UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+
+def _id() -> Column[int]:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    _id(),
+    Column("token_id", Text, nullable=False, unique=True),
+    Column("secret_sha256", LargeBinary, nullable=False),
+    Column("group_name", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("used_at", UTCDateTime),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    Column("token_id", Text, nullable=False, unique=True),
+    Column("secret_sha256", LargeBinary, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False, unique=True),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("host_name", Text, nullable=False),
+    Column("os_type", Text, nullable=False),
+    Column("group_name", Text, nullable=False),
+    Column("agent_version", Text, nullable=False),
+    Column("enrolled_at", UTCDateTime, nullable=False),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("last_digest", LargeBinary, nullable=False, default=b""),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("last_seen", UTCDateTime),
+)
+
+# The signed bytes as received, kept apart from the decoded events so that listing
+# events never drags the blobs along and retention can treat them differently.
+envelopes = Table(
+    "envelopes",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("agent_id", "seq", name="uq_envelopes_agent_seq"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("dataset", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("body", Text, nullable=False),  # the flat event as JSON text
+    UniqueConstraint("agent_id", "seq", name="uq_events_agent_seq"),
+    Index("ix_events_dataset_id", "dataset", "id"),
+)
+
+gaps = Table(
+    "gaps",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False, index=True),
+    Column("from_seq", BigInteger, nullable=False),
+    Column("to_seq", BigInteger, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    _id(),
+    Column("dedup_sha256", LargeBinary, nullable=False, unique=True),
+    Column("dedup_key", Text, nullable=False),
+    Column("rule_id", Text, nullable=False),
+    Column("rule_title", Text, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("agent_id", Text, nullable=False, index=True),
+    Column("host_name", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Index("ix_alerts_status_last_seen", "status", "last_seen"),
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False, unique=True),
+    Column("host_name", Text, nullable=False),
+    Column("os_type", Text, nullable=False),
+    Column("group_name", Text, nullable=False),
+    Column("agent_version", Text, nullable=False),
+    Column("last_seen", UTCDateTime),
+)
+
+models = Table(
+    "models",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("path_sha256", LargeBinary, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("fields", Text, nullable=False),  # file.* and ai.model.* as JSON text
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime),
+    UniqueConstraint("agent_id", "path_sha256", name="uq_models_agent_path"),
+)
+
+processes = Table(
+    "processes",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("key_sha256", LargeBinary, nullable=False),  # of (process.pid, process.name)
+    Column("pid", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("fields", Text, nullable=False),  # process.*, user.*, ai.* as JSON text
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+    UniqueConstraint("agent_id", "key_sha256", name="uq_processes_agent_key"),
+)

@@ -1,0 +1,282 @@
+"""The collector's store: the only place with SQL, over SQLite or a shared PostgreSQL.
+
+Each public method is one transaction. Several collector replicas may share one
+PostgreSQL database; the agent row's last_seq is the compare-and-set that keeps them
+from interleaving one agent's chain.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from collector.errors import CollectorError
+from collector.store import queries, schema, writes
+from collector.store.engine import WRITE_OPTION, create_store_engine
+from collector.store.inventory import clean_text
+from collector.store.records import AgentRecord, AgentState, Gap, NewAlert, StoredEvent
+from collector.store.schema import metadata
+
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+
+
+class ConcurrentUpdate(CollectorError):
+    """Another replica advanced this agent's seq first (or revoked it); nothing was stored."""
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, schema: str | None = None) -> Store:
+        """Connect and create missing tables (migrations replace create_all once we ship)."""
+        engine = create_store_engine(url, schema)
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                metadata.create_all(conn)
+        return cls(engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    # enrollment tokens
+
+    def add_enrollment_token(
+        self,
+        *,
+        token_id: str,
+        secret_sha256: bytes,
+        group: str,
+        created_at: datetime,
+        expires_at: datetime | None,
+    ) -> None:
+        row = {
+            "token_id": token_id,
+            "secret_sha256": secret_sha256,
+            "group_name": group,
+            "created_at": created_at,
+            "expires_at": expires_at,
+        }
+        with self._unique(f"enrollment token {token_id!r} exists"), self._write() as conn:
+            conn.execute(insert(schema.enrollment_tokens).values(row))
+
+    def redeem_enrollment_token(
+        self, *, token_id: str, secret_sha256: bytes, now: datetime
+    ) -> str | None:
+        """Mark the token used and return its group; None if unknown, used, expired or wrong."""
+        tokens = schema.enrollment_tokens
+        with self._write() as conn:
+            row = conn.execute(
+                select(tokens).where(tokens.c.token_id == token_id).with_for_update()
+            ).first()
+            if row is None or row.used_at is not None:
+                return None
+            if not hmac.compare_digest(bytes(row.secret_sha256), secret_sha256):
+                return None
+            if row.expires_at is not None and row.expires_at <= now:
+                return None
+            # The used_at guard makes single use hold even where FOR UPDATE is a no-op.
+            marked = conn.execute(
+                update(tokens)
+                .where(tokens.c.id == row.id, tokens.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+            return str(row.group_name) if marked.rowcount == 1 else None
+
+    # agents
+
+    def add_agent(self, record: AgentRecord) -> None:
+        """Enroll an agent; its host appears in the inventory at once, not yet seen."""
+        host = {
+            "agent_id": record.agent_id,
+            "host_name": clean_text(record.host_name, 255),
+            "os_type": clean_text(record.os_type, 64),
+            "group_name": clean_text(record.group, 255),
+            "agent_version": clean_text(record.agent_version, 64),
+        }
+        agent = {
+            **host,
+            "public_key": record.public_key,
+            "enrolled_at": record.enrolled_at,
+            "last_seq": 0,
+            "last_digest": b"",
+        }
+        with self._unique(f"agent {record.agent_id} is already enrolled"), self._write() as conn:
+            conn.execute(insert(schema.agents).values(agent))
+            conn.execute(insert(schema.hosts).values(host))
+
+    def get_agent(self, agent_id: str) -> AgentState | None:
+        agents = schema.agents
+        with self._read() as conn:
+            row = conn.execute(select(agents).where(agents.c.agent_id == agent_id)).first()
+        return None if row is None else queries.agent_state(row)
+
+    def list_agents(self) -> list[AgentState]:
+        agents = schema.agents
+        with self._read() as conn:
+            rows = conn.execute(select(agents).order_by(agents.c.enrolled_at, agents.c.id))
+            return [queries.agent_state(row) for row in rows]
+
+    def revoke_agent(self, agent_id: str) -> bool:
+        """Refuse this agent's envelopes from now on; False if there is no such agent."""
+        agents = schema.agents
+        with self._write() as conn:
+            result = conn.execute(
+                update(agents).where(agents.c.agent_id == agent_id).values(revoked=True)
+            )
+            return result.rowcount == 1
+
+    # ingest
+
+    def ingest(
+        self,
+        *,
+        agent_id: str,
+        expected_last_seq: int,
+        last_seq: int,
+        last_digest: bytes,
+        events: Sequence[StoredEvent],
+        gaps: Sequence[Gap],
+        alerts: Sequence[NewAlert],
+        now: datetime,
+    ) -> None:
+        """Store one verified batch in one transaction, or nothing (ConcurrentUpdate)."""
+        with self._unique(f"ingest for agent {agent_id}"), self._write() as conn:
+            self._advance(conn, agent_id, expected_last_seq, last_seq, last_digest, now)
+            writes.insert_events(conn, agent_id, events)
+            writes.insert_gaps(conn, gaps)
+            for alert in alerts:
+                writes.upsert_alert(conn, alert)
+            writes.update_inventory(conn, agent_id, events, now)
+
+    def _advance(
+        self,
+        conn: Connection,
+        agent_id: str,
+        expected_last_seq: int,
+        last_seq: int,
+        last_digest: bytes,
+        now: datetime,
+    ) -> None:
+        agents = schema.agents
+        result = conn.execute(
+            update(agents)
+            .where(agents.c.agent_id == agent_id, agents.c.last_seq == expected_last_seq)
+            .where(agents.c.revoked.is_(False))
+            .values(last_seq=last_seq, last_digest=last_digest, last_seen=now)
+        )
+        if result.rowcount == 1:
+            return
+        row = conn.execute(
+            select(agents.c.last_seq, agents.c.revoked).where(agents.c.agent_id == agent_id)
+        ).first()
+        if row is None:
+            why = "is not enrolled"
+        elif row.revoked:
+            why = "was revoked"
+        else:
+            why = f"is at seq {row.last_seq}, not the expected {expected_last_seq}"
+        raise ConcurrentUpdate(f"agent {agent_id} {why}; batch not stored")
+
+    # queries
+
+    def counts(self) -> dict[str, int]:
+        """hosts, models (not removed) and open_alerts."""
+        with self._read() as conn:
+            return queries.counts(conn)
+
+    def list_hosts(self) -> list[dict[str, object]]:
+        with self._read() as conn:
+            return queries.list_hosts(conn)
+
+    def list_models(self, *, include_removed: bool = False) -> list[dict[str, object]]:
+        with self._read() as conn:
+            return queries.list_models(conn, include_removed=include_removed)
+
+    def list_processes(self, *, include_stopped: bool = False) -> list[dict[str, object]]:
+        with self._read() as conn:
+            return queries.list_processes(conn, include_stopped=include_stopped)
+
+    def list_alerts(
+        self, *, status: str | None = None, limit: int | None = None
+    ) -> list[dict[str, object]]:
+        """Most recently seen first."""
+        with self._read() as conn:
+            return queries.list_alerts(conn, status=status, limit=limit)
+
+    def list_events(
+        self, *, limit: int = 100, dataset: str | None = None
+    ) -> list[dict[str, object]]:
+        """Newest first."""
+        if limit < 0:
+            raise ValueError(f"limit {limit} is negative")
+        with self._read() as conn:
+            return queries.list_events(conn, limit=limit, dataset=dataset)
+
+    def list_gaps(self, *, agent_id: str | None = None) -> list[dict[str, object]]:
+        """Sequence ranges agents skipped (from_seq..to_seq inclusive), oldest first."""
+        with self._read() as conn:
+            return queries.list_gaps(conn, agent_id=agent_id)
+
+    def set_alert_status(self, alert_id: int, status: str) -> bool:
+        """False if there is no such alert."""
+        if status not in ALERT_STATUSES:
+            raise ValueError(f"alert status {status!r} is not one of {', '.join(ALERT_STATUSES)}")
+        alerts = schema.alerts
+        with self._write() as conn:
+            result = conn.execute(
+                update(alerts).where(alerts.c.id == alert_id).values(status=status)
+            )
+            return result.rowcount == 1
+
+    # API tokens
+
+    def add_api_token(
+        self, *, token_id: str, secret_sha256: bytes, role: str, created_at: datetime
+    ) -> None:
+        row = {
+            "token_id": token_id,
+            "secret_sha256": secret_sha256,
+            "role": role,
+            "created_at": created_at,
+        }
+        with self._unique(f"API token {token_id!r} exists"), self._write() as conn:
+            conn.execute(insert(schema.api_tokens).values(row))
+
+    def api_token_role(self, *, token_id: str, secret_sha256: bytes) -> str | None:
+        tokens = schema.api_tokens
+        with self._read() as conn:
+            row = conn.execute(
+                select(tokens.c.secret_sha256, tokens.c.role).where(tokens.c.token_id == token_id)
+            ).first()
+        if row is None or not hmac.compare_digest(bytes(row.secret_sha256), secret_sha256):
+            return None
+        return str(row.role)
+
+    @staticmethod
+    @contextmanager
+    def _unique(what: str) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError as exc:
+            raise CollectorError(f"{what}: {exc.orig}") from None
