@@ -238,7 +238,9 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if args.once and args.timeout > 0:
-        threading.Timer(args.timeout, stop.set).start()
+        deadline = threading.Timer(args.timeout, stop.set)
+        deadline.daemon = True  # must not keep the process alive once the pass is acked
+        deadline.start()
     spool = Spool.open(data_dir / "spool.db")
     channel = open_channel(
         enrollment.collector, enrollment.ca_pem.encode() if enrollment.ca_pem else None

@@ -39,6 +39,10 @@ BODY_FIELDS: dict[str, dict[str, str]] = {
         "ai.model.source": "source",
         "ai.model.unsafe": "unsafe",
         "ai.model.unsafe_reasons": "unsafe_reasons",
+        "ai.model.base_model": "base_model",
+        "ai.model.producer": "producer",
+        "ai.model.chat_template_sha256": "chat_template_sha256",
+        "ai.model.file_count": "file_count",
     },
     "inference_process": {
         "process.pid": "pid",

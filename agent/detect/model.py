@@ -53,5 +53,10 @@ def model_file_fields(obs: FileObservation) -> dict[str, object]:
         "ai.model.quantization": info.quantization,
         "ai.model.context_length": info.context_length,
         "ai.model.license": info.license,
+        "ai.model.base_model": info.base_model,
+        "ai.model.producer": info.producer,
+        "ai.model.chat_template_sha256": info.chat_template_sha256,
+        "ai.model.unsafe": info.unsafe,
+        "ai.model.unsafe_reasons": list(info.unsafe_reasons) if info.unsafe_reasons else None,
     }
     return {key: value for key, value in candidates.items() if value is not None}

@@ -34,8 +34,8 @@ class TestResult:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}: {self.case or '(file)'}"
         if self.problem:
-            return f"{where}: ERROR {self.problem}"
-        verdict = "ok" if self.passed else f"FAIL expected match={self.expected}, got {self.got}"
+            return f"{where}: {self.problem}"
+        verdict = "ok" if self.passed else f"expected match={self.expected}, got {self.got}"
         return f"{where}: {verdict}"
 
 

@@ -16,7 +16,17 @@ class _Loader(yaml.SafeLoader):
     deeply nested input, where this one raises RecursionError.
     """
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:  # PyYAML leaks built-in errors: 2026-02-30, !!bool x, ...
+            raise _invalid(node, exc) from None
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # `!!set [a]`: the base class says so
+            return super().construct_mapping(node, deep)
         seen: set[object] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -39,9 +49,23 @@ def read_documents(text: str) -> Iterator[tuple[yaml.Node, object]]:
         while loader.check_node():
             node = loader.get_node()
             if node is not None:
-                yield node, loader.construct_document(node)
+                yield node, _construct(loader, node)
     finally:
         loader.dispose()
+
+
+def _construct(loader: _Loader, node: yaml.Node) -> object:
+    try:
+        return loader.construct_document(node)
+    except (yaml.YAMLError, RecursionError):
+        raise
+    except Exception as exc:  # deferred constructors (sets, pairs) leak built-in errors too
+        raise _invalid(node, exc) from None
+
+
+def _invalid(node: yaml.Node, exc: Exception) -> yaml.YAMLError:
+    kind = node.tag.rpartition(":")[2]
+    return yaml.constructor.ConstructorError(None, None, f"invalid {kind}: {exc}", node.start_mark)
 
 
 def yaml_problem(label: str, text: str, exc: yaml.YAMLError) -> str:

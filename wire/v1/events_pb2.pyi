@@ -41,6 +41,10 @@ class ModelFile(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     UNSAFE_FIELD_NUMBER: _builtins.int
     UNSAFE_REASONS_FIELD_NUMBER: _builtins.int
+    BASE_MODEL_FIELD_NUMBER: _builtins.int
+    PRODUCER_FIELD_NUMBER: _builtins.int
+    CHAT_TEMPLATE_SHA256_FIELD_NUMBER: _builtins.int
+    FILE_COUNT_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """file.path"""
     size: _builtins.int
@@ -69,6 +73,14 @@ class ModelFile(_message.Message):
     """ai.model.source"""
     unsafe: _builtins.bool
     """ai.model.unsafe"""
+    base_model: _builtins.str
+    """ai.model.base_model"""
+    producer: _builtins.str
+    """ai.model.producer"""
+    chat_template_sha256: _builtins.str
+    """ai.model.chat_template_sha256"""
+    file_count: _builtins.int
+    """ai.model.file_count (sharded sets, directories)"""
     @_builtins.property
     def unsafe_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """ai.model.unsafe_reasons"""
@@ -91,13 +103,19 @@ class ModelFile(_message.Message):
         source: _builtins.str = ...,
         unsafe: _builtins.bool | None = ...,
         unsafe_reasons: _abc.Iterable[_builtins.str] | None = ...,
+        base_model: _builtins.str = ...,
+        producer: _builtins.str = ...,
+        chat_template_sha256: _builtins.str = ...,
+        file_count: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_parameters", b"_parameters", "_size", b"_size", "_unsafe", b"_unsafe", "context_length", b"context_length", "parameters", b"parameters", "size", b"size", "unsafe", b"unsafe"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_file_count", b"_file_count", "_parameters", b"_parameters", "_size", b"_size", "_unsafe", b"_unsafe", "context_length", b"context_length", "file_count", b"file_count", "parameters", b"parameters", "size", b"size", "unsafe", b"unsafe"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_parameters", b"_parameters", "_size", b"_size", "_unsafe", b"_unsafe", "architecture", b"architecture", "context_length", b"context_length", "fingerprint", b"fingerprint", "format", b"format", "license", b"license", "name", b"name", "parameters", b"parameters", "path", b"path", "quantization", b"quantization", "sha256", b"sha256", "size", b"size", "source", b"source", "store", b"store", "unsafe", b"unsafe", "unsafe_reasons", b"unsafe_reasons"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_file_count", b"_file_count", "_parameters", b"_parameters", "_size", b"_size", "_unsafe", b"_unsafe", "architecture", b"architecture", "base_model", b"base_model", "chat_template_sha256", b"chat_template_sha256", "context_length", b"context_length", "file_count", b"file_count", "fingerprint", b"fingerprint", "format", b"format", "license", b"license", "name", b"name", "parameters", b"parameters", "path", b"path", "producer", b"producer", "quantization", b"quantization", "sha256", b"sha256", "size", b"size", "source", b"source", "store", b"store", "unsafe", b"unsafe", "unsafe_reasons", b"unsafe_reasons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__context_length: _TypeAlias = _typing.Literal["context_length"]  # noqa: Y015
     _WhichOneofArgType__context_length: _TypeAlias = _typing.Literal["_context_length", b"_context_length"]  # noqa: Y015
+    _WhichOneofReturnType__file_count: _TypeAlias = _typing.Literal["file_count"]  # noqa: Y015
+    _WhichOneofArgType__file_count: _TypeAlias = _typing.Literal["_file_count", b"_file_count"]  # noqa: Y015
     _WhichOneofReturnType__parameters: _TypeAlias = _typing.Literal["parameters"]  # noqa: Y015
     _WhichOneofArgType__parameters: _TypeAlias = _typing.Literal["_parameters", b"_parameters"]  # noqa: Y015
     _WhichOneofReturnType__size: _TypeAlias = _typing.Literal["size"]  # noqa: Y015
@@ -106,6 +124,8 @@ class ModelFile(_message.Message):
     _WhichOneofArgType__unsafe: _TypeAlias = _typing.Literal["_unsafe", b"_unsafe"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__context_length) -> _WhichOneofReturnType__context_length | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__file_count) -> _WhichOneofReturnType__file_count | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__parameters) -> _WhichOneofReturnType__parameters | None: ...
     @_typing.overload

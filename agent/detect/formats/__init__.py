@@ -27,6 +27,12 @@ class ModelInfo:
     license: str | None = None
     tensor_count: int = 0
     header_bytes: int = 0
+    base_model: str | None = None
+    producer: str | None = None  # the library or tool that wrote the file, with its version
+    unsafe: bool | None = None  # None: the format cannot carry code, or it was not checked
+    unsafe_reasons: tuple[str, ...] = ()
+    chat_template_sha256: str | None = None
+    companions: tuple[str, ...] = ()  # names of files this one needs (shards, external data)
 
 
 def identify(read_at: ReadAt, size: int) -> ModelInfo | None:

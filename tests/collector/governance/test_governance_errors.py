@@ -51,6 +51,15 @@ def test_duplicate_yaml_keys_are_refused_at_the_second_key() -> None:
     assert only_problem("dup.yml", text) == "dup.yml:10: yaml: duplicate key 'a'"
 
 
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("2026-02-30", "invalid timestamp: day is out of range"), ("9" * 5000, "invalid int: ")],
+)
+def test_yaml_values_python_cannot_build_are_yaml_errors(value: str, reason: str) -> None:
+    text = GOOD.format(id=ID_A).replace("ai.model.format: gguf", f"x: {value}")
+    assert only_problem("v.yml", text).startswith(f"v.yml:9: yaml: {reason}")
+
+
 def test_unknown_modifier_names_the_detection_key_and_line() -> None:
     text = GOOD.format(id=ID_A).replace("ai.model.format: gguf", "file.path|contians: x")
     assert only_problem("mod.yml", text) == (
