@@ -1,4 +1,5 @@
-"""Pure: turn verified flat events into inventory changes and JSON-safe values.
+"""Pure: turn verified flat events into inventory changes, net them per row for one
+batch, and make values JSON-safe.
 
 Events come from agents, so every value is treated as untrusted: text loses NULs and
 lone surrogates (PostgreSQL and UTF-8 refuse them), floats lose NaN and infinities
@@ -10,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 MODEL_DATASET = "shadowai.model_file"
@@ -62,6 +64,9 @@ _UPSERT_ACTIONS = {
 _END_ACTIONS = {MODEL_DATASET: "removed", PROCESS_DATASET: "stopped"}
 _MAX_PID = 2**63 - 1
 _MAX_DEPTH = 32
+_KEPT_TYPES = frozenset({int, bool, type(None)})  # values jsonable returns as they are
+# What json.dumps would build for these options on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -77,16 +82,84 @@ class InventoryChange:
     fields_json: str
 
 
+@dataclass(frozen=True)
+class InventoryRow:
+    """A batch's net effect on a row it upserts: upsert `latest`, ended at `ended_at` if set."""
+
+    latest: InventoryChange  # the batch's last upsert of this row
+    first_seen: datetime
+    last_seen: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class InventoryEnd:
+    """A batch that only ends a row: end it at `at` if it exists and is not ended yet."""
+
+    table: Literal["models", "processes"]
+    key_sha256: bytes
+    at: datetime
+
+
+@dataclass
+class _Net:
+    any_change: InventoryChange  # for the table and key
+    latest: InventoryChange | None
+    first_seen: datetime
+    last_seen: datetime
+    ended_at: datetime | None
+
+
+def net_changes(
+    changes: Iterable[tuple[InventoryChange, datetime]],
+) -> tuple[list[InventoryRow], list[InventoryEnd]]:
+    """At most one write per row with the result of applying `changes` one by one, in order.
+
+    One by one, an end applies only to an open row and an upsert reopens it; so the
+    first end after the last upsert counts, and without an upsert only the first end.
+    """
+    rows: dict[tuple[str, bytes], _Net] = {}
+    for change, at in changes:
+        ident = (change.table, change.key_sha256)
+        net = rows.get(ident)
+        if net is None:
+            net = rows[ident] = _Net(change, None, at, at, None)
+        if change.kind == "end":
+            if net.ended_at is None:
+                net.ended_at = net.last_seen = at
+            continue
+        if net.latest is None:  # one by one, this upsert inserts the row if it is new
+            net.first_seen = at
+        net.latest, net.last_seen, net.ended_at = change, at, None
+    upserts = [
+        InventoryRow(net.latest, net.first_seen, net.last_seen, net.ended_at)
+        for net in rows.values()
+        if net.latest is not None
+    ]
+    # A row only ended was last seen when its first end came.
+    ends = [
+        InventoryEnd(net.any_change.table, net.any_change.key_sha256, net.last_seen)
+        for net in rows.values()
+        if net.latest is None
+    ]
+    return upserts, ends
+
+
 def clean_text(value: object, limit: int | None = None) -> str:
     """Text any database and any JSON encoder accepts."""
     text = value if isinstance(value, str) else str(value)
-    text = text.replace("\x00", "\ufffd")
-    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    # Only non-ASCII text can hold a lone surrogate; most text skips the round trip.
+    if type(text) is not str or not text.isascii():
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return text[:limit] if limit is not None else text
 
 
 def jsonable(value: object, depth: int = 0) -> object:
     """A copy of `value` that json.dumps(allow_nan=False) takes and that loads back equal."""
+    if type(value) is str:  # the common case, ahead of the abstract-class checks
+        return clean_text(value)
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
@@ -103,7 +176,45 @@ def jsonable(value: object, depth: int = 0) -> object:
 
 
 def to_json(value: object) -> str:
-    return json.dumps(jsonable(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return dumps(jsonable(value))
+
+
+def dumps(clean: object) -> str:
+    """JSON text of a value that is already jsonable."""
+    return _ENCODER.encode(clean)
+
+
+def clean_event(event: Mapping[str, object]) -> dict[str, object]:
+    """jsonable(event), typed as the mapping it is."""
+    if _is_clean(event):
+        return {k: v[:] if type(v) is list else v for k, v in event.items()}
+    return {clean_text(k): jsonable(v, 1) for k, v in event.items()}
+
+
+def _is_clean(event: Mapping[str, object]) -> bool:
+    """Whether jsonable would keep every key and value as it is, as for most events."""
+    texts: list[str] = []
+    for key, value in event.items():
+        if type(key) is not str:
+            return False
+        texts.append(key)
+        if type(value) is str:
+            texts.append(value)
+        elif type(value) in _KEPT_TYPES:
+            pass
+        elif type(value) is float:
+            if not math.isfinite(value):
+                return False
+        elif type(value) is list:
+            for item in value:
+                if type(item) is str:
+                    texts.append(item)
+                elif type(item) not in _KEPT_TYPES:
+                    return False
+        else:
+            return False
+    text = "".join(texts)  # one scan for all the strings
+    return text.isascii() and "\x00" not in text
 
 
 def label(event: Mapping[str, object], name: str) -> str:
@@ -112,8 +223,13 @@ def label(event: Mapping[str, object], name: str) -> str:
     return "" if value is None else clean_text(value, 200)
 
 
-def inventory_change(event: Mapping[str, object]) -> InventoryChange | None:
-    """What this event does to the model or process inventory, if anything."""
+def inventory_change(
+    event: Mapping[str, object], clean: Mapping[str, object] | None = None
+) -> InventoryChange | None:
+    """What this event does to the model or process inventory, if anything.
+
+    `clean` is clean_event(event), for a caller that has it already.
+    """
     dataset, action = event.get("event.dataset"), event.get("event.action")
     if not isinstance(dataset, str) or not isinstance(action, str):
         return None
@@ -126,32 +242,42 @@ def inventory_change(event: Mapping[str, object]) -> InventoryChange | None:
     else:
         return None
     if dataset == MODEL_DATASET:
-        return _model_change(event, kind)
-    return _process_change(event, kind)
+        return _model_change(event, kind, clean)
+    return _process_change(event, kind, clean)
+
+
+# Cleaning keeps ASCII prefixes such as "file." and maps only NULs and surrogates, so
+# the fields picked from the cleaned event are the cleaned fields of the raw event.
 
 
 def _model_change(
-    event: Mapping[str, object], kind: Literal["upsert", "end"]
+    event: Mapping[str, object],
+    kind: Literal["upsert", "end"],
+    clean: Mapping[str, object] | None,
 ) -> InventoryChange | None:
     path = event.get("file.path")
     if not isinstance(path, str) or not path:
         return None
     path = clean_text(path)
-    fields = {k: v for k, v in event.items() if k.startswith(("file.", "ai.model."))}
+    clean = clean_event(event) if clean is None else clean
+    fields = {k: v for k, v in clean.items() if k.startswith(("file.", "ai.model."))}
     fields["file.path"] = path
-    return InventoryChange("models", kind, _sha256(path), path, 0, "", to_json(fields))
+    return InventoryChange("models", kind, _sha256(path), path, 0, "", dumps(fields))
 
 
 def _process_change(
-    event: Mapping[str, object], kind: Literal["upsert", "end"]
+    event: Mapping[str, object],
+    kind: Literal["upsert", "end"],
+    clean: Mapping[str, object] | None,
 ) -> InventoryChange | None:
     pid = event.get("process.pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid <= _MAX_PID:
         return None
     name = clean_text(event.get("process.name") or "")
-    fields = {k: v for k, v in event.items() if not k.startswith(_ENVELOPE_PREFIXES)}
+    clean = clean_event(event) if clean is None else clean
+    fields = {k: v for k, v in clean.items() if not k.startswith(_ENVELOPE_PREFIXES)}
     key = _sha256(f"{pid}\x00{name}")
-    return InventoryChange("processes", kind, key, "", pid, name, to_json(fields))
+    return InventoryChange("processes", kind, key, "", pid, name, dumps(fields))
 
 
 def host_update(events: Sequence[Mapping[str, object]]) -> dict[str, str]:
@@ -167,6 +293,8 @@ def host_update(events: Sequence[Mapping[str, object]]) -> dict[str, str]:
             value = event.get(name)
             if column not in update and isinstance(value, str) and value:
                 update[column] = clean_text(value, 255)
+        if len(update) == len(columns):
+            break
     return update
 
 

@@ -163,11 +163,7 @@ class Store:
         """Store one verified batch in one transaction, or nothing (ConcurrentUpdate)."""
         with self._unique(f"ingest for agent {agent_id}"), self._write() as conn:
             self._advance(conn, agent_id, expected_last_seq, last_seq, last_digest, now)
-            writes.insert_events(conn, agent_id, events)
-            writes.insert_gaps(conn, gaps)
-            for alert in alerts:
-                writes.upsert_alert(conn, alert)
-            writes.update_inventory(conn, agent_id, events, now)
+            writes.ingest(conn, agent_id, events, gaps, alerts, now)
 
     def _advance(
         self,
