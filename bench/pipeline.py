@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.spool import Spool
@@ -21,6 +23,7 @@ from wire.tokens import secret_digest
 from wire.v1 import collector_pb2, collector_pb2_grpc
 from wire.v1.events_pb2 import Event, ModelFile
 
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
@@ -67,15 +70,29 @@ def spool_and_ingest(n: int = 3000, batch: int = 500) -> Iterator[str]:
             spool.append(_event(i), agent_id=agent_id, key=key, now_ms=int(time.time() * 1000))
         t1 = time.perf_counter()
         yield f"spool append (fsync each): {_rate(n, t1 - t0)}"
-        for label, url in (("sqlite", f"sqlite:///{tmp}/c.db"),):
-            yield from _ingest(label, url, spool, key, agent_id, batch)
+        yield from _ingest("sqlite", f"sqlite:///{tmp}/c.db", None, spool, key, agent_id, batch)
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+            yield from _ingest("postgresql", url, schema, spool, key, agent_id, batch)
+        finally:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         spool.close()
 
 
 def _ingest(
-    label: str, url: str, spool: Spool, key: Ed25519PrivateKey, agent_id: str, batch: int
+    label: str,
+    url: str,
+    schema: str | None,
+    spool: Spool,
+    key: Ed25519PrivateKey,
+    agent_id: str,
+    batch: int,
 ) -> Iterator[str]:
-    store = Store.open(url)
+    store = Store.open(url, schema=schema)
     store.add_enrollment_token(
         token_id="b",
         secret_sha256=secret_digest(b"s"),

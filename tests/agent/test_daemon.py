@@ -27,10 +27,20 @@ RULES = Path(__file__).resolve().parents[2] / "rules"
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[tuple[Running, Store]]:
     store = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
-    store.add_enrollment_token(token_id="t", secret_sha256=secret_digest(b"s"), group="lab",
-                               created_at=datetime.now(UTC), expires_at=None)
-    running = start(store=store, rules=load_rule_dir(RULES), grpc_address="127.0.0.1:0",
-                    http_address="127.0.0.1:0", pki=None)
+    store.add_enrollment_token(
+        token_id="t",
+        secret_sha256=secret_digest(b"s"),
+        group="lab",
+        created_at=datetime.now(UTC),
+        expires_at=None,
+    )
+    running = start(
+        store=store,
+        rules=load_rule_dir(RULES),
+        grpc_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        pki=None,
+    )
     yield running, store
     running.stop()
     store.close()
@@ -47,7 +57,10 @@ def _daemon(tmp_path: Path, models: Path, key: Ed25519PrivateKey, spool: Spool) 
     return Daemon(
         settings=Settings(roots=(models,)),
         host=HostFacts(agent_id_for(key.public_key()), "lap-7", "linux", "lab"),
-        key=key, spool=spool, state_dir=tmp_path, stop=threading.Event(),
+        key=key,
+        spool=spool,
+        state_dir=tmp_path,
+        stop=threading.Event(),
     )
 
 
@@ -89,9 +102,16 @@ def test_events_wait_in_the_spool_until_the_collector_acks_them(
     assert spool.stats().pending == spooled
 
     shipper = Shipper(open_channel(running.grpc_address, None))
-    shipper.enroll(collector_pb2.EnrollRequest(
-        token_id="t", token_secret=b"s", public_key=raw_public_key(key.public_key()),
-        host_name="lap-7", host_os_type="linux", agent_version="test"))
+    shipper.enroll(
+        collector_pb2.EnrollRequest(
+            token_id="t",
+            token_secret=b"s",
+            public_key=raw_public_key(key.public_key()),
+            host_name="lap-7",
+            host_os_type="linux",
+            agent_version="test",
+        )
+    )
     assert drain(spool, shipper, stop=threading.Event(), stats=ShipStats()) is True
     shipper.close()
     assert spool.stats().pending == 0
@@ -110,8 +130,11 @@ def test_a_lost_ack_is_recovered_without_duplicates(
     spool = Spool.open(tmp_path / "spool.db")
     _daemon(tmp_path, models, key, spool).scan_pass(snapshot=True)
     shipper = Shipper(open_channel(running.grpc_address, None))
-    shipper.enroll(collector_pb2.EnrollRequest(
-        token_id="t", token_secret=b"s", public_key=raw_public_key(key.public_key())))
+    shipper.enroll(
+        collector_pb2.EnrollRequest(
+            token_id="t", token_secret=b"s", public_key=raw_public_key(key.public_key())
+        )
+    )
     batch = spool.pending()
     first = shipper.publish([env for _, env in batch])  # its ack is "lost": not applied
     assert first.acked_seq == batch[-1][0]

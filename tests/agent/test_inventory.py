@@ -40,7 +40,11 @@ def test_known_round_trips_through_json() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [{"stat": [1, 2, 3], "fields": {}}, {"stat": "x", "fields": {}}, {"stat": [1, 2, 3, 4], "fields": []}],
+    [
+        {"stat": [1, 2, 3], "fields": {}},
+        {"stat": "x", "fields": {}},
+        {"stat": [1, 2, 3, 4], "fields": []},
+    ],
 )
 def test_damaged_state_is_refused(raw: dict[str, object]) -> None:
     with pytest.raises(ValueError):
