@@ -6,18 +6,24 @@ import argparse
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from agent import __version__, platform
-from agent.daemon import Daemon, HostFacts, Settings
+from agent.config import ConfigError, Settings, load_config, resolve_roots
+from agent.daemon import Daemon, HostFacts
 from agent.detect.model import model_file_fields
-from agent.errors import AgentError
+from agent.errors import AgentError, FormatError
 from agent.identity import (
     Enrollment,
     agent_id,
@@ -26,7 +32,7 @@ from agent.identity import (
     save_enrollment,
 )
 from agent.pinning import fetch_pinned_ca, pick_ca
-from agent.sensors.files import ScanStats, scan, sha256_file
+from agent.sensors.files import ScanStats, iter_files, observe_file
 from agent.shipper import Shipper, open_channel
 from agent.spool import Spool
 from wire import tokens
@@ -46,9 +52,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    scan_p = sub.add_parser("scan", parents=[common], help="one-shot local inventory")
+    scan_p = sub.add_parser(
+        "scan",
+        parents=[common],
+        help="one-shot local inventory",
+        description="Find the model files under PATH (default: this OS's model stores) and "
+        "print what they are. Nothing is sent anywhere.",
+        epilog="Exit status: 0 when the scan ran, whatever it found (unsafe models are marked "
+        "'!' in the table and carry ai.model.unsafe, they do not change the status); 2 when it "
+        "could not run, e.g. a PATH that does not exist. Unreadable files are counted and "
+        "reported on stderr.",
+    )
     scan_p.add_argument("paths", nargs="*", type=Path, help="default: this OS's model stores")
-    scan_p.add_argument("--format", choices=["table", "json"], default="table")
+    scan_p.add_argument(
+        "--format",
+        choices=["table", "json", "cyclonedx"],
+        default="table",
+        help="table (default), json (one flat event per line) or cyclonedx (a CycloneDX 1.6 "
+        "ML-BOM)",
+    )
+    scan_p.add_argument("--exclude", action="append", default=[], help="glob of paths to skip")
     scan_p.add_argument("--no-processes", action="store_true", help="files only")
     scan_p.add_argument("--no-hash", action="store_true", help="skip the full SHA-256")
 
@@ -71,7 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--exclude", action="append", default=[], help="glob of paths to skip")
     run.add_argument("--once", action="store_true", help="one pass, shipped and acked, then exit")
-    run.add_argument("--interval", type=float, default=300.0, help="seconds between passes")
+    run.add_argument(
+        "--interval", type=float, default=None, help="seconds between passes (config: 300)"
+    )
+    run.add_argument(
+        "--config", type=Path, default=None, help="agent.toml (default: DATA_DIR/agent.toml)"
+    )
     run.add_argument(
         "--timeout",
         type=float,
@@ -96,89 +124,246 @@ def _split(target: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _cmd_scan(args: argparse.Namespace, out: TextIO) -> int:
+def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     plat = platform.current()
-    roots = args.paths or [p for p in plat.model_roots() if p.exists()]
+    roots = _scan_roots(args.paths, plat)
     stats = ScanStats()
-    progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
-    rows = []
-    for obs in scan(roots, hash_contents=False, stats=stats):
-        if progress:
-            progress.update(stats.files_seen, obs.path)
-        if not args.no_hash:
-            obs = _with_hash(obs)
-        rows.append(model_file_fields(obs))
-    rows.sort(key=lambda f: str(f.get("file.path")))
-    if progress:
-        progress.done()
+    progress = ScanProgress(err, columns=_columns()) if err.isatty() else None
+    rows = _scan_rows(
+        roots, excludes=args.exclude, hash_contents=not args.no_hash, stats=stats, progress=progress
+    )
+    now = datetime.now(UTC)
     common = {
         "event.dataset": "shadowai.model_file",
         "event.action": "snapshot",
-        "@timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "@timestamp": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "agent.version": __version__,
         "host.name": platform.host_name(),
         "host.os.type": plat.os_type,
     }
+    events = [{**common, **fields} for fields in rows]
     if args.format == "json":
-        for fields in rows:
-            out.write(json.dumps({**common, **fields}, sort_keys=True) + "\n")
+        for event in events:
+            out.write(json.dumps(event, sort_keys=True) + "\n")
+    elif args.format == "cyclonedx":
+        from agent.bom import build_bom  # only this format needs cyclonedx-python-lib
+
+        out.write(
+            build_bom(events, tool_version=__version__, now=now, host_name=platform.host_name())
+        )
     else:
-        _print_table(rows, out)
+        out.write(render_table(rows, width=_columns() if out.isatty() else None))
     for problem in stats.errors:
-        print(f"warning: {problem}", file=sys.stderr)
+        err.write(f"warning: {printable(problem)}\n")
+    if stats.error_count > len(stats.errors):
+        err.write(f"warning: {stats.error_count - len(stats.errors)} more problems not shown\n")
     if stats.permission_errors:
-        print(f"warning: {stats.permission_errors} paths could not be read", file=sys.stderr)
+        err.write(f"warning: {stats.permission_errors} paths could not be read (permission)\n")
     return 0
 
 
-def _with_hash(obs: Any) -> Any:
-    from dataclasses import replace
+def _scan_roots(paths: Sequence[Path], plat: platform.Platform) -> list[Path]:
+    """The paths asked for, each of which must exist; else this OS's model stores that do."""
+    if not paths:
+        return [p for p in plat.model_roots() if p.exists()]
+    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        raise AgentError(f"{', '.join(missing)}: no such file or directory")
+    return list(paths)
 
-    return replace(obs, sha256=sha256_file(Path(obs.path)))
+
+def _scan_rows(
+    roots: Sequence[Path],
+    *,
+    excludes: Sequence[str],
+    hash_contents: bool,
+    stats: ScanStats,
+    progress: ScanProgress | None,
+) -> list[dict[str, object]]:
+    """The model_file fields of every model under the roots, in path order.
+
+    The same steps as agent.sensors.files.scan, walked here so that the progress bar moves
+    on every file rather than only when a model turns up.
+    """
+    rows = []
+    hashed = 0
+    for path, st in iter_files(roots, excludes=excludes, stats=stats):
+        if progress:
+            progress.update(stats, hashed, str(path))
+        try:
+            obs = observe_file(path, st, hash_contents=hash_contents)
+        except (OSError, FormatError) as e:
+            stats.record_error(path, e)
+            continue
+        except Exception as e:
+            # A parser bug must not end the scan; the traceback goes to the log.
+            log.exception("reading %s failed", path)
+            stats.record_error(path, e)
+            continue
+        if obs is None:
+            continue
+        stats.models_found += 1
+        hashed += obs.size if obs.sha256 else 0
+        rows.append(model_file_fields(obs))
+    if progress:
+        progress.done()
+    rows.sort(key=lambda f: str(f.get("file.path")))
+    return rows
 
 
-class _Progress:
-    def __init__(self, stream: TextIO) -> None:
+def _columns() -> int:
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+# C0 and C1 controls, line and paragraph separators, and the bidirectional overrides that
+# can make a file name read as another.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: no control characters (a hostile file name must not move
+    the cursor or recolour the screen), no undecodable bytes from a file name."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # the bytes of a file name
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return _CONTROL.sub("?", raw.decode("utf-8", "replace"))
+
+
+def _clip_left(text: str, width: int) -> str:
+    return text if len(text) <= width else "\u2026" + text[len(text) - width + 1 :]
+
+
+def _clip_right(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+class ScanProgress:
+    """One self-overwriting status line on a terminal: counts so far and the current path."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        columns: int = 80,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float = 0.1,
+    ) -> None:
         self._stream = stream
+        self._columns = max(columns, 20)
+        self._clock = clock
+        self._interval = interval
+        self._last: float | None = None
 
-    def update(self, files: int, path: str) -> None:
-        self._stream.write(f"\r\x1b[K{files} files scanned  {path[-60:]}")
+    def update(self, stats: ScanStats, bytes_hashed: int, path: str) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            return  # redrawing on every file would cost more than the scan
+        self._last = now
+        counts = (
+            f"{stats.files_seen} files, {stats.models_found} models, "
+            f"{human_bytes(bytes_hashed)} hashed  "
+        )
+        room = max(self._columns - 1 - len(counts), 10)
+        line = _clip_right(counts + _clip_left(printable(path), room), self._columns - 1)
+        self._stream.write(f"\r\x1b[K{line}")
         self._stream.flush()
 
     def done(self) -> None:
-        self._stream.write("\r\x1b[K")
-        self._stream.flush()
+        if self._last is not None:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
 
 
-def _human(n: object, unit: str = "") -> str:
-    if not isinstance(n, int):
+def human_bytes(n: object) -> str:
+    """A size as `ls -h` prints it: 1024-based, one decimal below 10."""
+    if not isinstance(n, int) or isinstance(n, bool):
         return "-"
-    for suffix, scale in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+    value = float(n)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{n}B"
+    return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+
+
+def human_count(n: object) -> str:
+    """A parameter count as people say it: 7.2B, 135M, 8.0K."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        return "-"
+    for suffix, scale in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
         if n >= scale:
-            return f"{n / scale:.1f}{suffix}{unit}"
-    return f"{n}{unit}"
+            value = n / scale
+            return f"{value:.1f}{suffix}" if value < 100 else f"{value:.0f}{suffix}"
+    return str(n)
 
 
-def _print_table(rows: Iterable[dict[str, object]], out: TextIO) -> None:
-    header = ("FORMAT", "PARAMS", "QUANT", "ARCH", "SIZE", "SHA256", "PATH")
-    lines = [header]
-    for f in rows:
-        lines.append(
-            (
-                str(f.get("ai.model.format", "")),
-                _human(f.get("ai.model.parameters")),
-                str(f.get("ai.model.quantization", "-")),
-                str(f.get("ai.model.architecture", "-")),
-                _human(f.get("file.size"), "B"),
-                str(f.get("file.hash.sha256", "-"))[:12],
-                str(f.get("file.path", "")),
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    for line in lines:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-        out.write("  ".join([*cells, line[-1]]).rstrip() + "\n")
-    out.write(f"{len(lines) - 1} model files\n")
+_CAPS = (1, 13, 7, 10, 6, 24)  # marker, format, params, quant, size, model
+_RIGHT = {2, 4}  # numbers align right
+_PATH_WANTS = 32  # the model name column gives way until the path has this much room
+_MIN_MODEL = 8
+
+
+def _cells(fields: dict[str, object]) -> list[str]:
+    name = fields.get("ai.model.name")
+    cells = [
+        "!" if fields.get("ai.model.unsafe") is True else " ",
+        str(fields.get("ai.model.format", "?")),
+        human_count(fields.get("ai.model.parameters")),
+        str(fields.get("ai.model.quantization", "-")),
+        human_bytes(fields.get("file.size")),
+        str(name) if name else "-",
+        str(fields.get("file.path", "")),
+    ]
+    return [printable(cell) for cell in cells]
+
+
+def _fit(widths: list[int], width: int | None) -> int | None:
+    """Room left for the path on a line of `width`; narrows the model column if need be."""
+    if width is None:
+        return None
+    room = width - sum(widths) - 2 * len(widths)
+    if room < _PATH_WANTS:
+        widths[-1] = max(_MIN_MODEL, widths[-1] - (_PATH_WANTS - room))
+        room = width - sum(widths) - 2 * len(widths)
+    return max(room, 16)
+
+
+def render_table(rows: Sequence[dict[str, object]], *, width: int | None) -> str:
+    """One line per model (`!` marks unsafe serialization), then a summary line.
+
+    With a width, paths are cut from the left so that each line fits; without one (output
+    to a file or a pipe) they are whole.
+    """
+    table = [["", "FORMAT", "PARAMS", "QUANT", "SIZE", "MODEL", "PATH"]]
+    table += [_cells(fields) for fields in rows]
+    widths = [min(max(len(line[i]) for line in table), cap) for i, cap in enumerate(_CAPS)]
+    room = _fit(widths, width)
+    lines = []
+    for line in table:
+        cells = [_clip_right(cell, w) for cell, w in zip(line, widths, strict=False)]
+        cells = [
+            c.rjust(w) if i in _RIGHT else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        path = line[-1] if room is None else _clip_left(line[-1], room)
+        lines.append("  ".join([*cells, path]).rstrip())
+    lines.append(_summary(rows))
+    return "\n".join(lines) + "\n"
+
+
+def _summary(rows: Sequence[dict[str, object]]) -> str:
+    formats = Counter(printable(str(f.get("ai.model.format", "?"))) for f in rows)
+    unsafe = sum(1 for f in rows if f.get("ai.model.unsafe") is True)
+    total = sum(size for f in rows if isinstance(size := f.get("file.size"), int))
+    per_format = ", ".join(f"{name} {count}" for name, count in sorted(formats.items()))
+    noun = "model file" if len(rows) == 1 else "model files"
+    summary = f"{len(rows)} {noun}"
+    if rows:
+        summary += f" ({per_format}), {human_bytes(total)}"
+    return summary + f"; {unsafe} unsafe"
 
 
 def _cmd_enroll(args: argparse.Namespace, out: TextIO) -> int:
@@ -226,14 +411,29 @@ def _cmd_enroll(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _run_settings(args: argparse.Namespace, data_dir: Path) -> Settings:
+    """The config file, then the command line on top of it."""
+    path = args.config or data_dir / "agent.toml"
+    settings = load_config(path, missing_ok=args.config is None)
+    changes: dict[str, Any] = {}
+    if args.path:
+        changes.update(roots=tuple(args.path), include_default_roots=args.default_paths)
+    if args.exclude:
+        changes["excludes"] = (*settings.excludes, *args.exclude)
+    if args.interval is not None:
+        changes["interval"] = args.interval
+    plat = platform.current()
+    settings = replace(settings, **changes)
+    roots = resolve_roots(settings, plat.model_roots())
+    excludes = (*settings.excludes, *plat.default_excludes())
+    return replace(settings, roots=roots, excludes=tuple(dict.fromkeys(excludes)))
+
+
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     data_dir = _data_dir(args)
     enrollment = load_enrollment(data_dir)
     key = load_or_create_key(data_dir)
-    plat = platform.current()
-    roots = tuple(args.path) or tuple(plat.model_roots())
-    if args.path and args.default_paths:
-        roots = (*roots, *plat.model_roots())
+    settings = _run_settings(args, data_dir)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -241,14 +441,15 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         deadline = threading.Timer(args.timeout, stop.set)
         deadline.daemon = True  # must not keep the process alive once the pass is acked
         deadline.start()
-    spool = Spool.open(data_dir / "spool.db")
+    spool = Spool.open(data_dir / "spool.db", max_bytes=settings.spool_max_bytes)
     channel = open_channel(
         enrollment.collector, enrollment.ca_pem.encode() if enrollment.ca_pem else None
     )
     shipper = Shipper(channel)
+    os_type = platform.current().os_type
     daemon = Daemon(
-        settings=Settings(roots=roots, excludes=tuple(args.exclude), interval=args.interval),
-        host=HostFacts(enrollment.agent_id, enrollment.host_name, plat.os_type, enrollment.group),
+        settings=settings,
+        host=HostFacts(enrollment.agent_id, enrollment.host_name, os_type, enrollment.group),
         key=key,
         spool=spool,
         state_dir=data_dir,
@@ -258,6 +459,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         shipped = daemon.run(shipper, once=args.once)
     finally:
         stop.set()
+        daemon.close()
         shipper.close()
         spool.close()
     stats = daemon.ship_stats
@@ -293,14 +495,19 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    commands = {"scan": _cmd_scan, "enroll": _cmd_enroll, "run": _cmd_run, "status": _cmd_status}
+    out, err = out or sys.stdout, err or sys.stderr
+    commands = {"enroll": _cmd_enroll, "run": _cmd_run, "status": _cmd_status}
     try:
-        return commands[args.command](args, out or sys.stdout)
+        if args.command == "scan":
+            return _cmd_scan(args, out, err)
+        return commands[args.command](args, out)
     except (AgentError, tokens.TokenError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        err.write(f"error: {exc}\n")
         return 2
     except BrokenPipeError:
         # The reader (`| head`) went away: not an error of ours; keep Python from complaining.

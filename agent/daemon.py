@@ -1,40 +1,100 @@
-"""Wire sensors -> detect -> spool -> shipper; every wait is interruptible by `stop`."""
+"""Wire sensors -> detect -> spool -> shipper; every wait is interruptible by `stop`.
+
+Full passes, watcher batches and the background hasher all go through `_apply`/`_record`, so
+the same identify -> fields -> diff pipeline decides what every event says.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import __version__
+from agent import __version__, platform
+from agent.config import Settings
+from agent.detect.groups import ModelGroup, group_model_files, metadata_limit, metadata_paths
 from agent.detect.model import FileObservation, model_file_fields
+from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
 from agent.identity import write_private
-from agent.inventory import Known, cached_sha256, diff
-from agent.sensors.files import ScanStats, scan, sha256_file
+from agent.inventory import Known, Ledger, Reported, StatKey, cached_sha256, reported_models
+from agent.sensors import priority
+from agent.sensors.files import ScanStats, direct_files, list_folders, scan
+from agent.sensors.stores import read_metadata_files
+from agent.sensors.watch import Runnable, Watcher, WatcherFactory
 from agent.shipper import Shipper, ShipStats, drain
 from agent.spool import Spool
 from wire.events import event_from_flat
 
+__all__ = ["Daemon", "HostFacts", "PassResult", "Settings"]
+
 log = logging.getLogger(__name__)
 STATE_FILE = "inventory.json"
+SAVE_EVERY = 5.0  # seconds; the state file is a courtesy to the next start, not a journal
+MAX_HASH_QUEUE = 100_000
+GROUP_LEVELS = 3  # a model's folder and two above it: a .mlpackage, a repository's config.json
+# Names that make a folder's files a set: shard indexes, numbered splits, ONNX external data,
+# downloads in progress.
+_SET_HINT = re.compile(
+    r"\.index\.json$|-\d{5}-of-\d{5}\.|\.onnx(_data|\.data)?$|\.(part|partial|incomplete|tmp|"
+    r"crdownload|download|downloadinprogress)$|^incomplete-|-partial(-\d+)?$",
+    re.IGNORECASE,
+)
 
 Scanner = Callable[..., Iterable[FileObservation]]
 
 
-@dataclass(frozen=True)
-class Settings:
-    roots: tuple[Path, ...]
-    excludes: tuple[str, ...] = ()
-    interval: float = 300.0
-    snapshot_interval: float = 6 * 3600.0
-    hash_bytes_per_second: int | None = None
+class Hasher(Protocol):
+    """sha256 of one version of a file (None: stopped, or the file changed meanwhile)."""
+
+    def cached(self, key: StatKey) -> str | None: ...
+
+    def __call__(self, path: str, key: StatKey, fingerprint: str | None = None) -> str | None: ...
+
+
+class Provenance(Protocol):
+    """Where a model file came from, as the store index says (agent.detect.stores)."""
+
+    @property
+    def store(self) -> str | None: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def expected_sha256(self) -> str | None: ...
+
+
+class Stores(Protocol):
+    """The store index: provenance by path, and the path to report (a HF snapshot, not a blob)."""
+
+    def lookup(self, path: str) -> Provenance | None: ...
+
+    def canonical_path(self, path: str) -> str: ...
+
+
+class _NoStores:
+    def lookup(self, path: str) -> Provenance | None:
+        return None
+
+    def canonical_path(self, path: str) -> str:
+        return path
+
+
+def load_stores() -> Stores:
+    """The index over this OS's model stores, read afresh (manifests change with every pull)."""
+    from agent.sensors.stores import load_store_index
+
+    return load_store_index(platform.current().store_roots())
 
 
 @dataclass(frozen=True)
@@ -52,6 +112,10 @@ class PassResult:
     stats: ScanStats = field(default_factory=ScanStats)
 
 
+def _lower_this_thread() -> None:
+    priority.lower_current_thread(priority.for_os(platform.current().os_type))
+
+
 class Daemon:
     def __init__(
         self,
@@ -64,6 +128,10 @@ class Daemon:
         stop: threading.Event,
         scanner: Scanner = scan,
         clock: Callable[[], float] = time.time,
+        hasher: Hasher | None = None,
+        watcher_factory: WatcherFactory = Watcher,
+        stores: Callable[[], Stores] = load_stores,
+        lower_priority: Callable[[], object] = _lower_this_thread,
     ) -> None:
         self._settings = settings
         self._host = host
@@ -73,53 +141,279 @@ class Daemon:
         self._stop = stop
         self._scanner = scanner
         self._clock = clock
+        self._cache: HashCache | None = None
+        if hasher is None:
+            self._cache = HashCache.open(
+                state_dir / CACHE_FILE, max_entries=settings.hash_cache_entries
+            )
+            hasher = CachingHasher(
+                self._cache, stop=stop, bytes_per_second=settings.hash_bytes_per_second
+            )
+        self._hasher = hasher
+        self._watcher_factory = watcher_factory
+        self._load_stores = stores
+        self._stores: Stores | None = None  # the latest index, for the background hasher
+        self._lower_priority = lower_priority
         self._last_snapshot = 0.0
+        self._passed_at: float | None = None
+        self._lock = threading.Lock()  # the ledger and the hash queue
+        self._save_lock = threading.Lock()
+        self._ledger: Ledger | None = None
+        self._dirty = False
+        self._saved_at = 0.0
+        self._to_hash: dict[str, tuple[StatKey, str | None]] = {}
+        self._rescan = threading.Event()
         self.ship_stats = ShipStats()
 
-    def scan_pass(self, *, snapshot: bool | None = None) -> PassResult:
+    # -- the pipeline ---------------------------------------------------------------------
+
+    def scan_pass(self, *, snapshot: bool | None = None, defer: bool | None = None) -> PassResult:
         """One pass over the roots: spool an event per change and one health event."""
         now = self._clock()
         if snapshot is None:
             snapshot = now - self._last_snapshot >= self._settings.snapshot_interval
-        previous = self._load_state()
+        defer = self._settings.defer_hash if defer is None else defer
         result = PassResult()
-        current: dict[str, Known] = {}
-        for obs in self._scanner(
-            list(self._settings.roots),
-            excludes=list(self._settings.excludes),
-            hash_contents=False,
-            stop=self._stop,
-            stats=result.stats,
-        ):
-            known = self._known(obs, previous.get(obs.path))
-            if known is not None:
-                current[obs.path] = known
+        result.appended = self._apply(
+            self._settings.roots, None, snapshot=snapshot, defer=defer, stats=result.stats
+        )
         if self._stop.is_set():
             return result  # a partial pass must not report unseen files as removed
-        for action, fields in diff(previous, current, snapshot=snapshot):
-            self._append(fields, action, now)
-            result.appended += 1
         self._append(self._health(result.stats), "snapshot", now)
         result.appended += 1
-        result.models = len(current)
-        self._save_state(current)
+        with self._lock:
+            result.models = len(self._state())
+        self._save_state(force=True)
         if snapshot:
             self._last_snapshot = now
+        self._passed_at = time.monotonic()
         return result
 
-    def _known(self, obs: FileObservation, before: Known | None) -> Known | None:
-        stat_key = (obs.device, obs.inode, obs.size, obs.mtime_ns)
-        digest = cached_sha256(before, stat_key)
-        if digest is None:
-            digest = sha256_file(
-                Path(obs.path),
+    def on_paths(self, paths: list[str]) -> int:
+        """A watcher batch: read these paths (files or folders) and what they may group with."""
+        stats = ScanStats()
+        roots, scope = self._batch_scope(paths)
+        appended = self._apply(
+            [Path(p) for p in roots],
+            scope,
+            snapshot=False,
+            defer=self._settings.defer_hash,
+            stats=stats,
+        )
+        for problem in stats.errors:
+            log.debug("watch: %s", problem)
+        self._save_state()
+        return appended
+
+    def _batch_scope(self, paths: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The roots to read for a batch, and the paths whose models it may remove.
+
+        A file may complete or break a set with its neighbours (shards, an index, a config),
+        so when its folder holds such names, every file beside it is read again. A path inside
+        a folder model (a SavedModel) brings in the whole folder.
+        """
+        roots: dict[str, None] = {}
+        scope = list(paths)
+        for path in paths:
+            if os.path.isdir(path):
+                roots[path] = None
+                continue
+            if os.path.lexists(path):
+                roots[path] = None
+            folder = os.path.dirname(path)
+            siblings = direct_files(folder)
+            if _may_group(path, siblings):
+                roots.update(dict.fromkeys(siblings))
+                scope += siblings
+            with self._lock:
+                ledger = self._state()
+                holders = [a for a in _ancestors(folder) if ledger.get(a) is not None]
+            roots.update(dict.fromkeys(holders))
+            scope += holders
+        return list(roots), scope
+
+    def _apply(
+        self,
+        roots: Sequence[Path],
+        scope: Sequence[str] | None,
+        *,
+        snapshot: bool,
+        defer: bool,
+        stats: ScanStats,
+    ) -> int:
+        """Observe the roots, group and record the models, then remove what scope lost."""
+        with self._lock:
+            generation = self._state().begin()
+        stores = self._stores = self._store_index()
+        observations = [
+            replace(obs, path=os.path.normpath(stores.canonical_path(obs.path)))
+            for obs in self._scanner(
+                list(roots),
+                excludes=list(self._settings.excludes),
+                hash_contents=False,
                 stop=self._stop,
-                bytes_per_second=self._settings.hash_bytes_per_second,
+                stats=stats,
             )
-            if digest is None:
+        ]
+        appended = 0
+        for model in reported_models(observations, self._groups(observations)):
+            if self._stop.is_set():
+                return appended
+            known = self._known(model, stores, defer=defer)
+            if known is not None:
+                appended += self._record(model.path, known, snapshot=snapshot)
+        if self._stop.is_set():
+            return appended  # a partial pass must not report unseen files as removed
+        if scope is not None:
+            scope = [*scope, *(stores.canonical_path(p) for p in scope)]
+        now = self._clock()
+        with self._lock:
+            ledger = self._state()
+            for path in ledger.unseen(scope, generation):
+                appended += self._emit(ledger.record(path, None), now)
+        return appended
+
+    def _store_index(self) -> Stores:
+        try:
+            return self._load_stores()
+        except Exception:
+            # A bug in reading the stores must cost their names, not the pass.
+            log.exception("store index failed; reporting without store provenance")
+            return _NoStores()
+
+    def _groups(self, observations: Sequence[FileObservation]) -> list[ModelGroup]:
+        """Sets, split files and folder models among the observations, from their folders'
+        listings and small metadata files (config.json, *.index.json, README.md)."""
+        if not observations:
+            return []
+        try:
+            return self._group_folders(observations)
+        except Exception:
+            # A grouping bug must not end the pass: each model file is then reported alone.
+            log.exception("grouping model files failed; reporting each file alone")
+            return []
+
+    def _group_folders(self, observations: Sequence[FileObservation]) -> list[ModelGroup]:
+        folders: set[str] = set()
+        for obs in observations:
+            folder = os.path.dirname(obs.path)
+            for _ in range(GROUP_LEVELS):
+                folders.add(folder)
+                folder = os.path.dirname(folder)
+        ignored = ScanStats()  # folders above a model are read as a courtesy, not as coverage
+        listing = list_folders(sorted(folders), stats=ignored)
+        metadata = read_metadata_files(metadata_paths(listing), stats=ignored)
+        return group_model_files(
+            listing,
+            metadata,
+            models=[obs.path for obs in observations],
+            companions={o.path: o.info.companions for o in observations if o.info.companions},
+        )
+
+    def _known(self, model: Reported, stores: Stores, *, defer: bool) -> Known | None:
+        obs = model.primary
+        key: StatKey = (obs.device, obs.inode, obs.size, obs.mtime_ns)
+        digest = None
+        if not model.members:  # a set has no one digest; its members' are not reported
+            digest = self._digest(model.path, key, obs.fingerprint, defer=defer)
+            if digest is None and self._stop.is_set():
                 return None
-        fields = model_file_fields(replace(obs, sha256=digest))
-        return Known(stat_key, fields)
+        fields = model_file_fields(replace(obs, path=model.path, info=model.info, sha256=digest))
+        if model.members:
+            fields["ai.model.file_count"] = len(model.members)
+            fields["file.size"] = _total_size(model.members)
+        fields.update(self._origin(stores, model.path, digest))
+        return Known(key, fields)
+
+    def _digest(self, path: str, key: StatKey, fingerprint: str, *, defer: bool) -> str | None:
+        """The content digest: cached, queued for the background hasher, or computed now."""
+        digest = self._hasher.cached(key)
+        if digest is None:
+            # An evicted or lost cache entry: the digest last reported for this very stat is
+            # as good, and keeps eviction from causing a round of "changed" events.
+            with self._lock:
+                digest = cached_sha256(self._state().get(path), key)
+        if digest is not None:
+            return digest
+        if defer:
+            with self._lock:
+                if len(self._to_hash) < MAX_HASH_QUEUE:  # beyond it, a later pass re-queues
+                    self._to_hash[path] = (key, fingerprint)
+            return None
+        try:
+            return self._hasher(path, key, fingerprint)
+        except OSError as exc:
+            log.info("%s: not hashed: %s", path, exc)
+            return None
+
+    def _origin(self, stores: Stores | None, path: str, digest: str | None) -> dict[str, Any]:
+        found = stores.lookup(path) if stores is not None else None
+        if found is None:
+            return {}
+        if digest and found.expected_sha256 and digest != found.expected_sha256.lower():
+            # The store's name for the content is kept: the content itself is what we hashed,
+            # and the collector sees both the name and the real digest.
+            log.warning(
+                "%s: content sha256 %s differs from the %s store's %s",
+                path,
+                digest,
+                found.store,
+                found.expected_sha256,
+            )
+        values = {
+            "ai.model.store": found.store,
+            "ai.model.source": found.source,
+            "ai.model.name": found.name,
+        }
+        return {k: v for k, v in values.items() if v}
+
+    def _record(self, path: str, known: Known, *, snapshot: bool) -> int:
+        now = self._clock()
+        with self._lock:
+            ledger = self._state()
+            holder = ledger.holder(known.stat_key[:2])
+            if holder is not None and holder != path and _same_inode(holder, known.stat_key):
+                ledger.keep(holder)  # a second name for a file already reported
+                return 0
+            return self._emit(ledger.record(path, known, snapshot=snapshot), now)
+
+    def _emit(self, event: tuple[str, Mapping[str, Any]] | None, now: float) -> int:
+        if event is None:
+            return 0
+        self._dirty = True
+        self._append(event[1], event[0], now)
+        return 1
+
+    def hash_pending(self) -> int:
+        """Hash what earlier passes deferred, reporting each digest as a change; the count."""
+        done = 0
+        while not self._stop.is_set():
+            with self._lock:
+                if not self._to_hash:
+                    break
+                path = next(iter(self._to_hash))
+                key, fingerprint = self._to_hash.pop(path)
+            try:
+                digest = self._hasher(path, key, fingerprint)
+            except OSError as exc:
+                log.info("%s: not hashed: %s", path, exc)
+                continue
+            if digest is not None:
+                done += self._add_digest(path, key, digest)
+        self._save_state()
+        return done
+
+    def _add_digest(self, path: str, key: StatKey, digest: str) -> int:
+        self._origin(self._stores, path, digest)  # warns when the store's digest differs
+        with self._lock:
+            ledger = self._state()
+            before = ledger.get(path)
+            if before is None or before.stat_key != key:
+                return 0  # gone or rewritten since; its new version is queued on its own
+            fields = {**before.fields, "file.hash.sha256": digest}
+            return self._emit(ledger.record(path, Known(key, fields)), self._clock())
+
+    # -- events and state -----------------------------------------------------------------
 
     def _health(self, stats: ScanStats) -> dict[str, Any]:
         spool = self._spool.stats()
@@ -151,6 +445,12 @@ class Daemon:
             event, agent_id=self._host.agent_id, key=self._key, now_ms=int(now * 1000)
         )
 
+    def _state(self) -> Ledger:
+        """The ledger, read from the state file on first use; call with the lock held."""
+        if self._ledger is None:
+            self._ledger = Ledger(self._load_state())
+        return self._ledger
+
     def _load_state(self) -> dict[str, Known]:
         try:
             raw = json.loads(self._state_path.read_text())
@@ -162,31 +462,138 @@ class Daemon:
             log.warning("%s: ignoring unreadable inventory state: %s", self._state_path, exc)
             return {}
 
-    def _save_state(self, current: Mapping[str, Known]) -> None:
-        data = {path: known.to_json() for path, known in current.items()}
-        write_private(self._state_path, json.dumps(data).encode())
+    def _save_state(self, *, force: bool = False) -> None:
+        with self._save_lock:
+            if not self._dirty and not force:
+                return
+            if not force and time.monotonic() - self._saved_at < SAVE_EVERY:
+                return
+            with self._lock:
+                current = self._state().state()
+                self._dirty = False
+            data = {path: known.to_json() for path, known in current.items()}
+            write_private(self._state_path, json.dumps(data).encode())
+            self._saved_at = time.monotonic()
+
+    # -- threads --------------------------------------------------------------------------
 
     def run(self, shipper: Shipper, *, once: bool) -> bool:
         """Scan and ship; with `once`, one pass shipped and acked. False if stopped first."""
         if once:
-            self.scan_pass(snapshot=True)
+            self._lower_priority()  # the process exits after this pass; no need to restore it
+            self.scan_pass(snapshot=True, defer=False)
             return drain(self._spool, shipper, stop=self._stop, stats=self.ship_stats)
+        threads = self.start_sensors()
         shipping = threading.Thread(target=self._ship_forever, args=(shipper,), name="shipper")
         shipping.start()
         try:
-            while not self._stop.is_set():
-                result = self.scan_pass()
-                log.info("pass: %d models, %d events spooled", result.models, result.appended)
-                self._stop.wait(self._settings.interval)
+            self._stop.wait()
         finally:
             self._stop.set()
-            shipping.join()
+            for thread in [*threads, shipping]:
+                thread.join()
+            self._save_state(force=True)
         return True
+
+    def start_sensors(self) -> list[threading.Thread]:
+        """Start the periodic pass, the watcher and the background hasher; all end on `stop`."""
+        jobs: list[tuple[str, Callable[[], None]]] = [("scanner", self._scan_forever)]
+        if self._settings.watch:
+            jobs.append(("watcher", self._watch))
+        if self._settings.defer_hash:
+            jobs.append(("hasher", self._hash_forever))
+        threads = [threading.Thread(target=self._guarded(job), name=name) for name, job in jobs]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _guarded(self, job: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            self._lower_priority()
+            try:
+                job()
+            except Exception:
+                # A sensor thread that dies must take the daemon down, not leave it half-blind.
+                log.exception("%s failed; stopping", threading.current_thread().name)
+                self._stop.set()
+
+        return run
+
+    def _scan_forever(self) -> None:
+        while not self._stop.is_set():
+            if self._passed_at is not None:  # counted from the last full pass, whoever ran it
+                self._wait(self._passed_at + self._settings.interval - time.monotonic())
+                if self._stop.is_set():
+                    return
+            self._rescan.clear()
+            result = self.scan_pass()
+            log.info("pass: %d models, %d events spooled", result.models, result.appended)
+
+    def _watch(self) -> None:
+        watcher: Runnable = self._watcher_factory(
+            list(self._settings.roots),
+            excludes=self._settings.excludes,
+            on_paths=self.on_paths,
+            stop=self._stop,
+            settle=self._settings.settle_seconds,
+            on_overflow=self._rescan.set,
+        )
+        watcher.run()
+
+    def _hash_forever(self) -> None:
+        while not self._stop.is_set():
+            if not self.hash_pending():
+                self._stop.wait(1.0)
+
+    def _wait(self, seconds: float) -> None:
+        """Wait on `stop` for `seconds`, in slices so that a rescan request cuts it short."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and not self._rescan.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, 1.0))
 
     def _ship_forever(self, shipper: Shipper) -> None:
         while not self._stop.is_set():
             drain(self._spool, shipper, stop=self._stop, stats=self.ship_stats)
             self._stop.wait(1.0)
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+
+
+def _may_group(path: str, siblings: Sequence[str]) -> bool:
+    """Whether a change at `path` can change how the files of its folder group into models."""
+    if metadata_limit(os.path.basename(path)) is not None:
+        return True  # a config.json, model card or shard index describes its neighbours
+    return any(_SET_HINT.search(os.path.basename(p)) for p in [path, *siblings])
+
+
+def _ancestors(folder: str) -> Iterator[str]:
+    while True:
+        yield folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return
+        folder = parent
+
+
+def _total_size(paths: Sequence[str]) -> int:
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):  # a member that vanished counts for nothing
+            total += os.stat(path).st_size
+    return total
+
+
+def _same_inode(path: str, key: StatKey) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == key[:2]
 
 
 def _process_usage() -> dict[str, Any]:

@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.detect.stores import GPT4ALL, HUGGINGFACE, JAN, LLAMA_CPP, LMSTUDIO, OLLAMA, StoreRoot
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -27,26 +29,125 @@ class Platform:
         base = self.env.get("XDG_STATE_HOME") or str(self.home / ".local" / "state")
         return Path(base) / "shadowai-agent"
 
-    def model_roots(self) -> list[Path]:
-        """Where local model stores keep weights by default, honouring their overrides."""
-        env, home = self.env, self.home
-        hf_home = Path(env.get("HF_HOME") or home / ".cache" / "huggingface")
-        roots = [
-            Path(env.get("OLLAMA_MODELS") or home / ".ollama" / "models"),
-            Path(env.get("HF_HUB_CACHE") or hf_home / "hub"),
-            Path(env.get("LLAMA_CACHE") or home / ".cache" / "llama.cpp"),
-            home / ".lmstudio" / "models",
-            home / ".cache" / "lm-studio" / "models",
+    def store_roots(self) -> list[StoreRoot]:
+        """Where each local model store keeps weights on this OS, overrides first; a path once."""
+        found = [
+            *self._ollama_roots(),
+            *self._huggingface_roots(),
+            *self._llama_cpp_roots(),
+            *self._lmstudio_roots(),
+            *self._gpt4all_roots(),
+            *self._jan_roots(),
         ]
-        if self.os_type == "linux":
-            roots.append(Path("/usr/share/ollama/.ollama/models"))
-            roots.append(home / ".local" / "share" / "nomic.ai" / "GPT4All")
-        if self.os_type == "macos":
-            roots.append(home / "Library" / "Application Support" / "nomic.ai" / "GPT4All")
+        first = {root.path: root for root in reversed(found)}
+        return sorted(first.values(), key=found.index)
+
+    def model_roots(self) -> list[Path]:
+        """The store roots' paths alone, for callers that walk them without caring whose."""
+        return list(dict.fromkeys(root.path for root in self.store_roots()))
+
+    def model_root_paths(self) -> list[Path]:
+        return self.model_roots()
+
+    def default_excludes(self) -> list[str]:
+        """fnmatch patterns (full path or name) the walker skips on this OS, each for a reason."""
+        # .git: packed objects are never loadable models, and git-lfs keeps a second copy of
+        # every large file under .git/lfs/objects, which would report each model twice.
+        # __pycache__: bytecode only. node_modules is kept: transformers.js and onnxruntime-web
+        # ship real ONNX models there.
+        common = [".git", "__pycache__"]
         if self.os_type == "windows":
-            local = Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local")
-            roots.append(local / "nomic.ai" / "GPT4All")
-        return list(dict.fromkeys(roots))
+            root = self.env.get("SystemRoot") or self.env.get("SYSTEMROOT") or r"C:\Windows"
+            # The OS tree and restore points hold no user models; the latter is unreadable.
+            return [*common, root, "System Volume Information"]
+        if self.os_type == "macos":
+            # /System is the sealed OS volume; /dev is devices; /private/var/vm is swap.
+            return [*common, "/dev", "/System", "/private/var/vm"]
+        # Kernel and runtime pseudo file systems: reads may block or never end.
+        return [*common, "/proc", "/sys", "/dev", "/run"]
+
+    def _env(self, name: str) -> Path | None:
+        """A path from the environment, with a leading ~ taken as this home (as the tools'
+        own expanduser would); None when unset or empty."""
+        value = self.env.get(name)
+        if not value:
+            return None
+        if value == "~" or value.startswith(("~/", "~\\")):
+            return self.home / value[2:]
+        return Path(value)
+
+    def _env_or(self, name: str, default: Path) -> Path:
+        return self._env(name) or default
+
+    def _ollama_roots(self) -> list[StoreRoot]:
+        # Ollama keeps ~/.ollama/models on every OS (%USERPROFILE% on Windows); OLLAMA_MODELS
+        # moves it, and the default still holds what was pulled before the move. The Linux
+        # install script runs a system service as user "ollama" with home /usr/share/ollama.
+        paths = [self._env("OLLAMA_MODELS"), self.home / ".ollama" / "models"]
+        if self.os_type == "linux":
+            paths.append(Path("/usr/share/ollama/.ollama/models"))
+        return [StoreRoot(p, OLLAMA) for p in paths if p]
+
+    def _huggingface_roots(self) -> list[StoreRoot]:
+        # huggingface_hub constants (0.14 to 1.x, every OS): HF_HUB_CACHE, else the legacy
+        # HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, HF_HOME defaulting to
+        # $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface. transformers before v5 also
+        # honoured TRANSFORMERS_CACHE, a cache of the same layout.
+        cache = self._env_or("XDG_CACHE_HOME", self.home / ".cache")
+        paths = [
+            self._env("HF_HUB_CACHE"),
+            self._env("HUGGINGFACE_HUB_CACHE"),
+            self._env("TRANSFORMERS_CACHE"),
+            self._env_or("HF_HOME", cache / "huggingface") / "hub",
+        ]
+        return [StoreRoot(p, HUGGINGFACE) for p in paths if p]
+
+    def _local_app_data(self) -> Path:
+        return self._env_or("LOCALAPPDATA", self.home / "AppData" / "Local")
+
+    def _llama_cpp_roots(self) -> list[StoreRoot]:
+        # common.cpp fs_get_cache_directory() (2024 to 2026): LLAMA_CACHE, else the OS cache
+        # folder. Newer releases download -hf models into the Hugging Face cache instead.
+        if self.os_type == "windows":
+            base = self._local_app_data()
+        elif self.os_type == "macos":
+            base = self.home / "Library" / "Caches"
+        else:
+            base = self._env_or("XDG_CACHE_HOME", self.home / ".cache")
+        return [StoreRoot(self._env_or("LLAMA_CACHE", base / "llama.cpp"), LLAMA_CPP)]
+
+    def _lmstudio_roots(self) -> list[StoreRoot]:
+        # LM Studio 0.3 uses ~/.lmstudio/models on every OS, 0.2 used ~/.cache/lm-studio/models;
+        # it has no environment override (the folder is chosen in the app).
+        return [
+            StoreRoot(self.home / ".lmstudio" / "models", LMSTUDIO),
+            StoreRoot(self.home / ".cache" / "lm-studio" / "models", LMSTUDIO),
+        ]
+
+    def _gpt4all_roots(self) -> list[StoreRoot]:
+        # GPT4All 2.x/3.x default to Qt's AppLocalDataLocation for "nomic.ai/GPT4All"; a folder
+        # chosen in its settings lives in GPT4All.ini, not in the environment.
+        if self.os_type == "windows":
+            base = self._local_app_data()
+        elif self.os_type == "macos":
+            base = self.home / "Library" / "Application Support"
+        else:
+            base = self._env_or("XDG_DATA_HOME", self.home / ".local" / "share")
+        return [StoreRoot(base / "nomic.ai" / "GPT4All", GPT4ALL)]
+
+    def _jan_roots(self) -> list[StoreRoot]:
+        # Jan 0.6 (Tauri) keeps its data folder in the OS app-data folder, models under
+        # llamacpp/models (and mlx/models on macOS); 0.5 kept <data>/models; 0.4 used
+        # ~/jan/models on every OS. A data folder moved in Jan's settings is not followed.
+        if self.os_type == "windows":
+            base = self._env_or("APPDATA", self.home / "AppData" / "Roaming")
+        elif self.os_type == "macos":
+            base = self.home / "Library" / "Application Support"
+        else:
+            base = self._env_or("XDG_DATA_HOME", self.home / ".local" / "share")
+        data = base / "Jan" / "data"
+        paths = [data / "llamacpp" / "models", data / "mlx" / "models", data / "models"]
+        return [StoreRoot(p, JAN) for p in [*paths, self.home / "jan" / "models"]]
 
 
 def current() -> Platform:

@@ -10,12 +10,13 @@ import errno
 import fnmatch
 import hashlib
 import io
+import itertools
 import logging
 import os
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,12 +182,80 @@ def sha256_file(
     stop: threading.Event | None = None,
     bytes_per_second: int | None = None,
     chunk: int = HASH_CHUNK,
+    expect: tuple[int, int, int, int] | None = None,
 ) -> str | None:
-    """Hex sha256 of the whole file, optionally throttled; None if `stop` was set meanwhile."""
+    """Hex sha256 of the whole file, optionally throttled; None if `stop` was set meanwhile.
+
+    With `expect` (device, inode, size, mtime_ns), None also when the file is not that one, or
+    changed while it was read: a digest must belong to the stat it is cached under.
+    """
     with _open_regular(path) as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        before = os.fstat(f.fileno())
+        if not stat.S_ISREG(before.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        return _hash_stream(f, stop=stop, bytes_per_second=bytes_per_second, chunk=chunk)
+        if expect is not None and stat_key(before) != expect:
+            return None
+        digest = _hash_stream(f, stop=stop, bytes_per_second=bytes_per_second, chunk=chunk)
+        if expect is not None and stat_key(os.fstat(f.fileno())) != expect:
+            return None
+        return digest
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What identifies one version of one file: device, inode, size, mtime_ns."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def is_excluded(path: str, excludes: Sequence[str], root: str) -> bool:
+    """Whether the walk from `root` would have skipped `path` or one of its parents.
+
+    The watcher reports single paths deep in a tree; this applies the same globs as the walk
+    (full path or name) to each step from the root down.
+    """
+    if not excludes:
+        return False
+    step = os.path.normpath(path)
+    top = os.path.normpath(root)
+    if step != top and not step.startswith(top.rstrip(os.sep) + os.sep):
+        return False
+    while True:
+        if any(
+            fnmatch.fnmatch(step, p) or fnmatch.fnmatch(os.path.basename(step), p) for p in excludes
+        ):
+            return True
+        parent = os.path.dirname(step)
+        if step == top or parent == step:
+            return False
+        step = parent
+
+
+def list_folders(
+    folders: Iterable[str], *, stats: ScanStats, max_names: int = 100_000
+) -> dict[str, list[str]]:
+    """The names in each folder (files and sub-folders), for grouping files into models.
+
+    A folder that vanished is left out; one that cannot be read is counted in `stats`.
+    """
+    listing: dict[str, list[str]] = {}
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                names = (entry.name for entry in entries)
+                listing[folder] = list(itertools.islice(names, max_names))
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            stats.record_error(folder, e)
+    return listing
+
+
+def direct_files(folder: str) -> list[str]:
+    """The regular files directly in a folder (through symlinks), for a watcher batch."""
+    try:
+        with os.scandir(folder) as entries:
+            return [entry.path for entry in entries if entry.is_file()]
+    except OSError:
+        return []  # gone or unreadable: the batch then reads only the paths it was given
 
 
 def _hash_stream(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 ReadAt = Callable[[int, int], bytes]
 """Return up to `length` bytes at `offset`; fewer only at the end of the file."""
 
-HEAD_BYTES = 64
+HEAD_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -35,17 +35,48 @@ class ModelInfo:
     companions: tuple[str, ...] = ()  # names of files this one needs (shards, external data)
 
 
+Claims = Callable[[bytes, int], bool]
+Parse = Callable[[ReadAt, int], "ModelInfo | None"]
+
+
 def identify(read_at: ReadAt, size: int) -> ModelInfo | None:
     """None when the bytes are no model format we know; FormatError when they claim a format
-    and break it."""
+    and break it.
+
+    Formats with a magic number go first; protobuf-based formats have none, so each of them
+    may decline a file (parse returns None) and let the next one look.
+    """
     head = read_at(0, min(HEAD_BYTES, size)) if size > 0 else b""
-    if gguf.claims(head):
-        return gguf.parse(read_at, size)
-    if safetensors.claims(head, size):
-        return safetensors.parse(read_at, size)
+    for claims, parse in FORMATS:
+        if claims(head, size):
+            info = parse(read_at, size)
+            if info is not None:
+                return info
     return None
 
 
 # The format modules import ModelInfo and ReadAt from this package, so they load after both
 # are defined.
-from agent.detect.formats import gguf, safetensors  # noqa: E402
+from agent.detect.formats import (  # noqa: E402
+    coreml,
+    gguf,
+    ggml,
+    hdf5,
+    npy,
+    onnx,
+    safetensors,
+    savedmodel,
+    tflite,
+)
+
+FORMATS: tuple[tuple[Claims, Parse], ...] = (
+    (lambda head, size: gguf.claims(head), gguf.parse),
+    (safetensors.claims, safetensors.parse),
+    (ggml.claims, ggml.parse),
+    (npy.claims, npy.parse),
+    (hdf5.claims, hdf5.parse),
+    (tflite.claims, tflite.parse),
+    (onnx.claims, onnx.parse),
+    (coreml.claims, coreml.parse),
+    (savedmodel.claims, savedmodel.parse),
+)
