@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent import __version__, platform
-from agent.config import ConfigError, Settings, load_config, resolve_roots
+from agent.config import Settings, load_config, resolve_roots
 from agent.daemon import Daemon, HostFacts
 from agent.detect.model import model_file_fields
 from agent.errors import AgentError, FormatError

@@ -59,8 +59,8 @@ def identify(read_at: ReadAt, size: int) -> ModelInfo | None:
 # are defined.
 from agent.detect.formats import (  # noqa: E402
     coreml,
-    gguf,
     ggml,
+    gguf,
     hdf5,
     npy,
     onnx,
