@@ -62,13 +62,37 @@ from agent.detect.formats import (  # noqa: E402
     ggml,
     gguf,
     hdf5,
+    keras3,
+    llamafile,
     npy,
+    npz,
     onnx,
+    pickle_format,
+    pytorch,
     safetensors,
     savedmodel,
     tflite,
+    ziparchive,
 )
 
+_BY_ZIP_KIND: dict[str, Parse] = {
+    "pytorch": pytorch.parse,
+    "torchscript": pytorch.parse,
+    "keras": keras3.parse,
+    "npz": npz.parse,
+    "llamafile": llamafile.parse,
+}
+
+
+def _repacked_zip(read_at: ReadAt, size: int) -> ModelInfo | None:
+    """A zip whose first member did not give it away (a repacked archive): ask its layout."""
+    kind = ziparchive.zip_kind(read_at, size)
+    parse = _BY_ZIP_KIND.get(kind) if kind is not None else None
+    return parse(read_at, size) if parse is not None else None
+
+
+# Magic numbers first; then zips by layout; then the protobuf formats, which have no magic
+# and decline each other's files; pickles last, since their claim is the loosest.
 FORMATS: tuple[tuple[Claims, Parse], ...] = (
     (lambda head, size: gguf.claims(head), gguf.parse),
     (safetensors.claims, safetensors.parse),
@@ -76,7 +100,13 @@ FORMATS: tuple[tuple[Claims, Parse], ...] = (
     (npy.claims, npy.parse),
     (hdf5.claims, hdf5.parse),
     (tflite.claims, tflite.parse),
+    (pytorch.claims, pytorch.parse),
+    (keras3.claims, keras3.parse),
+    (npz.claims, npz.parse),
+    (llamafile.claims, llamafile.parse),
+    (lambda head, size: ziparchive.is_zip_head(head), _repacked_zip),
     (onnx.claims, onnx.parse),
     (coreml.claims, coreml.parse),
     (savedmodel.claims, savedmodel.parse),
+    (pickle_format.claims, pickle_format.parse),
 )

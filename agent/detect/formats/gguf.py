@@ -6,6 +6,8 @@ every length the file claims is capped before anything is read for it.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -31,6 +33,17 @@ _SCALARS = {
     0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d",
 }  # fmt: skip
 _STRING, _ARRAY = 8, 9
+CHAT_TEMPLATE = "tokenizer.chat_template"
+TEMPLATE_REASON = "chat template reaches for Python internals"
+MAX_HAZARDS = 8
+
+# What Jinja2 sandbox escapes reach for: dunder attributes (__class__, __globals__, __mro__,
+# __subclasses__ ...), the attr filter, imports, and os/subprocess calls. A chat template
+# only formats messages and needs none of them.
+_HAZARDS = re.compile(
+    r"__[A-Za-z]\w*?__|\|\s*attr\b|\{%-?\s*(?:import|from)\b|(?<![\w.])os\.\w+|popen"
+    r"|\bsubprocess\b|\b(?:eval|exec|compile)\s*\(|\bself\._\w+"
+)
 
 # ggml tensor types: id -> (name, elements per block, bytes per block), as in ggml.h.
 TENSOR_TYPES: dict[int, tuple[str, int, int]] = {
@@ -174,20 +187,34 @@ class _Reader:
         return n
 
     def skip_strings(self, n: int, what: str) -> None:
-        """Step over n strings; vocabularies hold 100k+ of them, so lengths are read straight
-        from the buffer when they are in it."""
+        """Step over n strings without keeping them.
+
+        Vocabularies hold 32k-256k strings, so the walk over lengths that sit in the buffer is
+        a tight loop of locals; a string that crosses the buffer's end takes the checked path,
+        which refills the buffer.
+        """
         code = struct.Struct(self.order + ("Q" if self.wide else "I"))
-        for _ in range(n):
-            start = self.pos - self.buf_at
-            if start >= 0 and start + code.size <= len(self.buf):
-                length: int = code.unpack_from(self.buf, start)[0]
-                self.pos += code.size
-            else:
-                length = self.count(what)
-            if length > MAX_STRING:
-                at = self.pos - code.size
-                raise FormatError(FORMAT, at, f"{what} claims {length} bytes (cap {MAX_STRING})")
-            self.skip(length, what)
+        unpack, width = code.unpack_from, code.size
+        while n > 0:
+            buf, base = self.buf, self.buf_at
+            at, end = self.pos - base, len(self.buf)
+            while n > 0 and at >= 0 and at + width <= end:
+                length: int = unpack(buf, at)[0]
+                if length > MAX_STRING or at + width + length > end:
+                    break
+                at += width + length
+                n -= 1
+            self.pos = base + at
+            if n > 0:
+                self._skip_one_string(what)
+                n -= 1
+
+    def _skip_one_string(self, what: str) -> None:
+        at = self.pos
+        length = self.count(what)
+        if length > MAX_STRING:
+            raise FormatError(FORMAT, at, f"{what} claims {length} bytes (cap {MAX_STRING})")
+        self.skip(length, what)
 
     def string(self, what: str) -> str:
         raw = self.take(self.string_length(what), what)
@@ -198,6 +225,9 @@ class _Reader:
 class _Meta:
     values: dict[str, int | float | bool | str] = field(default_factory=dict)
     context_lengths: dict[str, int] = field(default_factory=dict)
+    chat_template_sha256: str | None = None
+    templates_checked: bool = False
+    template_reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -219,6 +249,9 @@ def _capped_count(r: _Reader, cap: int, what: str) -> int:
 def _read_kv(r: _Reader, meta: _Meta) -> None:
     key = r.string("metadata key")
     vtype = r.u32(f"type of {key!r}")
+    if key.startswith(CHAT_TEMPLATE) and vtype == _STRING:
+        _read_template(r, meta, key)
+        return
     wanted = key in _WANTED or key.endswith(".context_length")
     if not wanted:
         _skip_value(r, vtype, key, depth=0)
@@ -233,6 +266,28 @@ def _read_kv(r: _Reader, meta: _Meta) -> None:
             meta.values[key] = value
     else:
         _skip_value(r, vtype, key, depth=0)
+
+
+def _read_template(r: _Reader, meta: _Meta, key: str) -> None:
+    """Hash the default chat template and look into every template for sandbox escapes."""
+    raw = r.take(r.string_length(f"value of {key!r}"), f"value of {key!r}")
+    meta.templates_checked = True
+    if key == CHAT_TEMPLATE:
+        meta.chat_template_sha256 = hashlib.sha256(raw).hexdigest()
+    found = template_hazards(raw.decode("utf-8", errors="replace"))
+    if found and len(meta.template_reasons) < MAX_HAZARDS:
+        where = "" if key == CHAT_TEMPLATE else f" (in {key[:MAX_TEXT]})"
+        meta.template_reasons.append(f"{TEMPLATE_REASON}: {', '.join(found)}{where}")
+
+
+def template_hazards(template: str) -> tuple[str, ...]:
+    """What a Jinja2 chat template reaches for beyond formatting, in order of first use."""
+    found: dict[str, None] = {}
+    for match in _HAZARDS.finditer(template):
+        found.setdefault(" ".join(match.group().split())[:64], None)
+        if len(found) >= MAX_HAZARDS:
+            break
+    return tuple(found)
 
 
 def _skip_value(r: _Reader, vtype: int, key: str, depth: int) -> None:
@@ -321,6 +376,9 @@ def _model_info(meta: _Meta, tensors: _Tensors, tensor_count: int, header_end: i
         license=_text(meta, "general.license"),
         tensor_count=tensor_count,
         header_bytes=header_end,
+        chat_template_sha256=meta.chat_template_sha256,
+        unsafe=bool(meta.template_reasons) if meta.templates_checked else None,
+        unsafe_reasons=tuple(meta.template_reasons),
     )
 
 
