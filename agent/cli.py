@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent import __version__, platform
+from agent.catalog import group_observations, model_fields, safe_stores
 from agent.config import Settings, load_config, resolve_roots
 from agent.daemon import Daemon, HostFacts
-from agent.detect.model import model_file_fields
+from agent.detect.model import FileObservation
 from agent.errors import AgentError, FormatError
 from agent.identity import (
     Enrollment,
@@ -31,8 +32,9 @@ from agent.identity import (
     load_or_create_key,
     save_enrollment,
 )
+from agent.inventory import reported_models
 from agent.pinning import fetch_pinned_ca, pick_ca
-from agent.sensors.files import ScanStats, iter_files, observe_file
+from agent.sensors.files import ScanStats, iter_files, observe_file, sha256_file
 from agent.shipper import Shipper, open_channel
 from agent.spool import Spool
 from wire import tokens
@@ -182,33 +184,55 @@ def _scan_rows(
 ) -> list[dict[str, object]]:
     """The model_file fields of every model under the roots, in path order.
 
-    The same steps as agent.sensors.files.scan, walked here so that the progress bar moves
-    on every file rather than only when a model turns up.
+    Files are walked here, not through agent.sensors.files.scan, so that the progress bar
+    moves on every file rather than only when a model turns up; naming, grouping and fields
+    are the daemon's (agent.catalog).
     """
-    rows = []
-    hashed = 0
+    stores = safe_stores()
+    observations = []
     for path, st in iter_files(roots, excludes=excludes, stats=stats):
         if progress:
-            progress.update(stats, hashed, str(path))
-        try:
-            obs = observe_file(path, st, hash_contents=hash_contents)
-        except (OSError, FormatError) as e:
-            stats.record_error(path, e)
-            continue
-        except Exception as e:
-            # A parser bug must not end the scan; the traceback goes to the log.
-            log.exception("reading %s failed", path)
-            stats.record_error(path, e)
-            continue
-        if obs is None:
-            continue
-        stats.models_found += 1
-        hashed += obs.size if obs.sha256 else 0
-        rows.append(model_file_fields(obs))
+            progress.update(stats, 0, str(path))
+        obs = _observe(path, st, stats)
+        if obs is not None:
+            stats.models_found += 1
+            observations.append(
+                replace(obs, path=os.path.normpath(stores.canonical_path(obs.path)))
+            )
+    rows = []
+    hashed = 0
+    for model in reported_models(observations, group_observations(observations)):
+        digest = None
+        if hash_contents and not model.members:
+            if progress:
+                progress.update(stats, hashed, model.path)
+            digest = _hash(model.primary.path, stats)
+            hashed += model.primary.size
+        rows.append(model_fields(model, digest, stores))
     if progress:
         progress.done()
     rows.sort(key=lambda f: str(f.get("file.path")))
     return rows
+
+
+def _observe(path: Path, st: os.stat_result, stats: ScanStats) -> FileObservation | None:
+    try:
+        return observe_file(path, st, hash_contents=False)
+    except (OSError, FormatError) as e:
+        stats.record_error(path, e)
+    except Exception as e:
+        # A parser bug must not end the scan; the traceback goes to the log.
+        log.exception("reading %s failed", path)
+        stats.record_error(path, e)
+    return None
+
+
+def _hash(path: str, stats: ScanStats) -> str | None:
+    try:
+        return sha256_file(Path(path))
+    except OSError as e:
+        stats.record_error(Path(path), e)
+        return None
 
 
 def _columns() -> int:

@@ -6,7 +6,6 @@ the same identify -> fields -> diff pipeline decides what every event says.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -21,15 +20,22 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import __version__, platform
+from agent.catalog import (
+    Stores,
+    group_observations,
+    load_stores,
+    model_fields,
+    origin_fields,
+    safe_stores,
+)
 from agent.config import Settings
-from agent.detect.groups import ModelGroup, group_model_files, metadata_limit, metadata_paths
-from agent.detect.model import FileObservation, model_file_fields
+from agent.detect.groups import metadata_limit
+from agent.detect.model import FileObservation
 from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
 from agent.identity import write_private
 from agent.inventory import Known, Ledger, Reported, StatKey, cached_sha256, reported_models
 from agent.sensors import priority
-from agent.sensors.files import ScanStats, direct_files, list_folders, scan
-from agent.sensors.stores import read_metadata_files
+from agent.sensors.files import ScanStats, direct_files, scan
 from agent.sensors.watch import Runnable, Watcher, WatcherFactory
 from agent.shipper import Shipper, ShipStats, drain
 from agent.spool import Spool
@@ -41,7 +47,6 @@ log = logging.getLogger(__name__)
 STATE_FILE = "inventory.json"
 SAVE_EVERY = 5.0  # seconds; the state file is a courtesy to the next start, not a journal
 MAX_HASH_QUEUE = 100_000
-GROUP_LEVELS = 3  # a model's folder and two above it: a .mlpackage, a repository's config.json
 # Names that make a folder's files a set: shard indexes, numbered splits, ONNX external data,
 # downloads in progress.
 _SET_HINT = re.compile(
@@ -59,42 +64,6 @@ class Hasher(Protocol):
     def cached(self, key: StatKey) -> str | None: ...
 
     def __call__(self, path: str, key: StatKey, fingerprint: str | None = None) -> str | None: ...
-
-
-class Provenance(Protocol):
-    """Where a model file came from, as the store index says (agent.detect.stores)."""
-
-    @property
-    def store(self) -> str | None: ...
-    @property
-    def source(self) -> str | None: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def expected_sha256(self) -> str | None: ...
-
-
-class Stores(Protocol):
-    """The store index: provenance by path, and the path to report (a HF snapshot, not a blob)."""
-
-    def lookup(self, path: str) -> Provenance | None: ...
-
-    def canonical_path(self, path: str) -> str: ...
-
-
-class _NoStores:
-    def lookup(self, path: str) -> Provenance | None:
-        return None
-
-    def canonical_path(self, path: str) -> str:
-        return path
-
-
-def load_stores() -> Stores:
-    """The index over this OS's model stores, read afresh (manifests change with every pull)."""
-    from agent.sensors.stores import load_store_index
-
-    return load_store_index(platform.current().store_roots())
 
 
 @dataclass(frozen=True)
@@ -244,7 +213,7 @@ class Daemon:
         """Observe the roots, group and record the models, then remove what scope lost."""
         with self._lock:
             generation = self._state().begin()
-        stores = self._stores = self._store_index()
+        stores = self._stores = safe_stores(self._load_stores)
         observations = [
             replace(obs, path=os.path.normpath(stores.canonical_path(obs.path)))
             for obs in self._scanner(
@@ -256,7 +225,7 @@ class Daemon:
             )
         ]
         appended = 0
-        for model in reported_models(observations, self._groups(observations)):
+        for model in reported_models(observations, group_observations(observations)):
             if self._stop.is_set():
                 return appended
             known = self._known(model, stores, defer=defer)
@@ -273,43 +242,6 @@ class Daemon:
                 appended += self._emit(ledger.record(path, None), now)
         return appended
 
-    def _store_index(self) -> Stores:
-        try:
-            return self._load_stores()
-        except Exception:
-            # A bug in reading the stores must cost their names, not the pass.
-            log.exception("store index failed; reporting without store provenance")
-            return _NoStores()
-
-    def _groups(self, observations: Sequence[FileObservation]) -> list[ModelGroup]:
-        """Sets, split files and folder models among the observations, from their folders'
-        listings and small metadata files (config.json, *.index.json, README.md)."""
-        if not observations:
-            return []
-        try:
-            return self._group_folders(observations)
-        except Exception:
-            # A grouping bug must not end the pass: each model file is then reported alone.
-            log.exception("grouping model files failed; reporting each file alone")
-            return []
-
-    def _group_folders(self, observations: Sequence[FileObservation]) -> list[ModelGroup]:
-        folders: set[str] = set()
-        for obs in observations:
-            folder = os.path.dirname(obs.path)
-            for _ in range(GROUP_LEVELS):
-                folders.add(folder)
-                folder = os.path.dirname(folder)
-        ignored = ScanStats()  # folders above a model are read as a courtesy, not as coverage
-        listing = list_folders(sorted(folders), stats=ignored)
-        metadata = read_metadata_files(metadata_paths(listing), stats=ignored)
-        return group_model_files(
-            listing,
-            metadata,
-            models=[obs.path for obs in observations],
-            companions={o.path: o.info.companions for o in observations if o.info.companions},
-        )
-
     def _known(self, model: Reported, stores: Stores, *, defer: bool) -> Known | None:
         obs = model.primary
         key: StatKey = (obs.device, obs.inode, obs.size, obs.mtime_ns)
@@ -318,12 +250,7 @@ class Daemon:
             digest = self._digest(model.path, key, obs.fingerprint, defer=defer)
             if digest is None and self._stop.is_set():
                 return None
-        fields = model_file_fields(replace(obs, path=model.path, info=model.info, sha256=digest))
-        if model.members:
-            fields["ai.model.file_count"] = len(model.members)
-            fields["file.size"] = _total_size(model.members)
-        fields.update(self._origin(stores, model.path, digest))
-        return Known(key, fields)
+        return Known(key, model_fields(model, digest, stores))
 
     def _digest(self, path: str, key: StatKey, fingerprint: str, *, defer: bool) -> str | None:
         """The content digest: cached, queued for the background hasher, or computed now."""
@@ -345,27 +272,6 @@ class Daemon:
         except OSError as exc:
             log.info("%s: not hashed: %s", path, exc)
             return None
-
-    def _origin(self, stores: Stores | None, path: str, digest: str | None) -> dict[str, Any]:
-        found = stores.lookup(path) if stores is not None else None
-        if found is None:
-            return {}
-        if digest and found.expected_sha256 and digest != found.expected_sha256.lower():
-            # The store's name for the content is kept: the content itself is what we hashed,
-            # and the collector sees both the name and the real digest.
-            log.warning(
-                "%s: content sha256 %s differs from the %s store's %s",
-                path,
-                digest,
-                found.store,
-                found.expected_sha256,
-            )
-        values = {
-            "ai.model.store": found.store,
-            "ai.model.source": found.source,
-            "ai.model.name": found.name,
-        }
-        return {k: v for k, v in values.items() if v}
 
     def _record(self, path: str, known: Known, *, snapshot: bool) -> int:
         now = self._clock()
@@ -404,7 +310,7 @@ class Daemon:
         return done
 
     def _add_digest(self, path: str, key: StatKey, digest: str) -> int:
-        self._origin(self._stores, path, digest)  # warns when the store's digest differs
+        origin_fields(self._stores, path, digest)  # warns when the store's digest differs
         with self._lock:
             ledger = self._state()
             before = ledger.get(path)
@@ -578,14 +484,6 @@ def _ancestors(folder: str) -> Iterator[str]:
         if parent == folder:
             return
         folder = parent
-
-
-def _total_size(paths: Sequence[str]) -> int:
-    total = 0
-    for path in paths:
-        with contextlib.suppress(OSError):  # a member that vanished counts for nothing
-            total += os.stat(path).st_size
-    return total
 
 
 def _same_inode(path: str, key: StatKey) -> bool:

@@ -248,3 +248,37 @@ def test_any_header_values_give_a_fitting_table_free_of_control_characters(
     assert len(lines) == len(rows) + 2  # nothing in a value starts a line of its own
     assert not any(ch < " " or "\x7f" <= ch <= "\x9f" for line in lines for ch in line)
     "\n".join(lines).encode("utf-8")  # printable on any UTF-8 terminal
+
+
+def test_scan_names_an_ollama_model_by_its_tag_and_checks_the_blob_digest(
+    tmp_path: Path, gguf_model: Path
+) -> None:
+    """Ollama's layout (manifests/<registry>/<namespace>/<model>/<tag>, blobs/sha256-<hex>),
+    found through OLLAMA_MODELS as the real server does; the scan runs as a process so the
+    environment is its own."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    store = tmp_path / "ollama"
+    content = gguf_model.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()
+    (store / "blobs").mkdir(parents=True)
+    (store / "blobs" / f"sha256-{digest}").write_bytes(content)
+    manifest = store / "manifests" / "registry.ollama.ai" / "library" / "tiny" / "latest"
+    manifest.parent.mkdir(parents=True)
+    layer = {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}
+    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [layer]}))
+    env = {**os.environ, "OLLAMA_MODELS": str(store), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "scan", "--format", "json", str(store)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    (event,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert event["ai.model.store"] == "ollama"
+    assert event["ai.model.name"] == "tiny:latest"
+    assert event["file.hash.sha256"] == digest

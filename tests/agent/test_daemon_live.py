@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from safetensors.numpy import save_file
 
 from agent.config import Settings
-from agent.daemon import Daemon, HostFacts, Provenance
+from agent.catalog import Provenance
+from agent.daemon import Daemon, HostFacts
 from agent.detect.stores import HUGGINGFACE, StoreRoot
 from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
 from agent.sensors.files import sha256_file
