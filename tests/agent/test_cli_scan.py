@@ -15,7 +15,8 @@ from cyclonedx.validation.json import JsonStrictValidator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.cli import ScanProgress, human_bytes, human_count, main, render_table
+from agent.cli import main
+from agent.report import ScanProgress, human_bytes, human_count, render_table
 from agent.sensors.files import ScanStats
 
 
