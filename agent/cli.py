@@ -31,8 +31,10 @@ from agent.identity import (
 )
 from agent.inventory import reported_models
 from agent.pinning import fetch_pinned_ca, pick_ca
-from agent.report import ScanProgress, printable, render_table
+from agent.report import ScanProgress, printable, render_processes, render_table
 from agent.sensors.files import ScanStats, iter_files, observe_file, sha256_file
+from agent.sensors.gpu import default_source as gpu_source
+from agent.sensors.processes import ProcessSensor
 from agent.shipper import Shipper, open_channel
 from agent.spool import Spool
 from wire import tokens
@@ -142,8 +144,9 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "host.os.type": plat.os_type,
     }
     events = [{**common, **fields} for fields in rows]
+    processes = [] if args.no_processes else _scan_processes(plat.os_type)
     if args.format == "json":
-        for event in events:
+        for event in [*events, *({**common, **fields} for fields in processes)]:
             out.write(json.dumps(event, sort_keys=True) + "\n")
     elif args.format == "cyclonedx":
         from agent.bom import build_bom  # only this format needs cyclonedx-python-lib
@@ -152,7 +155,10 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             build_bom(events, tool_version=__version__, now=now, host_name=platform.host_name())
         )
     else:
-        out.write(render_table(rows, width=_columns() if out.isatty() else None))
+        width = _columns() if out.isatty() else None
+        out.write(render_table(rows, width=width))
+        if processes:
+            out.write("\n" + render_processes(processes, width=width))
     for problem in stats.errors:
         err.write(f"warning: {printable(problem)}\n")
     if stats.error_count > len(stats.errors):
@@ -160,6 +166,12 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if stats.permission_errors:
         err.write(f"warning: {stats.permission_errors} paths could not be read (permission)\n")
     return 0
+
+
+def _scan_processes(os_type: str) -> list[dict[str, object]]:
+    """Every inference process running now, as inference_process fields (one scan)."""
+    sensor = ProcessSensor.for_os(os_type)
+    return [dict(fields) for _, fields in sensor.poll(snapshot=True)]
 
 
 def _scan_roots(paths: Sequence[Path], plat: platform.Platform) -> list[Path]:
@@ -325,6 +337,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         spool=spool,
         state_dir=data_dir,
         stop=stop,
+        process_sensor=ProcessSensor.for_os(os_type) if settings.processes else None,
+        gpu=gpu_source(os_type) if settings.processes else None,
     )
     try:
         shipped = daemon.run(shipper, once=args.once)

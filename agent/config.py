@@ -41,6 +41,8 @@ class Settings:
     watch: bool = True
     settle_seconds: float = 1.0  # a changed file must hold still this long before it is read
     spool_max_bytes: int = 256 * 2**20
+    processes: bool = True  # look for inference processes
+    process_interval: float = 5.0  # seconds between process scans
 
 
 Convert = Callable[[Any, Path | None], Any]
@@ -122,6 +124,8 @@ _SCHEMA: Mapping[tuple[str, str], tuple[str, Convert]] = {
     ("watch", "enabled"): ("watch", _boolean),
     ("watch", "settle"): ("settle_seconds", _seconds(0, 3600)),
     ("spool", "max_bytes"): ("spool_max_bytes", _integer(1 << 16, 1 << 40)),
+    ("processes", "enabled"): ("processes", _boolean),
+    ("processes", "interval"): ("process_interval", _seconds(1, 3600)),
 }
 _TABLES = frozenset(table for table, _ in _SCHEMA)
 assert {attr for attr, _ in _SCHEMA.values()} <= {f.name for f in fields(Settings)}

@@ -34,8 +34,10 @@ from agent.detect.model import FileObservation
 from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
 from agent.identity import write_private
 from agent.inventory import Known, Ledger, Reported, StatKey, cached_sha256, reported_models
+from agent.process_loop import ProcessLoop, Sensor
 from agent.sensors import priority
 from agent.sensors.files import ScanStats, direct_files, scan
+from agent.sensors.gpu import GpuSource, NoGpu
 from agent.sensors.watch import Runnable, Watcher, WatcherFactory
 from agent.shipper import Shipper, ShipStats, drain
 from agent.spool import Spool
@@ -101,6 +103,8 @@ class Daemon:
         watcher_factory: WatcherFactory = Watcher,
         stores: Callable[[], Stores] = load_stores,
         lower_priority: Callable[[], object] = _lower_this_thread,
+        process_sensor: Sensor | None = None,
+        gpu: GpuSource | None = None,
     ) -> None:
         self._settings = settings
         self._host = host
@@ -121,6 +125,15 @@ class Daemon:
         self._hasher = hasher
         self._watcher_factory = watcher_factory
         self._load_stores = stores
+        self._processes: ProcessLoop | None = None
+        if settings.processes and process_sensor is not None:
+            self._processes = ProcessLoop(
+                sensor=process_sensor,
+                gpu=gpu or NoGpu(),
+                emit=lambda fields, action: self._append(fields, action, self._clock()),
+                interval=settings.process_interval,
+                snapshot_interval=settings.snapshot_interval,
+            )
         self._stores: Stores | None = None  # the latest index, for the background hasher
         self._lower_priority = lower_priority
         self._last_snapshot = 0.0
@@ -332,6 +345,8 @@ class Daemon:
             "agent.health.permission_gap_paths": list(stats.errors[:20]),
         }
         fields.update(_process_usage())
+        if self._processes is not None:
+            fields.update(self._processes.health_fields())
         return fields
 
     def _append(self, fields: Mapping[str, Any], action: str, now: float) -> None:
@@ -387,6 +402,8 @@ class Daemon:
         """Scan and ship; with `once`, one pass shipped and acked. False if stopped first."""
         if once:
             self._lower_priority()  # the process exits after this pass; no need to restore it
+            if self._processes is not None:
+                self._processes.poll_once(snapshot=True)
             self.scan_pass(snapshot=True, defer=False)
             return drain(self._spool, shipper, stop=self._stop, stats=self.ship_stats)
         threads = self.start_sensors()
@@ -408,6 +425,9 @@ class Daemon:
             jobs.append(("watcher", self._watch))
         if self._settings.defer_hash:
             jobs.append(("hasher", self._hash_forever))
+        if self._processes is not None:
+            loop = self._processes
+            jobs.append(("processes", lambda: loop.run(self._stop)))
         threads = [threading.Thread(target=self._guarded(job), name=name) for name, job in jobs]
         for thread in threads:
             thread.start()

@@ -159,3 +159,31 @@ def _summary(rows: Sequence[dict[str, object]]) -> str:
     if rows:
         summary += f" ({per_format}), {human_bytes(total)}"
     return summary + f"; {unsafe} unsafe"
+
+
+def render_processes(rows: Sequence[dict[str, object]], *, width: int | None) -> str:
+    """Inference processes: pid, runtime, listener (with a ! when reachable from others), models."""
+    lines = [("PID", "RUNTIME", "LISTEN", "PROCESS", "MODELS")]
+    for f in sorted(rows, key=lambda r: int(str(r.get("process.pid", 0)))):
+        listen = ""
+        if f.get("ai.listen.port") is not None:
+            mark = "!" if f.get("ai.listen.exposed") else ""
+            listen = f"{mark}{f.get('ai.listen.address', '')}:{f['ai.listen.port']}"
+        models = f.get("ai.runtime.models")
+        lines.append(
+            (
+                str(f.get("process.pid", "")),
+                printable(str(f.get("ai.runtime.name", "?"))),
+                printable(listen),
+                printable(str(f.get("process.name", ""))),
+                printable(", ".join(map(str, models))) if isinstance(models, list) else "-",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+    out = []
+    for line in lines:
+        text = "  ".join([*(c.ljust(w) for c, w in zip(line, widths, strict=False)), line[4]])
+        out.append(_clip_right(text.rstrip(), width) if width else text.rstrip())
+    exposed = sum(1 for f in rows if f.get("ai.listen.exposed"))
+    out.append(f"{len(rows)} inference processes; {exposed} reachable from other machines")
+    return "\n".join(out) + "\n"

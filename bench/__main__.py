@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from bench import pipeline, scanning
+from bench import pipeline, processes, scanning, watch_idle
 
 
 def main() -> int:
-    for module in (pipeline, scanning):
+    for module in (pipeline, scanning, processes):
         for line in module.run():
             print(line, flush=True)
+    for line in watch_idle.measure(dirs=5000, seconds=10.0, unfiltered=False):
+        print(line, flush=True)
     return 0
 
 

@@ -62,6 +62,8 @@ BODY_FIELDS: dict[str, dict[str, str]] = {
         "ai.gpu.utilization": "gpu_utilization",
         "ai.classifier.score": "classifier_score",
         "ai.classifier.top_features": "classifier_top_features",
+        "ai.runtime.evidence": "runtime_evidence",
+        "ai.listen.exposure_reasons": "listen_exposure_reasons",
     },
     "agent_health": {
         "agent.health.cpu_percent": "cpu_percent",
@@ -71,6 +73,9 @@ BODY_FIELDS: dict[str, dict[str, str]] = {
         "agent.health.files_scanned": "files_scanned",
         "agent.health.permission_gaps": "permission_gaps",
         "agent.health.permission_gap_paths": "permission_gap_paths",
+        "agent.health.processes_scanned": "processes_scanned",
+        "agent.health.gpu_available": "gpu_available",
+        "agent.health.gpu_permission_gaps": "gpu_permission_gaps",
     },
 }
 COMMON_FIELDS = {

@@ -28,8 +28,10 @@ class TtyStream(io.StringIO):
 
 
 def run_scan(*argv: str, err: io.StringIO | None = None) -> tuple[int, str, str]:
+    """A files-only scan: inference processes are covered by their own tests, and other
+    tests may be running some while this one looks."""
     out, err = io.StringIO(), err if err is not None else io.StringIO()
-    status = main(["scan", *argv], out=out, err=err)
+    status = main(["scan", "--no-processes", *argv], out=out, err=err)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -273,7 +275,16 @@ def test_scan_names_an_ollama_model_by_its_tag_and_checks_the_blob_digest(
     manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [layer]}))
     env = {**os.environ, "OLLAMA_MODELS": str(store), "HOME": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "scan", "--format", "json", str(store)],
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "scan",
+            "--no-processes",
+            "--format",
+            "json",
+            str(store),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -82,7 +82,7 @@ def test_enrollment_refuses_a_collector_whose_ca_does_not_match_the_token(
 def test_scan_json_prints_design_fields_for_models_only(agent: Any, tmp_path: Path) -> None:
     write_gguf(tmp_path / "weights.bin")
     (tmp_path / "readme.md").write_text("# nothing here")
-    result = agent("scan", "--format", "json", str(tmp_path))
+    result = agent("scan", "--no-processes", "--format", "json", str(tmp_path))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 1

@@ -158,6 +158,8 @@ class InferenceProcess(_message.Message):
     GPU_UTILIZATION_FIELD_NUMBER: _builtins.int
     CLASSIFIER_SCORE_FIELD_NUMBER: _builtins.int
     CLASSIFIER_TOP_FEATURES_FIELD_NUMBER: _builtins.int
+    RUNTIME_EVIDENCE_FIELD_NUMBER: _builtins.int
+    LISTEN_EXPOSURE_REASONS_FIELD_NUMBER: _builtins.int
     pid: _builtins.int
     name: _builtins.str
     executable: _builtins.str
@@ -179,6 +181,14 @@ class InferenceProcess(_message.Message):
     def runtime_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def classifier_top_features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def runtime_evidence(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ai.runtime.evidence"""
+
+    @_builtins.property
+    def listen_exposure_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ai.listen.exposure_reasons"""
+
     def __init__(
         self,
         *,
@@ -199,10 +209,12 @@ class InferenceProcess(_message.Message):
         gpu_utilization: _builtins.float | None = ...,
         classifier_score: _builtins.float | None = ...,
         classifier_top_features: _abc.Iterable[_builtins.str] | None = ...,
+        runtime_evidence: _abc.Iterable[_builtins.str] | None = ...,
+        listen_exposure_reasons: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_classifier_score", b"_classifier_score", "_gpu_memory_bytes", b"_gpu_memory_bytes", "_gpu_utilization", b"_gpu_utilization", "_listen_exposed", b"_listen_exposed", "_listen_port", b"_listen_port", "_pid", b"_pid", "classifier_score", b"classifier_score", "gpu_memory_bytes", b"gpu_memory_bytes", "gpu_utilization", b"gpu_utilization", "listen_exposed", b"listen_exposed", "listen_port", b"listen_port", "pid", b"pid"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_classifier_score", b"_classifier_score", "_gpu_memory_bytes", b"_gpu_memory_bytes", "_gpu_utilization", b"_gpu_utilization", "_listen_exposed", b"_listen_exposed", "_listen_port", b"_listen_port", "_pid", b"_pid", "classifier_score", b"classifier_score", "classifier_top_features", b"classifier_top_features", "command_line", b"command_line", "executable", b"executable", "gpu_memory_bytes", b"gpu_memory_bytes", "gpu_utilization", b"gpu_utilization", "listen_address", b"listen_address", "listen_exposed", b"listen_exposed", "listen_port", b"listen_port", "name", b"name", "parent_name", b"parent_name", "pid", b"pid", "runtime_libraries", b"runtime_libraries", "runtime_models", b"runtime_models", "runtime_name", b"runtime_name", "runtime_version", b"runtime_version", "user_name", b"user_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_classifier_score", b"_classifier_score", "_gpu_memory_bytes", b"_gpu_memory_bytes", "_gpu_utilization", b"_gpu_utilization", "_listen_exposed", b"_listen_exposed", "_listen_port", b"_listen_port", "_pid", b"_pid", "classifier_score", b"classifier_score", "classifier_top_features", b"classifier_top_features", "command_line", b"command_line", "executable", b"executable", "gpu_memory_bytes", b"gpu_memory_bytes", "gpu_utilization", b"gpu_utilization", "listen_address", b"listen_address", "listen_exposed", b"listen_exposed", "listen_exposure_reasons", b"listen_exposure_reasons", "listen_port", b"listen_port", "name", b"name", "parent_name", b"parent_name", "pid", b"pid", "runtime_evidence", b"runtime_evidence", "runtime_libraries", b"runtime_libraries", "runtime_models", b"runtime_models", "runtime_name", b"runtime_name", "runtime_version", b"runtime_version", "user_name", b"user_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__classifier_score: _TypeAlias = _typing.Literal["classifier_score"]  # noqa: Y015
     _WhichOneofArgType__classifier_score: _TypeAlias = _typing.Literal["_classifier_score", b"_classifier_score"]  # noqa: Y015
@@ -244,14 +256,22 @@ class AgentHealth(_message.Message):
     FILES_SCANNED_FIELD_NUMBER: _builtins.int
     PERMISSION_GAPS_FIELD_NUMBER: _builtins.int
     PERMISSION_GAP_PATHS_FIELD_NUMBER: _builtins.int
+    PROCESSES_SCANNED_FIELD_NUMBER: _builtins.int
+    GPU_AVAILABLE_FIELD_NUMBER: _builtins.int
+    GPU_PERMISSION_GAPS_FIELD_NUMBER: _builtins.int
     cpu_percent: _builtins.float
     rss_bytes: _builtins.int
     spool_bytes: _builtins.int
     dropped_events: _builtins.int
     files_scanned: _builtins.int
     permission_gaps: _builtins.int
+    processes_scanned: _builtins.int
+    gpu_available: _builtins.int
+    """1: a GPU source answered; 0: none here"""
     @_builtins.property
     def permission_gap_paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def gpu_permission_gaps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -262,10 +282,13 @@ class AgentHealth(_message.Message):
         files_scanned: _builtins.int | None = ...,
         permission_gaps: _builtins.int | None = ...,
         permission_gap_paths: _abc.Iterable[_builtins.str] | None = ...,
+        processes_scanned: _builtins.int | None = ...,
+        gpu_available: _builtins.int | None = ...,
+        gpu_permission_gaps: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_dropped_events", b"_dropped_events", "_files_scanned", b"_files_scanned", "_permission_gaps", b"_permission_gaps", "_rss_bytes", b"_rss_bytes", "_spool_bytes", b"_spool_bytes", "cpu_percent", b"cpu_percent", "dropped_events", b"dropped_events", "files_scanned", b"files_scanned", "permission_gaps", b"permission_gaps", "rss_bytes", b"rss_bytes", "spool_bytes", b"spool_bytes"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_dropped_events", b"_dropped_events", "_files_scanned", b"_files_scanned", "_gpu_available", b"_gpu_available", "_permission_gaps", b"_permission_gaps", "_processes_scanned", b"_processes_scanned", "_rss_bytes", b"_rss_bytes", "_spool_bytes", b"_spool_bytes", "cpu_percent", b"cpu_percent", "dropped_events", b"dropped_events", "files_scanned", b"files_scanned", "gpu_available", b"gpu_available", "permission_gaps", b"permission_gaps", "processes_scanned", b"processes_scanned", "rss_bytes", b"rss_bytes", "spool_bytes", b"spool_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_dropped_events", b"_dropped_events", "_files_scanned", b"_files_scanned", "_permission_gaps", b"_permission_gaps", "_rss_bytes", b"_rss_bytes", "_spool_bytes", b"_spool_bytes", "cpu_percent", b"cpu_percent", "dropped_events", b"dropped_events", "files_scanned", b"files_scanned", "permission_gap_paths", b"permission_gap_paths", "permission_gaps", b"permission_gaps", "rss_bytes", b"rss_bytes", "spool_bytes", b"spool_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_dropped_events", b"_dropped_events", "_files_scanned", b"_files_scanned", "_gpu_available", b"_gpu_available", "_permission_gaps", b"_permission_gaps", "_processes_scanned", b"_processes_scanned", "_rss_bytes", b"_rss_bytes", "_spool_bytes", b"_spool_bytes", "cpu_percent", b"cpu_percent", "dropped_events", b"dropped_events", "files_scanned", b"files_scanned", "gpu_available", b"gpu_available", "gpu_permission_gaps", b"gpu_permission_gaps", "permission_gap_paths", b"permission_gap_paths", "permission_gaps", b"permission_gaps", "processes_scanned", b"processes_scanned", "rss_bytes", b"rss_bytes", "spool_bytes", b"spool_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cpu_percent: _TypeAlias = _typing.Literal["cpu_percent"]  # noqa: Y015
     _WhichOneofArgType__cpu_percent: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent"]  # noqa: Y015
@@ -273,8 +296,12 @@ class AgentHealth(_message.Message):
     _WhichOneofArgType__dropped_events: _TypeAlias = _typing.Literal["_dropped_events", b"_dropped_events"]  # noqa: Y015
     _WhichOneofReturnType__files_scanned: _TypeAlias = _typing.Literal["files_scanned"]  # noqa: Y015
     _WhichOneofArgType__files_scanned: _TypeAlias = _typing.Literal["_files_scanned", b"_files_scanned"]  # noqa: Y015
+    _WhichOneofReturnType__gpu_available: _TypeAlias = _typing.Literal["gpu_available"]  # noqa: Y015
+    _WhichOneofArgType__gpu_available: _TypeAlias = _typing.Literal["_gpu_available", b"_gpu_available"]  # noqa: Y015
     _WhichOneofReturnType__permission_gaps: _TypeAlias = _typing.Literal["permission_gaps"]  # noqa: Y015
     _WhichOneofArgType__permission_gaps: _TypeAlias = _typing.Literal["_permission_gaps", b"_permission_gaps"]  # noqa: Y015
+    _WhichOneofReturnType__processes_scanned: _TypeAlias = _typing.Literal["processes_scanned"]  # noqa: Y015
+    _WhichOneofArgType__processes_scanned: _TypeAlias = _typing.Literal["_processes_scanned", b"_processes_scanned"]  # noqa: Y015
     _WhichOneofReturnType__rss_bytes: _TypeAlias = _typing.Literal["rss_bytes"]  # noqa: Y015
     _WhichOneofArgType__rss_bytes: _TypeAlias = _typing.Literal["_rss_bytes", b"_rss_bytes"]  # noqa: Y015
     _WhichOneofReturnType__spool_bytes: _TypeAlias = _typing.Literal["spool_bytes"]  # noqa: Y015
@@ -286,7 +313,11 @@ class AgentHealth(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__files_scanned) -> _WhichOneofReturnType__files_scanned | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__gpu_available) -> _WhichOneofReturnType__gpu_available | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__permission_gaps) -> _WhichOneofReturnType__permission_gaps | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__processes_scanned) -> _WhichOneofReturnType__processes_scanned | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__rss_bytes) -> _WhichOneofReturnType__rss_bytes | None: ...
     @_typing.overload
