@@ -19,8 +19,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from safetensors.numpy import save_file
 
-from agent.config import Settings
 from agent.catalog import Provenance
+from agent.config import Settings
 from agent.daemon import Daemon, HostFacts
 from agent.detect.stores import HUGGINGFACE, StoreRoot
 from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
