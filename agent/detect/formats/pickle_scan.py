@@ -7,124 +7,65 @@ them, and stops after MAX_OPCODES; a stopped walk is reported as incomplete, nev
 
 from __future__ import annotations
 
-import codecs
-import math
 import re
-import struct
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeAlias
 
 from agent.detect.formats import ReadAt
+from agent.detect.formats.pickle_cursor import MAX_LINE, Cursor
+from agent.detect.formats.pickle_machine import (
+    JOBLIB_WRAPPER,
+    MAX_IMPORTS,
+    MAX_KEPT,
+    MAX_LONG,
+    MAX_NAME,
+    MAX_PROTOCOL,
+    MAX_RECORDS,
+    Machine,
+    Records,
+)
+from agent.detect.formats.pickle_values import (
+    Call,
+    Global,
+    Obj,
+    Opaque,
+    PersistentId,
+    PickleDict,
+    PickleScan,
+    Value,
+    array_elements,
+    dtype_itemsize,
+    dtype_string,
+)
 from agent.errors import FormatError
+
+__all__ = [
+    "FORMAT",
+    "JOBLIB_WRAPPER",
+    "MAX_IMPORTS",
+    "MAX_KEPT",
+    "MAX_LINE",
+    "MAX_LONG",
+    "MAX_NAME",
+    "MAX_OPCODES",
+    "MAX_PROTOCOL",
+    "MAX_RECORDS",
+    "Call",
+    "Global",
+    "Obj",
+    "Opaque",
+    "PersistentId",
+    "PickleDict",
+    "PickleScan",
+    "Value",
+    "array_elements",
+    "dtype_itemsize",
+    "dtype_string",
+    "looks_like_pickle",
+    "scan",
+    "scan_bytes",
+]
 
 FORMAT = "pickle"
 MAX_OPCODES = 1 << 19
-MAX_LINE = 1 << 16
-MAX_KEPT = 4096  # longer strings and bytes are stepped over, not kept
-MAX_LONG = 64  # bytes of a LONG1/LONG4 integer that are decoded
-MAX_IMPORTS = 4096
-MAX_RECORDS = 1 << 17
-MAX_NAME = 512
-MAX_PROTOCOL = 5
-JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
-_CHUNK = 64 << 10
-
-# The renames pickle's fix_imports applies to protocol 0-2 pickles written by Python 2.
-_PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
-
-
-@dataclass(frozen=True, slots=True)
-class Global:
-    """A name the pickle imports: module and qualified name joined by a dot."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Opaque:
-    """A value the walk does not model: a long blob, a buffer, a set, an unresolved import."""
-
-    what: str
-
-
-@dataclass(eq=False, slots=True)
-class PickleDict:
-    """A dict as its (key, value) pairs, since keys need not be hashable here."""
-
-    items: list[tuple[Value, Value]] = field(default_factory=list)
-
-    def get(self, key: str) -> Value:
-        for k, v in self.items:
-            if k == key:
-                return v
-        return None
-
-
-@dataclass(eq=False, slots=True)
-class Obj:
-    """What REDUCE, NEWOBJ, INST or OBJ would build: its callable (when a Global), its args and
-    the state a BUILD gave it."""
-
-    callee: str | None
-    args: Value
-    state: Value = None
-
-
-@dataclass(frozen=True, slots=True)
-class PersistentId:
-    """A reference the loader resolves outside the pickle (PyTorch uses it for storages)."""
-
-    value: Value
-
-
-Value: TypeAlias = (
-    bool
-    | int
-    | float
-    | str
-    | bytes
-    | tuple["Value", ...]
-    | list["Value"]
-    | PickleDict
-    | Obj
-    | Global
-    | PersistentId
-    | Opaque
-    | None
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """A REDUCE/NEWOBJ of a kept callable (args) or a BUILD on an object of a kept class
-    (state), at the opcode's byte offset."""
-
-    callee: str
-    value: Value
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class PickleScan:
-    """What one pickle stream holds, from its first opcode to its STOP."""
-
-    start: int
-    end: int
-    protocol: int
-    root: Value
-    imports: tuple[str, ...]  # in order of first appearance
-    unresolved: tuple[str, ...]  # imports the walk cannot name, with where
-    calls: tuple[Call, ...]
-    builds: tuple[Call, ...]
-    persistent_ids: tuple[Value, ...]
-    opcodes: int
-    complete: bool  # False: the walk stopped at a cap before STOP
-    stopped: str | None = None
-
-
-class _Budget(Exception):
-    """A cap was reached: the walk stops and says so instead of failing."""
 
 
 def scan(
@@ -142,8 +83,8 @@ def scan(
     malformed or ends before STOP. `keep` names callables whose calls and builds are recorded;
     `joblib` steps over the array bytes joblib writes between opcodes; `capped` says `size` is
     a cap on what is walked (an inflated stream), not where the data ends."""
-    cursor = _Cursor(read_at, start, size, fmt, capped=capped)
-    return _Machine(cursor, _Records(keep, max_opcodes), joblib=joblib).scan()
+    cursor = Cursor(read_at, start, size, fmt, capped=capped)
+    return Machine(cursor, Records(keep, max_opcodes), joblib=joblib).scan()
 
 
 def scan_bytes(
@@ -170,8 +111,8 @@ def looks_like_pickle(head: bytes, size: int | None = None, max_opcodes: int = 2
     if head[0] == ord("c") and not _GLOBAL_LINE.match(head):
         return False
     whole = size is not None and len(head) >= size
-    cursor = _Cursor(lambda o, n: head[o : o + n], 0, len(head), FORMAT, capped=not whole)
-    machine = _Machine(cursor, _Records(frozenset(), max_opcodes), joblib=True)
+    cursor = Cursor(lambda o, n: head[o : o + n], 0, len(head), FORMAT, capped=not whole)
+    machine = Machine(cursor, Records(frozenset(), max_opcodes), joblib=True)
     try:
         result = machine.scan()
     except FormatError:
@@ -180,540 +121,3 @@ def looks_like_pickle(head: bytes, size: int | None = None, max_opcodes: int = 2
 
 
 _GLOBAL_LINE = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
-
-
-class _Cursor:
-    """A forward reader over [start, end) that refills a bounded buffer."""
-
-    def __init__(self, read_at: ReadAt, start: int, end: int, fmt: str, *, capped: bool) -> None:
-        self.read_at, self.end, self.fmt, self.capped = read_at, end, fmt, capped
-        self.pos = start
-        self.buf, self.buf_at = b"", start
-
-    def error(self, at: int, reason: str) -> FormatError:
-        return FormatError(self.fmt, at, reason)
-
-    def _past_end(self, n: int, what: str) -> None:
-        if self.capped:
-            raise _Budget(f"{what} runs past the {self.end} bytes that are scanned")
-        raise self.error(self.pos, f"{what} needs {n} bytes but the data ends at {self.end}")
-
-    def _short(self, n: int, what: str) -> FormatError:
-        return self.error(self.pos, f"{what} needs {n} bytes but the data ends early")
-
-    def take(self, n: int, what: str) -> bytes:
-        if self.pos + n > self.end:
-            self._past_end(n, what)
-        start = self.pos - self.buf_at
-        if start < 0 or start + n > len(self.buf):
-            self.buf = self.read_at(self.pos, min(max(n, _CHUNK), self.end - self.pos))
-            self.buf_at, start = self.pos, 0
-            if len(self.buf) < n:
-                raise self._short(n, what)
-        self.pos += n
-        return self.buf[start : start + n]
-
-    def skip(self, n: int, what: str) -> None:
-        if self.pos + n > self.end:
-            self._past_end(n, what)
-        self.pos += n
-
-    def byte(self, what: str) -> int:
-        at = self.pos - self.buf_at
-        if 0 <= at < len(self.buf):
-            # The buffer never reaches past `end`, so a byte in it is a byte of the pickle.
-            self.pos += 1
-            return self.buf[at]
-        return self.take(1, what)[0]
-
-    def unpack(self, code: str, what: str) -> int:
-        layout = _STRUCTS[code]
-        value: int = layout.unpack(self.take(layout.size, what))[0]
-        return value
-
-    def line(self, what: str) -> bytes:
-        """The bytes up to the next newline, which is consumed; at most MAX_LINE of them."""
-        start = self.pos - self.buf_at
-        at = self.buf.find(b"\n", start, start + MAX_LINE + 1) if start >= 0 else -1
-        if at < 0:
-            want = min(MAX_LINE + 1, self.end - self.pos)
-            self.buf, self.buf_at, start = self.read_at(self.pos, want), self.pos, 0
-            at = self.buf.find(b"\n")
-            if at < 0 and len(self.buf) < want:
-                raise self._short(len(self.buf) + 1, what)
-            if at < 0 and want <= MAX_LINE:
-                self._past_end(want + 1, what)
-            if at < 0:
-                raise self.error(self.pos, f"{what} is longer than {MAX_LINE} bytes")
-        self.pos += at - start + 1
-        return self.buf[start:at]
-
-
-@dataclass
-class _Records:
-    """What the walk keeps across nested pickles (joblib embeds one per object array)."""
-
-    keep: frozenset[str]
-    max_opcodes: int
-    opcodes: int = 0
-    imports: dict[str, None] = field(default_factory=dict)
-    unresolved: list[str] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
-    builds: list[Call] = field(default_factory=list)
-    persistent_ids: list[Value] = field(default_factory=list)
-    too_many_imports: bool = False
-
-    def import_name(self, module: str, name: str) -> str:
-        module = _PY2_MODULES.get(module, module)
-        full = f"{module}.{name}"[:MAX_NAME]
-        if full not in self.imports:
-            if len(self.imports) < MAX_IMPORTS:
-                self.imports[full] = None
-            elif not self.too_many_imports:
-                self.too_many_imports = True
-                self.unresolved.append(f"more than {MAX_IMPORTS} distinct imports")
-        return full
-
-    def note(self, kept: list[Call], call: Call) -> None:
-        if call.callee in self.keep and len(kept) < MAX_RECORDS:
-            kept.append(call)
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace")
-
-
-class _Machine:
-    """The pickle virtual machine with every effect replaced by a record of it."""
-
-    def __init__(self, cursor: _Cursor, records: _Records, *, joblib: bool) -> None:
-        self.c, self.r, self.joblib = cursor, records, joblib
-        self.start = cursor.pos
-        self.at = cursor.pos
-        self.protocol = 0
-        self.stack: list[Value] = []
-        self.marks: list[list[Value]] = []
-        self.memo: dict[int, Value] = {}
-
-    def scan(self) -> PickleScan:
-        root: Value = Opaque("unfinished")
-        stopped = None
-        try:
-            root = self.run()
-        except _Budget as e:
-            stopped = str(e)
-        r = self.r
-        return PickleScan(
-            start=self.start,
-            end=self.c.pos,
-            protocol=self.protocol,
-            root=root,
-            imports=tuple(r.imports),
-            unresolved=tuple(r.unresolved),
-            calls=tuple(r.calls),
-            builds=tuple(r.builds),
-            persistent_ids=tuple(r.persistent_ids),
-            opcodes=r.opcodes,
-            complete=stopped is None,
-            stopped=stopped,
-        )
-
-    def run(self) -> Value:
-        c, r, ops = self.c, self.r, _handlers()
-        while True:
-            if r.opcodes >= r.max_opcodes:
-                raise _Budget(f"stopped after {r.opcodes} opcodes")
-            self.at = c.pos
-            op = c.byte("opcode")
-            r.opcodes += 1
-            if op == 0x2E:  # STOP
-                return self.pop()
-            entry = ops.get(op)
-            if entry is None:
-                raise c.error(self.at, f"unknown opcode 0x{op:02x}")
-            entry[0](self, *entry[1])
-
-    # -- stack ------------------------------------------------------------------------------
-
-    def push(self, value: Value) -> None:
-        self.stack.append(value)
-
-    def pop(self) -> Value:
-        if not self.stack:
-            raise self.c.error(self.at, "stack underflow")
-        return self.stack.pop()
-
-    def top(self) -> Value:
-        if not self.stack:
-            raise self.c.error(self.at, "stack underflow")
-        return self.stack[-1]
-
-    def pop_mark(self) -> list[Value]:
-        if not self.marks:
-            raise self.c.error(self.at, "no MARK to pop to")
-        items, self.stack = self.stack, self.marks.pop()
-        return items
-
-    def mark(self) -> None:
-        self.marks.append(self.stack)
-        self.stack = []
-
-    def pop_one(self) -> None:
-        if self.stack:
-            self.stack.pop()
-        else:
-            self.pop_mark()
-
-    def dup(self) -> None:
-        self.push(self.top())
-
-    def pop_n(self, n: int) -> list[Value]:
-        if len(self.stack) < n:
-            raise self.c.error(self.at, "stack underflow")
-        items = self.stack[-n:]
-        del self.stack[-n:]
-        return items
-
-    # -- framing ----------------------------------------------------------------------------
-
-    def proto(self) -> None:
-        version = self.c.byte("protocol")
-        if version > MAX_PROTOCOL:
-            raise self.c.error(self.at, f"unsupported protocol {version}")
-        self.protocol = version
-
-    def frame(self) -> None:
-        # Frames only group opcodes for buffered reading; the walk reads linearly anyway.
-        self.c.skip(8, "frame length")
-
-    # -- scalars, strings and bytes -------------------------------------------------------
-
-    def const(self, value: bool | tuple[()] | None) -> None:
-        self.push(value)
-
-    def scalar(self, code: str) -> None:
-        layout = _STRUCTS[code]
-        self.push(layout.unpack(self.c.take(layout.size, "number"))[0])
-
-    def int_line(self) -> None:
-        raw = self.c.line("INT")
-        if raw in (b"00", b"01"):
-            self.push(raw == b"01")
-        else:
-            self.push(self._int(raw))
-
-    def long_line(self) -> None:
-        self.push(self._int(self.c.line("LONG").rstrip(b"L")))
-
-    def _int(self, raw: bytes) -> int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise self.c.error(self.at, f"integer {raw[:32]!r} is unreadable") from None
-
-    def float_line(self) -> None:
-        raw = self.c.line("FLOAT")
-        try:
-            self.push(float(raw))
-        except ValueError:
-            raise self.c.error(self.at, f"float {raw[:32]!r} is unreadable") from None
-
-    def long(self, code: str) -> None:
-        n = self._length(code, "LONG length")
-        if n > MAX_LONG:
-            self.c.skip(n, "LONG")
-            self.push(Opaque("long"))
-        else:
-            self.push(int.from_bytes(self.c.take(n, "LONG"), "little", signed=True))
-
-    def _length(self, code: str, what: str) -> int:
-        n = self.c.unpack(code, what)
-        if n < 0:
-            raise self.c.error(self.at, f"{what} is negative")
-        return n
-
-    def blob(self, code: str, text: bool, what: str) -> None:
-        n = self._length(code, f"{what} length")
-        if n > MAX_KEPT:
-            self.c.skip(n, what)
-            self.push(Opaque(what))
-            return
-        raw = self.c.take(n, what)
-        self.push(_text(raw) if text else raw)
-
-    def string_line(self) -> None:
-        raw = self.c.line("STRING")
-        if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
-            raise self.c.error(self.at, "STRING is not quoted")
-        try:
-            self.push(codecs.escape_decode(raw[1:-1])[0].decode("latin-1"))
-        except ValueError:
-            raise self.c.error(self.at, "STRING has a broken escape") from None
-
-    def unicode_line(self) -> None:
-        raw = self.c.line("UNICODE")
-        try:
-            self.push(raw.decode("raw-unicode-escape"))
-        except UnicodeDecodeError:
-            raise self.c.error(self.at, "UNICODE has a broken escape") from None
-
-    def next_buffer(self) -> None:
-        self.push(Opaque("buffer"))
-
-    def readonly_buffer(self) -> None:
-        self.top()
-
-    # -- containers -------------------------------------------------------------------------
-
-    def tuple_mark(self) -> None:
-        self.push(tuple(self.pop_mark()))
-
-    def tuple_n(self, n: int) -> None:
-        self.push(tuple(self.pop_n(n)))
-
-    def empty_list(self) -> None:
-        self.push([])
-
-    def list_mark(self) -> None:
-        self.push(self.pop_mark())
-
-    def append(self) -> None:
-        value = self.pop()
-        target = self.top()
-        if isinstance(target, list):
-            target.append(value)
-
-    def appends(self) -> None:
-        items = self.pop_mark()
-        target = self.top()
-        if isinstance(target, list):
-            target.extend(items)
-
-    def empty_dict(self) -> None:
-        self.push(PickleDict())
-
-    def dict_mark(self) -> None:
-        items = self.pop_mark()
-        self.push(PickleDict(list(zip(items[::2], items[1::2], strict=False))))
-
-    def setitem(self) -> None:
-        value = self.pop()
-        key = self.pop()
-        target = self.top()
-        if isinstance(target, PickleDict):
-            target.items.append((key, value))
-
-    def setitems(self) -> None:
-        items = self.pop_mark()
-        target = self.top()
-        if isinstance(target, PickleDict):
-            target.items.extend(zip(items[::2], items[1::2], strict=False))
-
-    def empty_set(self) -> None:
-        self.push(Opaque("set"))
-
-    def additems(self) -> None:
-        self.pop_mark()
-        self.top()
-
-    def frozenset_mark(self) -> None:
-        self.pop_mark()
-        self.push(Opaque("frozenset"))
-
-    # -- memo -------------------------------------------------------------------------------
-
-    def _put(self, key: int) -> None:
-        if key < 0:
-            raise self.c.error(self.at, "negative memo key")
-        self.memo[key] = self.top()
-
-    def _get(self, key: int) -> None:
-        if key not in self.memo:
-            raise self.c.error(self.at, f"memo key {key} was never stored")
-        self.push(self.memo[key])
-
-    def put(self) -> None:
-        self._put(self._int(self.c.line("PUT")))
-
-    def binput(self, code: str) -> None:
-        self._put(self.c.unpack(code, "memo key"))
-
-    def memoize(self) -> None:
-        self._put(len(self.memo))
-
-    def get(self) -> None:
-        self._get(self._int(self.c.line("GET")))
-
-    def binget(self, code: str) -> None:
-        self._get(self.c.unpack(code, "memo key"))
-
-    # -- imports, calls and objects ---------------------------------------------------------
-
-    def global_line(self) -> None:
-        module = _text(self.c.line("GLOBAL module"))
-        name = _text(self.c.line("GLOBAL name"))
-        self.push(Global(self.r.import_name(module, name)))
-
-    def stack_global(self) -> None:
-        name = self.pop()
-        module = self.pop()
-        if isinstance(module, str) and isinstance(name, str):
-            self.push(Global(self.r.import_name(module, name)))
-            return
-        if len(self.r.unresolved) < MAX_IMPORTS:
-            self.r.unresolved.append(f"import of a computed name at byte {self.at}")
-        self.push(Opaque("global"))
-
-    def inst(self) -> None:
-        module = _text(self.c.line("INST module"))
-        name = _text(self.c.line("INST name"))
-        callee = self.r.import_name(module, name)
-        self._call(callee, tuple(self.pop_mark()))
-
-    def obj(self) -> None:
-        items = self.pop_mark()
-        if not items:
-            raise self.c.error(self.at, "OBJ without a class")
-        self._call(_callee(items[0]), tuple(items[1:]))
-
-    def newobj(self) -> None:
-        args = self.pop()
-        self._call(_callee(self.pop()), args)
-
-    def newobj_ex(self) -> None:
-        kwargs = self.pop()
-        args = self.pop()
-        self._call(_callee(self.pop()), (args, kwargs))
-
-    def reduce(self) -> None:
-        args = self.pop()
-        self._call(_callee(self.pop()), args)
-
-    def _call(self, callee: str | None, args: Value) -> None:
-        if callee is not None:
-            self.r.note(self.r.calls, Call(callee, args, self.at))
-        self.push(Obj(callee, args))
-
-    def build(self) -> None:
-        state = self.pop()
-        target = self.top()
-        if not isinstance(target, Obj):
-            return
-        target.state = state
-        if target.callee is not None:
-            self.r.note(self.r.builds, Call(target.callee, state, self.at))
-        if self.joblib and target.callee == JOBLIB_WRAPPER and isinstance(state, PickleDict):
-            self._skip_joblib_array(state)
-
-    def ext(self, code: str) -> None:
-        number = self.c.unpack(code, "extension code")
-        if len(self.r.unresolved) < MAX_IMPORTS:
-            self.r.unresolved.append(f"extension registry code {number} at byte {self.at}")
-        self.push(Opaque("extension"))
-
-    def persid(self) -> None:
-        self._persistent(_text(self.c.line("PERSID")))
-
-    def binpersid(self) -> None:
-        self._persistent(self.pop())
-
-    def _persistent(self, value: Value) -> None:
-        if len(self.r.persistent_ids) < MAX_RECORDS:
-            self.r.persistent_ids.append(value)
-        self.push(PersistentId(value))
-
-    # -- joblib -----------------------------------------------------------------------------
-
-    def _skip_joblib_array(self, state: PickleDict) -> None:
-        """joblib writes an array's bytes raw right after its wrapper's BUILD, or a nested
-        pickle for object arrays; step over them as joblib's reader would read them."""
-        elements = array_elements(state.get("shape"))
-        itemsize = dtype_itemsize(state.get("dtype"))
-        if elements is None or itemsize is None:
-            raise self.c.error(self.at, "joblib array wrapper has no readable shape or dtype")
-        if itemsize == 0:
-            nested = _Machine(self.c, self.r, joblib=False)
-            nested.run()
-            return
-        if isinstance(state.get("numpy_array_alignment_bytes"), int):
-            self.c.skip(self.c.byte("joblib padding length"), "joblib padding")
-        self.c.skip(elements * itemsize, "joblib array data")
-
-
-def _callee(value: Value) -> str | None:
-    return value.name if isinstance(value, Global) else None
-
-
-def array_elements(shape: Value) -> int | None:
-    """The element count of a shape tuple of natural numbers, else None."""
-    if not isinstance(shape, tuple | list):
-        return None
-    if not all(type(d) is int and d >= 0 for d in shape):
-        return None
-    return math.prod(d for d in shape if isinstance(d, int))
-
-
-def dtype_string(dtype: Value) -> str | None:
-    """The type string of a pickled numpy dtype (`numpy.dtype('f4', False, True)`), else None."""
-    if not isinstance(dtype, Obj) or dtype.callee not in _DTYPE_CALLEES:
-        return None
-    args = dtype.args
-    if isinstance(args, tuple) and args and isinstance(args[0], str):
-        return args[0]
-    return None
-
-
-_DTYPE_CALLEES = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype"})
-
-
-def dtype_itemsize(dtype: Value) -> int | None:
-    """Bytes per element of a pickled numpy dtype; 0 for object dtypes; None if unreadable."""
-    text = dtype_string(dtype)
-    if text is None or not text[:1].isalpha():
-        return None
-    kind, digits = text[0], text[1:]
-    if kind == "O":
-        return 0
-    if not digits.isdigit() or len(digits) > 6:
-        return None
-    return int(digits) * (4 if kind == "U" else 1)
-
-
-_STRUCTS = {code: struct.Struct(code) for code in ("B", "<H", "<i", "<I", "<Q", ">d")}
-_HANDLERS: dict[int, tuple[Callable[..., object], tuple[object, ...]]] = {}
-
-
-def _handlers() -> dict[int, tuple[Callable[..., object], tuple[object, ...]]]:
-    """opcode -> (_Machine method, its arguments), built once."""
-    if not _HANDLERS:
-        for op, spec in _OPS.items():
-            _HANDLERS[ord(op)] = (getattr(_Machine, str(spec[0])), spec[1:])
-    return _HANDLERS
-
-
-# opcode -> (handler, its arguments): struct codes for lengths, flags for text.
-_OPS: dict[str, tuple[object, ...]] = {
-    "(": ("mark",), "0": ("pop_one",), "1": ("pop_mark",), "2": ("dup",),
-    "\x80": ("proto",), "\x95": ("frame",),
-    "N": ("const", None), "\x88": ("const", True), "\x89": ("const", False),
-    ")": ("const", ()), "I": ("int_line",), "L": ("long_line",), "F": ("float_line",),
-    "J": ("scalar", "<i"), "K": ("scalar", "B"), "M": ("scalar", "<H"),
-    "G": ("scalar", ">d"), "\x8a": ("long", "B"), "\x8b": ("long", "<i"),
-    "S": ("string_line",), "V": ("unicode_line",),
-    "T": ("blob", "<i", True, "BINSTRING"), "U": ("blob", "B", True, "SHORT_BINSTRING"),
-    "X": ("blob", "<I", True, "BINUNICODE"), "\x8c": ("blob", "B", True, "SHORT_BINUNICODE"),
-    "\x8d": ("blob", "<Q", True, "BINUNICODE8"), "B": ("blob", "<I", False, "BINBYTES"),
-    "C": ("blob", "B", False, "SHORT_BINBYTES"), "\x8e": ("blob", "<Q", False, "BINBYTES8"),
-    "\x96": ("blob", "<Q", False, "BYTEARRAY8"),
-    "\x97": ("next_buffer",), "\x98": ("readonly_buffer",),
-    "t": ("tuple_mark",), "\x85": ("tuple_n", 1), "\x86": ("tuple_n", 2),
-    "\x87": ("tuple_n", 3), "]": ("empty_list",), "l": ("list_mark",), "a": ("append",),
-    "e": ("appends",), "}": ("empty_dict",), "d": ("dict_mark",), "s": ("setitem",),
-    "u": ("setitems",), "\x8f": ("empty_set",), "\x90": ("additems",),
-    "\x91": ("frozenset_mark",), "p": ("put",), "q": ("binput", "B"),
-    "r": ("binput", "<I"), "\x94": ("memoize",), "g": ("get",), "h": ("binget", "B"),
-    "j": ("binget", "<I"), "c": ("global_line",), "\x93": ("stack_global",),
-    "i": ("inst",), "o": ("obj",), "\x81": ("newobj",), "\x92": ("newobj_ex",),
-    "R": ("reduce",), "b": ("build",), "\x82": ("ext", "B"), "\x83": ("ext", "<H"),
-    "\x84": ("ext", "<i"), "P": ("persid",), "Q": ("binpersid",),
-}  # fmt: skip
