@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint proto proto-check bench
+.PHONY: demo test lint proto proto-check bench train
 
 $(STAMP): pyproject.toml
 	python3 scripts/bootstrap.py $(VENV) && touch $(STAMP)
@@ -25,3 +25,6 @@ proto-check: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+train: $(STAMP)
+	$(PY) -m agent.training.train

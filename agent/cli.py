@@ -170,8 +170,21 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _scan_processes(os_type: str) -> list[dict[str, object]]:
     """Every inference process running now, as inference_process fields (one scan)."""
-    sensor = ProcessSensor.for_os(os_type)
+    sensor = _process_sensor(os_type)
     return [dict(fields) for _, fields in sensor.poll(snapshot=True)]
+
+
+def _process_sensor(os_type: str) -> ProcessSensor:
+    """This OS's process sensor, scoring every process with the shipped classifier."""
+    try:
+        from agent.classifier import Classifier, ProcessScorer
+
+        scorer = ProcessScorer(Classifier.shipped())
+    except (AgentError, ImportError) as exc:
+        # Without the classifier, known runtimes are still found by their rules.
+        log.warning("process classifier unavailable: %s", exc)
+        return ProcessSensor.for_os(os_type)
+    return ProcessSensor.for_os(os_type, scorer=scorer)
 
 
 def _scan_roots(paths: Sequence[Path], plat: platform.Platform) -> list[Path]:
@@ -337,7 +350,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         spool=spool,
         state_dir=data_dir,
         stop=stop,
-        process_sensor=ProcessSensor.for_os(os_type) if settings.processes else None,
+        process_sensor=_process_sensor(os_type) if settings.processes else None,
         gpu=gpu_source(os_type) if settings.processes else None,
     )
     try:

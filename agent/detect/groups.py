@@ -316,7 +316,10 @@ def _weight_map_files(data: bytes) -> list[str] | None:
 def _inside(relative: str) -> bool:
     """A name from an untrusted index must stay in its folder."""
     parts = relative.replace("\\", "/").split("/")
-    return bool(relative) and not relative.startswith(("/", "\\")) and ".." not in parts
+    # "." or an empty part would name the folder itself, ".." a folder above it.
+    return (
+        bool(relative) and not relative.startswith(("/", "\\")) and not {"", ".", ".."} & set(parts)
+    )
 
 
 def _companion_sets(g: _Grouper, folder: str, names: list[str], meta: _FolderMeta) -> None:

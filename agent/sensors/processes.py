@@ -6,10 +6,12 @@ changed processes. The OS is reached through a ProcessSource; agent.detect decid
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from agent.detect.exposure import Exposure, assess, pick_listener, probe_host
 from agent.detect.processes import (
@@ -99,11 +101,16 @@ class ProcessReport:
     match: RuntimeMatch
     exposure: Exposure
     probe: ProbeResult | None = None
+    score: Score | None = None
 
     def fields(self, gpu: GpuUse | None = None) -> dict[str, object]:
         fields = inference_process_fields(
             self.observation, self.match, exposure=self.exposure, gpu=gpu
         )
+        if self.score is not None:
+            fields["ai.classifier.score"] = round(self.score.value, 4)
+            if self.score.top_features:
+                fields["ai.classifier.top_features"] = list(self.score.top_features)
         vram = self.probe.vram_bytes if self.probe is not None else None
         if vram is not None and "ai.gpu.memory_bytes" not in fields:
             fields["ai.gpu.memory_bytes"] = vram
@@ -120,6 +127,29 @@ class _Entry:
     settings: Mapping[str, object] | None = None
     probe: ProbeResult | None = None
     probed_at: float | None = None
+    score: Score | None = None
+    scored: ProcessObservation | None = None  # the observation `score` was computed on
+
+
+log = logging.getLogger(__name__)
+
+
+class Score(Protocol):
+    @property
+    def value(self) -> float: ...
+    @property
+    def top_features(self) -> tuple[str, ...]: ...
+
+
+class Scorer(Protocol):
+    """Scores processes in a batch (agent.classifier.ProcessScorer in production)."""
+
+    @property
+    def threshold(self) -> float: ...
+
+    def __call__(
+        self, items: Sequence[tuple[ProcessObservation, RuntimeMatch | None]]
+    ) -> Sequence[Score]: ...
 
 
 class ProcessSensor:
@@ -139,8 +169,10 @@ class ProcessSensor:
         probe_every: float = 60.0,
         known: Mapping[ProcessKey, Mapping[str, object]] | None = None,
         ignore_pids: Collection[int] = (),
+        scorer: Scorer | None = None,
     ) -> None:
         self._source = source
+        self._scorer = scorer
         self._prober = prober
         self._clock = clock
         self._wall = wall
@@ -198,7 +230,10 @@ class ProcessSensor:
                 continue
             stats.permission_denied += entry.denied
         self._entries = entries
-        reports = {k: self._report(e, now, stats) for k, e in entries.items() if e.match}
+        self._score(entries.values())
+        reports = {
+            k: self._report(e, now, stats) for k, e in entries.items() if self._reportable(e)
+        }
         stats.processes, stats.runtimes = len(entries), len(reports)
         stats.seconds = self._clock() - now
         self.stats = stats
@@ -320,8 +355,34 @@ class ProcessSensor:
             self._versions[hint] = found
         return self._versions[hint]
 
+    def _score(self, entries: Iterable[_Entry]) -> None:
+        """Score, in one batch, every process whose observation changed since it was scored."""
+        if self._scorer is None:
+            return
+        stale = [e for e in entries if e.scored is not e.obs]
+        if not stale:
+            return
+        try:
+            scores = self._scorer([(e.obs, e.match) for e in stale])
+        except Exception:
+            # A classifier failure costs the scores, not the process events.
+            log.exception("process classifier failed")
+            return
+        for entry, score in zip(stale, scores, strict=True):
+            entry.score, entry.scored = score, entry.obs
+
+    def _reportable(self, entry: _Entry) -> bool:
+        if entry.match is not None:
+            return True
+        threshold = self._scorer.threshold if self._scorer is not None else None
+        return threshold is not None and entry.score is not None and entry.score.value >= threshold
+
     def _report(self, entry: _Entry, now: float, stats: ProcessScanStats) -> ProcessReport:
-        assert entry.match is not None  # only matched entries are reported
+        if entry.match is None:  # no rule knows it; the classifier vouches for it
+            assert entry.score is not None
+            entry.match = RuntimeMatch(
+                name="unknown", evidence=(f"classifier score {entry.score.value:.2f}",)
+            )
         obs = entry.obs
         if entry.probed_at is None or now - entry.probed_at >= self._probe_every:
             entry.probe = self._probe(entry.match.name, obs.listeners, stats)
@@ -330,7 +391,9 @@ class ProcessSensor:
         if entry.probe is not None:
             match = _with_probe(match, entry.probe)
         exposure = assess(match.name, obs.listeners, obs.cmdline, obs.env, entry.settings)
-        return ProcessReport(observation=obs, match=match, exposure=exposure, probe=entry.probe)
+        return ProcessReport(
+            observation=obs, match=match, exposure=exposure, probe=entry.probe, score=entry.score
+        )
 
     def _probe(
         self, runtime: str, listeners: tuple[tuple[str, int], ...], stats: ProcessScanStats

@@ -333,3 +333,55 @@ def test_linux_source_reports_a_vanished_process() -> None:
         LinuxSource().details(proc.pid)
     with pytest.raises(OSError):
         LinuxSource().mappings(proc.pid)
+
+
+@dataclass(frozen=True)
+class FixedScore:
+    value: float
+    top_features: tuple[str, ...] = ()
+
+
+class FakeScorer:
+    """Scores by process name; counts the batches so that caching shows."""
+
+    threshold = 0.5
+
+    def __init__(self, by_name: dict[str, float]) -> None:
+        self.by_name = by_name
+        self.batches: list[int] = []
+
+    def __call__(self, items: Any) -> list[FixedScore]:
+        self.batches.append(len(items))
+        return [FixedScore(self.by_name.get(obs.name, 0.0), ("lib:ggml",)) for obs, _ in items]
+
+
+def test_a_high_score_without_a_known_runtime_is_still_an_inference_process(
+    source: FakeSource,
+) -> None:
+    source.add(30, "mystery-srv", ("mystery-srv", "--port", "9999"))
+    scorer = FakeScorer({"mystery-srv": 0.9, "python3": 0.8})
+    reports = sensor_for(source, scorer=scorer).scan()
+
+    by_name = {r.observation.name: r for r in reports.values()}
+    assert set(by_name) == {"python3", "mystery-srv"}
+    fields = by_name["mystery-srv"].fields()
+    assert fields["ai.runtime.name"] == "unknown"
+    assert fields["ai.classifier.score"] == 0.9
+    assert fields["ai.classifier.top_features"] == ["lib:ggml"]
+    assert by_name["python3"].fields()["ai.runtime.name"] == "onnxruntime"
+
+
+def test_processes_are_scored_in_one_batch_and_only_again_when_they_change(
+    source: FakeSource,
+) -> None:
+    scorer = FakeScorer({})
+    sensor = sensor_for(source, scorer=scorer)
+    sensor.scan()
+    sensor.scan()
+    assert scorer.batches[0] == 3
+    assert sum(scorer.batches[1:]) <= 1  # the runtime's usage refresh may rescore it alone
+
+
+def test_a_low_score_keeps_an_ordinary_process_out(source: FakeSource) -> None:
+    reports = sensor_for(source, scorer=FakeScorer({"sleep": 0.1})).scan()
+    assert {r.observation.name for r in reports.values()} == {"python3"}
