@@ -15,6 +15,7 @@ from agent.detect.formats.protowire import (
     Field,
     SchemaMismatch,
     Wire,
+    check_node,
     expect,
     head_fields,
     signed64,
@@ -147,7 +148,7 @@ def _read_graph(wire: Wire, graph_field: Field) -> _Graph:
         if f.number == 1:
             nodes += 1
             if nodes <= CHECKED_NODES:
-                _check_node(wire, f)
+                check_node(wire, f, _NODE_FIELDS, 4)
         elif f.number == 2:
             graph.name = wire.text(f, MAX_TEXT)
         elif f.number == 5:
@@ -155,18 +156,6 @@ def _read_graph(wire: Wire, graph_field: Field) -> _Graph:
         elif f.number == 15:
             _add_sparse_tensor(wire, f, graph)
     return graph
-
-
-def _check_node(wire: Wire, node: Field) -> None:
-    """A NodeProto names its operator; a message without one is not a graph node."""
-    has_op_type = False
-    for f in wire.fields(node.at, node.end):
-        wanted = _NODE_FIELDS.get(f.number)
-        if wanted is not None:
-            expect(f, wanted)
-        has_op_type |= f.number == 4 and f.value > 0
-    if not has_op_type:
-        raise SchemaMismatch(f"graph node at byte {node.at} has no op_type")
 
 
 def _add_tensor(wire: Wire, tensor: Field, graph: _Graph) -> None:

@@ -6,7 +6,7 @@ message of gigabytes costs a few reads of its small fields.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -205,6 +205,19 @@ def expect(field: Field, wire_type: int) -> None:
         raise SchemaMismatch(
             f"field {field.number} has wire type {field.wire_type}, not {wire_type}"
         )
+
+
+def check_node(wire: Wire, node: Field, schema: Mapping[int, int], op_field: int) -> None:
+    """A graph node (ONNX NodeProto, TensorFlow NodeDef) has its known fields' wire types and
+    names its operator in `op_field`; anything else is another message, not a graph node."""
+    has_op = False
+    for f in wire.fields(node.at, node.end):
+        wanted = schema.get(f.number)
+        if wanted is not None:
+            expect(f, wanted)
+        has_op |= f.number == op_field and f.value > 0
+    if not has_op:
+        raise SchemaMismatch(f"graph node at byte {node.at} names no operator")
 
 
 def signed64(value: int) -> int:

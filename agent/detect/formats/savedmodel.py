@@ -16,6 +16,7 @@ from agent.detect.formats.protowire import (
     Field,
     SchemaMismatch,
     Wire,
+    check_node,
     expect,
     head_fields,
     signed64,
@@ -143,18 +144,7 @@ def _check_graph_def(wire: Wire, graph: Field) -> None:
             expect(f, wanted)
         if f.number == 1 and nodes < CHECKED_NODES:
             nodes += 1
-            _check_node(wire, f)
-
-
-def _check_node(wire: Wire, node: Field) -> None:
-    has_op = False
-    for f in wire.fields(node.at, node.end):
-        wanted = _NODE_DEF_FIELDS.get(f.number)
-        if wanted is not None:
-            expect(f, wanted)
-        has_op |= f.number == 2 and f.value > 0
-    if not has_op:
-        raise SchemaMismatch(f"graph node at byte {node.at} names no op")
+            check_node(wire, f, _NODE_DEF_FIELDS, 2)
 
 
 def _read_object_graph(wire: Wire, graph: Field, found: _Found) -> None:
