@@ -13,12 +13,12 @@ import grpc
 from agent.backoff import delay_for
 from agent.errors import AgentError, EnrollmentError
 from agent.spool import Spool
+from wire import ACKED_SEQ_METADATA
 from wire.v1 import collector_pb2, collector_pb2_grpc
 from wire.v1.events_pb2 import Envelope
 
 log = logging.getLogger(__name__)
 
-ACKED_SEQ_METADATA = "shadowai-acked-seq"
 # Codes after which sending the same envelopes again cannot succeed.
 FATAL = frozenset(
     {

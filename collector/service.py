@@ -23,7 +23,7 @@ from collector.errors import RefusedEnvelope
 from collector.governance import RuleSet
 from collector.store import AgentRecord, AgentState, Gap, NewAlert, Store, StoredEvent
 from collector.store.store import ConcurrentUpdate
-from wire import envelope
+from wire import ACKED_SEQ_METADATA, envelope
 from wire.events import flatten_payload
 from wire.tokens import secret_digest
 from wire.v1 import collector_pb2, collector_pb2_grpc
@@ -44,7 +44,6 @@ STATUS_FOR = {
     "clock": grpc.StatusCode.OUT_OF_RANGE,
     "malformed": grpc.StatusCode.INVALID_ARGUMENT,
 }
-ACKED_SEQ_METADATA = "shadowai-acked-seq"
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:

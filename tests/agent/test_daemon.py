@@ -64,6 +64,17 @@ def _daemon(tmp_path: Path, models: Path, key: Ed25519PrivateKey, spool: Spool) 
     )
 
 
+def _spooled_pass(tmp_path: Path, gguf: Path) -> tuple[Path, Ed25519PrivateKey, Spool]:
+    """A folder with one GGUF model, a fresh agent key, and one snapshot pass spooled."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "llama.gguf").write_bytes(gguf.read_bytes())
+    key = Ed25519PrivateKey.generate()
+    spool = Spool.open(tmp_path / "spool.db")
+    _daemon(tmp_path, models, key, spool).scan_pass(snapshot=True)
+    return models, key, spool
+
+
 def test_a_pass_spools_one_event_per_model_and_a_health_event(
     tmp_path: Path, small_gguf: Path, safetensors_model: Path
 ) -> None:
@@ -85,12 +96,7 @@ def test_events_wait_in_the_spool_until_the_collector_acks_them(
     tmp_path: Path, small_gguf: Path, collector: tuple[Running, Store]
 ) -> None:
     running, store = collector
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "llama.gguf").write_bytes(small_gguf.read_bytes())
-    key = Ed25519PrivateKey.generate()
-    spool = Spool.open(tmp_path / "spool.db")
-    _daemon(tmp_path, models, key, spool).scan_pass(snapshot=True)
+    models, key, spool = _spooled_pass(tmp_path, small_gguf)
     spooled = spool.stats().pending
 
     away = Shipper(open_channel(f"127.0.0.1:{_free_port()}", None), timeout=2)
@@ -123,12 +129,7 @@ def test_a_lost_ack_is_recovered_without_duplicates(
     tmp_path: Path, small_gguf: Path, collector: tuple[Running, Store]
 ) -> None:
     running, store = collector
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "llama.gguf").write_bytes(small_gguf.read_bytes())
-    key = Ed25519PrivateKey.generate()
-    spool = Spool.open(tmp_path / "spool.db")
-    _daemon(tmp_path, models, key, spool).scan_pass(snapshot=True)
+    _, key, spool = _spooled_pass(tmp_path, small_gguf)
     shipper = Shipper(open_channel(running.grpc_address, None))
     shipper.enroll(
         collector_pb2.EnrollRequest(
