@@ -58,5 +58,10 @@ def model_file_fields(obs: FileObservation) -> dict[str, object]:
         "ai.model.chat_template_sha256": info.chat_template_sha256,
         "ai.model.unsafe": info.unsafe,
         "ai.model.unsafe_reasons": list(info.unsafe_reasons) if info.unsafe_reasons else None,
+        "ai.model.risk": info.risk,
+        "ai.model.kind": info.kind,
+        "ai.model.architecture_class": info.architecture_class,
+        "ai.model.parameters_estimated": info.parameters_estimated,
+        "ai.model.tensor_count": info.tensor_count or None,
     }
     return {key: value for key, value in candidates.items() if value is not None}

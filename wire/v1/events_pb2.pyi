@@ -45,6 +45,14 @@ class ModelFile(_message.Message):
     PRODUCER_FIELD_NUMBER: _builtins.int
     CHAT_TEMPLATE_SHA256_FIELD_NUMBER: _builtins.int
     FILE_COUNT_FIELD_NUMBER: _builtins.int
+    RISK_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PACKAGE_FIELD_NUMBER: _builtins.int
+    ARCHITECTURE_CLASS_FIELD_NUMBER: _builtins.int
+    PARAMETERS_ESTIMATED_FIELD_NUMBER: _builtins.int
+    TENSOR_COUNT_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """file.path"""
     size: _builtins.int
@@ -81,6 +89,22 @@ class ModelFile(_message.Message):
     """ai.model.chat_template_sha256"""
     file_count: _builtins.int
     """ai.model.file_count (sharded sets, directories)"""
+    risk: _builtins.str
+    """ai.model.risk: dangerous, suspicious, none"""
+    origin: _builtins.str
+    """ai.model.origin: store, package, user"""
+    kind: _builtins.str
+    """ai.model.kind: llm, embedding, speech, vision, other"""
+    package: _builtins.str
+    """ai.model.package: the installed distribution owning it"""
+    architecture_class: _builtins.str
+    """ai.model.architecture_class (LlamaForCausalLM)"""
+    parameters_estimated: _builtins.bool
+    """ai.model.parameters_estimated (see DESIGN.md)"""
+    tensor_count: _builtins.int
+    """ai.model.tensor_count"""
+    owner: _builtins.str
+    """user.name: the file's owner"""
     @_builtins.property
     def unsafe_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """ai.model.unsafe_reasons"""
@@ -107,10 +131,18 @@ class ModelFile(_message.Message):
         producer: _builtins.str = ...,
         chat_template_sha256: _builtins.str = ...,
         file_count: _builtins.int | None = ...,
+        risk: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        package: _builtins.str = ...,
+        architecture_class: _builtins.str = ...,
+        parameters_estimated: _builtins.bool | None = ...,
+        tensor_count: _builtins.int | None = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_file_count", b"_file_count", "_parameters", b"_parameters", "_size", b"_size", "_unsafe", b"_unsafe", "context_length", b"context_length", "file_count", b"file_count", "parameters", b"parameters", "size", b"size", "unsafe", b"unsafe"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_file_count", b"_file_count", "_parameters", b"_parameters", "_parameters_estimated", b"_parameters_estimated", "_size", b"_size", "_tensor_count", b"_tensor_count", "_unsafe", b"_unsafe", "context_length", b"context_length", "file_count", b"file_count", "parameters", b"parameters", "parameters_estimated", b"parameters_estimated", "size", b"size", "tensor_count", b"tensor_count", "unsafe", b"unsafe"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_file_count", b"_file_count", "_parameters", b"_parameters", "_size", b"_size", "_unsafe", b"_unsafe", "architecture", b"architecture", "base_model", b"base_model", "chat_template_sha256", b"chat_template_sha256", "context_length", b"context_length", "file_count", b"file_count", "fingerprint", b"fingerprint", "format", b"format", "license", b"license", "name", b"name", "parameters", b"parameters", "path", b"path", "producer", b"producer", "quantization", b"quantization", "sha256", b"sha256", "size", b"size", "source", b"source", "store", b"store", "unsafe", b"unsafe", "unsafe_reasons", b"unsafe_reasons"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_context_length", b"_context_length", "_file_count", b"_file_count", "_parameters", b"_parameters", "_parameters_estimated", b"_parameters_estimated", "_size", b"_size", "_tensor_count", b"_tensor_count", "_unsafe", b"_unsafe", "architecture", b"architecture", "architecture_class", b"architecture_class", "base_model", b"base_model", "chat_template_sha256", b"chat_template_sha256", "context_length", b"context_length", "file_count", b"file_count", "fingerprint", b"fingerprint", "format", b"format", "kind", b"kind", "license", b"license", "name", b"name", "origin", b"origin", "owner", b"owner", "package", b"package", "parameters", b"parameters", "parameters_estimated", b"parameters_estimated", "path", b"path", "producer", b"producer", "quantization", b"quantization", "risk", b"risk", "sha256", b"sha256", "size", b"size", "source", b"source", "store", b"store", "tensor_count", b"tensor_count", "unsafe", b"unsafe", "unsafe_reasons", b"unsafe_reasons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__context_length: _TypeAlias = _typing.Literal["context_length"]  # noqa: Y015
     _WhichOneofArgType__context_length: _TypeAlias = _typing.Literal["_context_length", b"_context_length"]  # noqa: Y015
@@ -118,8 +150,12 @@ class ModelFile(_message.Message):
     _WhichOneofArgType__file_count: _TypeAlias = _typing.Literal["_file_count", b"_file_count"]  # noqa: Y015
     _WhichOneofReturnType__parameters: _TypeAlias = _typing.Literal["parameters"]  # noqa: Y015
     _WhichOneofArgType__parameters: _TypeAlias = _typing.Literal["_parameters", b"_parameters"]  # noqa: Y015
+    _WhichOneofReturnType__parameters_estimated: _TypeAlias = _typing.Literal["parameters_estimated"]  # noqa: Y015
+    _WhichOneofArgType__parameters_estimated: _TypeAlias = _typing.Literal["_parameters_estimated", b"_parameters_estimated"]  # noqa: Y015
     _WhichOneofReturnType__size: _TypeAlias = _typing.Literal["size"]  # noqa: Y015
     _WhichOneofArgType__size: _TypeAlias = _typing.Literal["_size", b"_size"]  # noqa: Y015
+    _WhichOneofReturnType__tensor_count: _TypeAlias = _typing.Literal["tensor_count"]  # noqa: Y015
+    _WhichOneofArgType__tensor_count: _TypeAlias = _typing.Literal["_tensor_count", b"_tensor_count"]  # noqa: Y015
     _WhichOneofReturnType__unsafe: _TypeAlias = _typing.Literal["unsafe"]  # noqa: Y015
     _WhichOneofArgType__unsafe: _TypeAlias = _typing.Literal["_unsafe", b"_unsafe"]  # noqa: Y015
     @_typing.overload
@@ -129,7 +165,11 @@ class ModelFile(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__parameters) -> _WhichOneofReturnType__parameters | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parameters_estimated) -> _WhichOneofReturnType__parameters_estimated | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__size) -> _WhichOneofReturnType__size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tensor_count) -> _WhichOneofReturnType__tensor_count | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__unsafe) -> _WhichOneofReturnType__unsafe | None: ...
 
@@ -259,6 +299,14 @@ class AgentHealth(_message.Message):
     PROCESSES_SCANNED_FIELD_NUMBER: _builtins.int
     GPU_AVAILABLE_FIELD_NUMBER: _builtins.int
     GPU_PERMISSION_GAPS_FIELD_NUMBER: _builtins.int
+    REFUSED_ENVELOPES_FIELD_NUMBER: _builtins.int
+    REFUSED_REASONS_FIELD_NUMBER: _builtins.int
+    SPOOL_LEVEL_FIELD_NUMBER: _builtins.int
+    SPOOL_RESETS_FIELD_NUMBER: _builtins.int
+    QUARANTINED_FIELD_NUMBER: _builtins.int
+    WATCHDOG_RESTARTS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    PRIVATE_BYTES_FIELD_NUMBER: _builtins.int
     cpu_percent: _builtins.float
     rss_bytes: _builtins.int
     spool_bytes: _builtins.int
@@ -268,10 +316,29 @@ class AgentHealth(_message.Message):
     processes_scanned: _builtins.int
     gpu_available: _builtins.int
     """1: a GPU source answered; 0: none here"""
+    refused_envelopes: _builtins.int
+    """refused for good since the last health event"""
+    spool_level: _builtins.str
+    """ok, high (>= 90%), full"""
+    spool_resets: _builtins.int
+    """corrupt spools moved aside"""
+    watchdog_restarts: _builtins.int
+    paused: _builtins.str
+    """why scanning is paused (battery, busy), or empty"""
+    private_bytes: _builtins.int
+    """unique set size of the agent process"""
     @_builtins.property
     def permission_gap_paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def gpu_permission_gaps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def refused_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"code: count" for those"""
+
+    @_builtins.property
+    def quarantined(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """files or tasks the watchdog set aside"""
+
     def __init__(
         self,
         *,
@@ -285,10 +352,18 @@ class AgentHealth(_message.Message):
         processes_scanned: _builtins.int | None = ...,
         gpu_available: _builtins.int | None = ...,
         gpu_permission_gaps: _abc.Iterable[_builtins.str] | None = ...,
+        refused_envelopes: _builtins.int | None = ...,
+        refused_reasons: _abc.Iterable[_builtins.str] | None = ...,
+        spool_level: _builtins.str = ...,
+        spool_resets: _builtins.int | None = ...,
+        quarantined: _abc.Iterable[_builtins.str] | None = ...,
+        watchdog_restarts: _builtins.int | None = ...,
+        paused: _builtins.str = ...,
+        private_bytes: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_dropped_events", b"_dropped_events", "_files_scanned", b"_files_scanned", "_gpu_available", b"_gpu_available", "_permission_gaps", b"_permission_gaps", "_processes_scanned", b"_processes_scanned", "_rss_bytes", b"_rss_bytes", "_spool_bytes", b"_spool_bytes", "cpu_percent", b"cpu_percent", "dropped_events", b"dropped_events", "files_scanned", b"files_scanned", "gpu_available", b"gpu_available", "permission_gaps", b"permission_gaps", "processes_scanned", b"processes_scanned", "rss_bytes", b"rss_bytes", "spool_bytes", b"spool_bytes"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_dropped_events", b"_dropped_events", "_files_scanned", b"_files_scanned", "_gpu_available", b"_gpu_available", "_permission_gaps", b"_permission_gaps", "_private_bytes", b"_private_bytes", "_processes_scanned", b"_processes_scanned", "_refused_envelopes", b"_refused_envelopes", "_rss_bytes", b"_rss_bytes", "_spool_bytes", b"_spool_bytes", "_spool_resets", b"_spool_resets", "_watchdog_restarts", b"_watchdog_restarts", "cpu_percent", b"cpu_percent", "dropped_events", b"dropped_events", "files_scanned", b"files_scanned", "gpu_available", b"gpu_available", "permission_gaps", b"permission_gaps", "private_bytes", b"private_bytes", "processes_scanned", b"processes_scanned", "refused_envelopes", b"refused_envelopes", "rss_bytes", b"rss_bytes", "spool_bytes", b"spool_bytes", "spool_resets", b"spool_resets", "watchdog_restarts", b"watchdog_restarts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_dropped_events", b"_dropped_events", "_files_scanned", b"_files_scanned", "_gpu_available", b"_gpu_available", "_permission_gaps", b"_permission_gaps", "_processes_scanned", b"_processes_scanned", "_rss_bytes", b"_rss_bytes", "_spool_bytes", b"_spool_bytes", "cpu_percent", b"cpu_percent", "dropped_events", b"dropped_events", "files_scanned", b"files_scanned", "gpu_available", b"gpu_available", "gpu_permission_gaps", b"gpu_permission_gaps", "permission_gap_paths", b"permission_gap_paths", "permission_gaps", b"permission_gaps", "processes_scanned", b"processes_scanned", "rss_bytes", b"rss_bytes", "spool_bytes", b"spool_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent", "_dropped_events", b"_dropped_events", "_files_scanned", b"_files_scanned", "_gpu_available", b"_gpu_available", "_permission_gaps", b"_permission_gaps", "_private_bytes", b"_private_bytes", "_processes_scanned", b"_processes_scanned", "_refused_envelopes", b"_refused_envelopes", "_rss_bytes", b"_rss_bytes", "_spool_bytes", b"_spool_bytes", "_spool_resets", b"_spool_resets", "_watchdog_restarts", b"_watchdog_restarts", "cpu_percent", b"cpu_percent", "dropped_events", b"dropped_events", "files_scanned", b"files_scanned", "gpu_available", b"gpu_available", "gpu_permission_gaps", b"gpu_permission_gaps", "paused", b"paused", "permission_gap_paths", b"permission_gap_paths", "permission_gaps", b"permission_gaps", "private_bytes", b"private_bytes", "processes_scanned", b"processes_scanned", "quarantined", b"quarantined", "refused_envelopes", b"refused_envelopes", "refused_reasons", b"refused_reasons", "rss_bytes", b"rss_bytes", "spool_bytes", b"spool_bytes", "spool_level", b"spool_level", "spool_resets", b"spool_resets", "watchdog_restarts", b"watchdog_restarts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cpu_percent: _TypeAlias = _typing.Literal["cpu_percent"]  # noqa: Y015
     _WhichOneofArgType__cpu_percent: _TypeAlias = _typing.Literal["_cpu_percent", b"_cpu_percent"]  # noqa: Y015
@@ -300,12 +375,20 @@ class AgentHealth(_message.Message):
     _WhichOneofArgType__gpu_available: _TypeAlias = _typing.Literal["_gpu_available", b"_gpu_available"]  # noqa: Y015
     _WhichOneofReturnType__permission_gaps: _TypeAlias = _typing.Literal["permission_gaps"]  # noqa: Y015
     _WhichOneofArgType__permission_gaps: _TypeAlias = _typing.Literal["_permission_gaps", b"_permission_gaps"]  # noqa: Y015
+    _WhichOneofReturnType__private_bytes: _TypeAlias = _typing.Literal["private_bytes"]  # noqa: Y015
+    _WhichOneofArgType__private_bytes: _TypeAlias = _typing.Literal["_private_bytes", b"_private_bytes"]  # noqa: Y015
     _WhichOneofReturnType__processes_scanned: _TypeAlias = _typing.Literal["processes_scanned"]  # noqa: Y015
     _WhichOneofArgType__processes_scanned: _TypeAlias = _typing.Literal["_processes_scanned", b"_processes_scanned"]  # noqa: Y015
+    _WhichOneofReturnType__refused_envelopes: _TypeAlias = _typing.Literal["refused_envelopes"]  # noqa: Y015
+    _WhichOneofArgType__refused_envelopes: _TypeAlias = _typing.Literal["_refused_envelopes", b"_refused_envelopes"]  # noqa: Y015
     _WhichOneofReturnType__rss_bytes: _TypeAlias = _typing.Literal["rss_bytes"]  # noqa: Y015
     _WhichOneofArgType__rss_bytes: _TypeAlias = _typing.Literal["_rss_bytes", b"_rss_bytes"]  # noqa: Y015
     _WhichOneofReturnType__spool_bytes: _TypeAlias = _typing.Literal["spool_bytes"]  # noqa: Y015
     _WhichOneofArgType__spool_bytes: _TypeAlias = _typing.Literal["_spool_bytes", b"_spool_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__spool_resets: _TypeAlias = _typing.Literal["spool_resets"]  # noqa: Y015
+    _WhichOneofArgType__spool_resets: _TypeAlias = _typing.Literal["_spool_resets", b"_spool_resets"]  # noqa: Y015
+    _WhichOneofReturnType__watchdog_restarts: _TypeAlias = _typing.Literal["watchdog_restarts"]  # noqa: Y015
+    _WhichOneofArgType__watchdog_restarts: _TypeAlias = _typing.Literal["_watchdog_restarts", b"_watchdog_restarts"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cpu_percent) -> _WhichOneofReturnType__cpu_percent | None: ...
     @_typing.overload
@@ -317,11 +400,19 @@ class AgentHealth(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__permission_gaps) -> _WhichOneofReturnType__permission_gaps | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__private_bytes) -> _WhichOneofReturnType__private_bytes | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__processes_scanned) -> _WhichOneofReturnType__processes_scanned | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__refused_envelopes) -> _WhichOneofReturnType__refused_envelopes | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__rss_bytes) -> _WhichOneofReturnType__rss_bytes | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__spool_bytes) -> _WhichOneofReturnType__spool_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__spool_resets) -> _WhichOneofReturnType__spool_resets | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__watchdog_restarts) -> _WhichOneofReturnType__watchdog_restarts | None: ...
 
 Global___AgentHealth: _TypeAlias = AgentHealth  # noqa: Y015
 

@@ -31,6 +31,14 @@ class ModelInfo:
     producer: str | None = None  # the library or tool that wrote the file, with its version
     unsafe: bool | None = None  # None: the format cannot carry code, or it was not checked
     unsafe_reasons: tuple[str, ...] = ()
+    # dangerous / suspicious / none (DESIGN.md); None: the format cannot carry code, or it was
+    # not checked. `unsafe` is True exactly when this is "dangerous".
+    risk: str | None = None
+    kind: str | None = None  # llm / embedding / speech / vision / other; None when nothing says
+    architecture_class: str | None = None  # LlamaForCausalLM; `architecture` holds the family
+    # True: `parameters` counts weights before quantization (plain or unpacked from a scheme we
+    # recognise); False: a packed layout we do not recognise, so it is the stored element count.
+    parameters_estimated: bool | None = None
     chat_template_sha256: str | None = None
     companions: tuple[str, ...] = ()  # names of files this one needs (shards, external data)
 

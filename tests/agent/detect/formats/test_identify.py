@@ -169,6 +169,7 @@ def test_model_file_fields_use_design_names() -> None:
         "ai.model.quantization": "Q4_K_M",
         "ai.model.context_length": 4096,
         "ai.model.license": "mit",
+        "ai.model.tensor_count": 1,
     }
 
 
