@@ -6,6 +6,7 @@ Pure: a path (and the store the index found) in, an origin and a package root ou
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -94,7 +95,12 @@ def conda_name(folder: str) -> str | None:
 
 def record_paths(text: str) -> list[str]:
     """The file paths a dist-info RECORD lists (CSV rows: path, hash, size), as written."""
-    return [row[0] for row in csv.reader(io.StringIO(text)) if row and row[0]]
+    paths: list[str] = []
+    rows = csv.reader(io.StringIO(text, newline=""))
+    # A broken row ends the list: what came before it is still what it says.
+    with contextlib.suppress(csv.Error):
+        paths.extend(row[0] for row in rows if row and row[0])
+    return paths
 
 
 def metadata_name(text: str) -> str | None:
