@@ -50,8 +50,12 @@ def _claims_speech(head: bytes) -> bool:
     n_mel, n_fft = struct.unpack_from("<2i", head, 4 + _SPEECH_HPARAMS.size)
     sizes_ok = all(0 < v <= MAX_SIZE for v in hp[1:9]) and 0 < hp[0] <= MAX_VOCAB
     # The decoder and encoder widths are equal, and the filters repeat the mel count.
-    return sizes_ok and hp[2] == hp[6] and 0 < hp[9] <= MAX_MELS and n_mel == hp[9] and (
-        0 < n_fft <= MAX_FFT
+    return (
+        sizes_ok
+        and hp[2] == hp[6]
+        and 0 < hp[9] <= MAX_MELS
+        and n_mel == hp[9]
+        and (0 < n_fft <= MAX_FFT)
     )
 
 
