@@ -61,10 +61,12 @@ class PackageOwners:
         candidates = self._top_level(site).get(top, ())
         for folder in candidates:
             if relative in _installed(folder, _mtime(folder)):
-                return _dist_name(folder)
+                return _dist_name(folder, _mtime(folder))
         # A file the package wrote after installing (a downloaded weight inside its own
         # folder) is in no RECORD; the folder's one installer still owns it.
-        return _dist_name(candidates[0]) if len(candidates) == 1 else None
+        if len(candidates) == 1:
+            return _dist_name(candidates[0], _mtime(candidates[0]))
+        return None
 
     def _top_level(self, site: str) -> _TopLevel:
         mtime = _mtime(site)
@@ -90,24 +92,29 @@ def _index_site(site: str) -> _TopLevel:
         if not entry.endswith((".dist-info", ".egg-info")):
             continue
         folder = os.path.join(site, entry)
-        for relative in _installed(folder, _mtime(folder)):
-            top = relative.split("/", 1)[0]
-            if top not in (entry, "..", "") and folder not in tops.get(top, ()):
+        for top in {relative.split("/", 1)[0] for relative in _listed(folder)}:
+            if top not in (entry, "..", ""):
                 tops.setdefault(top, []).append(folder)
     return {top: tuple(folders) for top, folders in tops.items()}
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=1)
 def _installed(folder: str, mtime: int) -> frozenset[str]:
-    """Paths relative to site-packages that a dist-info or egg-info folder lists; `mtime` is
-    part of the cache key, so a reinstalled distribution is read again."""
+    """What `_listed` says, kept for the next lookup: a scan reports a package's files one
+    after another, and one set (torch's is ~2 MB) is all that stays in memory. `mtime` is
+    part of the key, so a reinstalled distribution is read again."""
+    return frozenset(_listed(folder))
+
+
+def _listed(folder: str) -> list[str]:
+    """Paths relative to site-packages that a dist-info or egg-info folder lists."""
     if folder.endswith(".dist-info"):
         text = _read(os.path.join(folder, "RECORD"), MAX_RECORD_BYTES)
-        return frozenset(os.path.normpath(p).replace(os.sep, "/") for p in _paths(text))
+        return [os.path.normpath(p).replace(os.sep, "/") for p in _paths(text)]
     text = _read(os.path.join(folder, "installed-files.txt"), MAX_RECORD_BYTES)
     base = os.path.basename(folder)
     listed = (os.path.normpath(os.path.join(base, line.strip())) for line in _lines(text))
-    return frozenset(p.replace(os.sep, "/") for p in listed)
+    return [p.replace(os.sep, "/") for p in listed]
 
 
 def _paths(data: bytes) -> list[str]:
@@ -118,7 +125,8 @@ def _lines(data: bytes) -> list[str]:
     return [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
 
 
-def _dist_name(folder: str) -> str | None:
+@functools.lru_cache(maxsize=256)
+def _dist_name(folder: str, mtime: int) -> str | None:
     header = "METADATA" if folder.endswith(".dist-info") else "PKG-INFO"
     found = metadata_name(
         _read(os.path.join(folder, header), MAX_SMALL_BYTES).decode("utf-8", "replace")

@@ -15,6 +15,7 @@ from safetensors.numpy import save_file
 
 from agent.catalog import NoStores, catalog_models, model_fields
 from agent.detect.model import FileObservation
+from agent.detect.stores import Provenance as StoreProvenance
 from agent.sensors.files import observe_file
 from agent.sensors.packages import PackageOwners
 
@@ -114,3 +115,27 @@ def test_a_file_owned_by_another_account_names_that_account(tmp_path: Path) -> N
     shutil.chown(path, user=other.pw_uid)
     (found,) = catalog_models(observe(path))
     assert model_fields(found, None, NoStores())["user.name"] == other.pw_name
+
+
+class OneStore:
+    """A store index that knows one path, as agent.detect.stores would."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def lookup(self, path: str) -> StoreProvenance | None:
+        if path != self.path:
+            return None
+        return StoreProvenance("huggingface", "hf:org/tiny@main", "org/tiny", None)
+
+    def canonical_path(self, path: str) -> str:
+        return path
+
+
+def test_a_store_file_is_store_origin_even_inside_a_package_tree(tmp_path: Path) -> None:
+    # A Hugging Face cache kept under a virtual environment is still the cache.
+    path = weights(tmp_path / "venv/lib/python3.11/site-packages/hub/model.safetensors")
+    (found,) = catalog_models(observe(path))
+    fields = model_fields(found, None, OneStore(str(path)))
+    assert (fields["ai.model.origin"], fields["ai.model.store"]) == ("store", "huggingface")
+    assert "ai.model.package" not in fields
