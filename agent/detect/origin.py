@@ -82,9 +82,20 @@ def _root_at(folders: list[str], i: int, sep: str) -> PackageRoot | None:
         return PackageRoot(CONDA, sep.join(folders[: i + 1]))
     if lowered.endswith(".app") and len(name) > 4:
         return PackageRoot(APP, sep.join(folders[: i + 1]), name[:-4])
-    if above in _PROGRAM_FILES:
+    if above in _PROGRAM_FILES or _installed_app(folders, i):
         return PackageRoot(APP, sep.join(folders[: i + 1]), name)
     return None
+
+
+def _installed_app(folders: list[str], i: int) -> bool:
+    """A per-user Windows install (AppData\\Local\\Programs\\X), a snap (/snap/X) or a
+    Flatpak (.../flatpak/app/X): folders that only an installer writes to."""
+    lowered = [f.lower() for f in folders[max(0, i - 3) : i]]
+    if lowered[-3:] == ["appdata", "local", "programs"]:
+        return True
+    if i == 2 and folders[0] == "" and folders[1] == "snap":
+        return True
+    return lowered[-2:] == ["flatpak", "app"]
 
 
 def conda_name(folder: str) -> str | None:

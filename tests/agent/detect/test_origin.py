@@ -37,6 +37,11 @@ from agent.detect.origin import (
         ("/opt/conda/pkgs/numpy-2.1.3-py311h1234_0/lib/m.npy", PACKAGE),
         ("/Applications/Whisper Transcription.app/Contents/Resources/ggml-base.bin", PACKAGE),
         ("C:\\Program Files\\Krita\\share\\m.onnx", PACKAGE),
+        ("C:\\Users\\ann\\AppData\\Local\\Programs\\Notes\\resources\\m.onnx", PACKAGE),
+        ("/snap/whisper-app/12/share/ggml-base.bin", PACKAGE),
+        ("/var/lib/flatpak/app/org.example.Speech/x86_64/stable/m.onnx", PACKAGE),
+        ("/home/ann/snap/firefox/common/m.onnx", USER),  # a snap's data folder is the user's
+        ("C:\\Users\\ann\\AppData\\Local\\Temp\\m.onnx", USER),
         ("/home/ann/Downloads/llama.gguf", USER),
         ("/home/ann/site-packages.gguf", USER),  # a file named like a folder is not one
         ("/home/ann/pkgs/notes/m.gguf", USER),  # a pkgs folder without conda's naming
@@ -69,6 +74,9 @@ def test_application_bundles_and_conda_folders_are_named_from_the_path() -> None
     )
     assert package_root("C:\\Program Files (x86)\\Tool\\m.onnx") == PackageRoot(
         APP, "C:\\Program Files (x86)\\Tool", "Tool"
+    )
+    assert package_root("/snap/whisper-app/12/m.bin") == PackageRoot(
+        APP, "/snap/whisper-app", "whisper-app"
     )
     root = package_root("/c/pkgs/python-dateutil-2.9.0-pyhd8ed1ab_0/site/m.npy")
     assert root is not None and root.kind == CONDA
