@@ -16,9 +16,8 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from agent import platform
-from agent.detect.formats import ModelInfo
 from agent.detect.groups import ModelGroup, group_model_files, metadata_paths
-from agent.detect.kind import Evidence, model_kind
+from agent.detect.kind import is_numeric_data, with_kind
 from agent.detect.model import FileObservation, model_file_fields
 from agent.detect.origin import PACKAGE, origin
 from agent.inventory import Reported, reported_models
@@ -84,44 +83,11 @@ def catalog_models(observations: Sequence[FileObservation]) -> list[Reported]:
     found = []
     for model in reported_models(observations, groups):
         group = by_path.get(model.path)
-        info = with_kind(model.info, group)
-        if not is_numeric_data(info, group):
+        config, card = (group.config, group.card) if group is not None else (None, None)
+        info = with_kind(model.info, config, card)
+        if not is_numeric_data(info, config, card):
             found.append(replace(model, info=info))
     return found
-
-
-def with_kind(info: ModelInfo, group: ModelGroup | None) -> ModelInfo:
-    """The info with `kind` filled from its header, config.json and model card, unless the
-    parser already knew it."""
-    if info.kind is not None:
-        return info
-    config = group.config if group is not None and group.config is not None else None
-    card = group.card if group is not None else None
-    classes = [info.architecture_class, info.architecture]
-    families = [info.architecture]
-    if config is not None and config.is_model:
-        classes.append(config.architecture)
-        families.append(config.model_type)
-    evidence = Evidence(
-        pipeline_tag=card.pipeline_tag if card is not None else None,
-        library_name=card.library_name if card is not None else None,
-        classes=tuple(c for c in classes if c and c[:1].isupper()),
-        families=tuple(f for f in families if f),
-    )
-    return replace(info, kind=model_kind(evidence))
-
-
-def is_numeric_data(info: ModelInfo, group: ModelGroup | None) -> bool:
-    """A plain numeric .npy (test data, a cached array) with no model folder around it: not a
-    model. Anything with a risk verdict or a reason to look at it is never dropped."""
-    if info.format != "numpy" or info.risk not in (None, "none"):
-        return False
-    if info.unsafe or info.unsafe_reasons:
-        return False
-    in_model_folder = group is not None and (
-        (group.config is not None and group.config.is_model) or group.card is not None
-    )
-    return not in_model_folder
 
 
 def group_observations(observations: Sequence[FileObservation]) -> list[ModelGroup]:

@@ -6,9 +6,13 @@ Pure, and never from a file name: a name says what someone called the file, not 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from agent.detect.formats import ModelInfo
+from agent.detect.hfconfig import CardInfo, ConfigInfo
 
 LLM = "llm"
 EMBEDDING = "embedding"
@@ -217,3 +221,33 @@ def _stems(classes: Iterable[str]) -> list[str]:
 def _family(name: str) -> str:
     """One spelling per family: "xlm-roberta", "xlm_roberta" and "XLMRoberta" alike."""
     return re.sub(r"[-_\s]", "", name).lower()
+
+
+def with_kind(info: ModelInfo, config: ConfigInfo | None, card: CardInfo | None) -> ModelInfo:
+    """The info with `kind` filled from its header and the config.json and model card beside
+    it, unless the parser already knew it (whisper.cpp files)."""
+    if info.kind is not None:
+        return info
+    classes = [info.architecture_class, info.architecture]
+    families = [info.architecture]
+    if config is not None and config.is_model:
+        classes.append(config.architecture)
+        families.append(config.model_type)
+    evidence = Evidence(
+        pipeline_tag=card.pipeline_tag if card is not None else None,
+        library_name=card.library_name if card is not None else None,
+        classes=tuple(c for c in classes if c and c[:1].isupper()),
+        families=tuple(f for f in families if f),
+    )
+    return dataclasses.replace(info, kind=model_kind(evidence))
+
+
+def is_numeric_data(info: ModelInfo, config: ConfigInfo | None, card: CardInfo | None) -> bool:
+    """A plain numeric array (.npy, or .npz of plain arrays: test data, a cached result) with
+    no model's config.json or card beside it: data, not a model. Anything with a risk
+    verdict other than none, or a reason to look at it (object arrays), is never data."""
+    if info.format != "numpy" or info.risk not in (None, "none"):
+        return False
+    if info.unsafe or info.unsafe_reasons:
+        return False
+    return not ((config is not None and config.is_model) or card is not None)

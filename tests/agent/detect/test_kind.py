@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.detect.formats import ModelInfo
+from agent.detect.hfconfig import CardInfo, ConfigInfo
 from agent.detect.kind import (
     EMBEDDING,
     KINDS,
@@ -15,7 +19,9 @@ from agent.detect.kind import (
     VISION,
     Evidence,
     class_kind,
+    is_numeric_data,
     model_kind,
+    with_kind,
 )
 
 
@@ -98,3 +104,40 @@ names = st.text(
 @given(st.builds(Evidence, names, names, st.tuples(names, names), st.tuples(names)))
 def test_any_evidence_gives_a_known_kind_or_none(evidence: Evidence) -> None:
     assert model_kind(evidence) in (*KINDS, None)
+
+
+NUMERIC = ModelInfo(format="numpy", parameters=4096, quantization="F64", tensor_count=1)
+BERT_CONFIG = ConfigInfo(architecture="BertModel", model_type="bert", is_model=True)
+
+
+def test_a_plain_numeric_array_alone_is_data() -> None:
+    assert is_numeric_data(NUMERIC, None, None)
+    assert is_numeric_data(dataclasses.replace(NUMERIC, risk="none"), None, None)
+
+
+@pytest.mark.parametrize("risk", ["dangerous", "suspicious"])
+def test_a_risky_array_is_never_dropped(risk: str) -> None:
+    info = dataclasses.replace(NUMERIC, risk=risk, unsafe=risk == "dangerous")
+    assert not is_numeric_data(info, None, None)
+
+
+def test_object_arrays_and_arrays_in_model_folders_are_kept() -> None:
+    objects = dataclasses.replace(NUMERIC, unsafe_reasons=("numpy object array (pickle)",))
+    assert not is_numeric_data(objects, None, None)
+    assert not is_numeric_data(NUMERIC, BERT_CONFIG, None)
+    assert not is_numeric_data(NUMERIC, None, CardInfo(license="mit"))
+    # A config.json of some other program does not make a model folder.
+    assert is_numeric_data(NUMERIC, ConfigInfo(is_model=False), None)
+    assert not is_numeric_data(ModelInfo(format="safetensors"), None, None)
+
+
+def test_with_kind_uses_config_and_card_and_keeps_a_parsers_kind() -> None:
+    weights = ModelInfo(format="safetensors", parameters=10)
+    assert with_kind(weights, BERT_CONFIG, None).kind == EMBEDDING
+    card = CardInfo(pipeline_tag="text-classification")
+    assert with_kind(weights, BERT_CONFIG, card).kind == OTHER
+    assert with_kind(weights, None, None).kind is None
+    whisper = ModelInfo(format="ggml", architecture="llama", kind=SPEECH)
+    assert with_kind(whisper, None, None).kind == SPEECH
+    gguf = ModelInfo(format="gguf", architecture="qwen2")
+    assert with_kind(gguf, None, None).kind == LLM
