@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent import __version__, platform
-from agent.catalog import group_observations, model_fields, safe_stores
+from agent.catalog import catalog_models, model_fields, safe_stores
 from agent.config import Settings, load_config, resolve_roots
 from agent.daemon import Daemon, HostFacts
 from agent.detect.model import FileObservation
@@ -29,7 +29,6 @@ from agent.identity import (
     load_or_create_key,
     save_enrollment,
 )
-from agent.inventory import reported_models
 from agent.pinning import fetch_pinned_ca, pick_ca
 from agent.report import ScanProgress, printable, render_processes, render_table
 from agent.sensors.files import ScanStats, iter_files, observe_file, sha256_file
@@ -224,7 +223,7 @@ def _scan_rows(
             )
     rows = []
     hashed = 0
-    for model in reported_models(observations, group_observations(observations)):
+    for model in catalog_models(observations):
         digest = None
         if hash_contents and not model.members:
             if progress:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent import __version__, platform
 from agent.catalog import (
     Stores,
-    group_observations,
+    catalog_models,
     load_stores,
     model_fields,
     origin_fields,
@@ -33,7 +33,7 @@ from agent.detect.groups import metadata_limit
 from agent.detect.model import FileObservation
 from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
 from agent.identity import write_private
-from agent.inventory import Known, Ledger, Reported, StatKey, cached_sha256, reported_models
+from agent.inventory import Known, Ledger, Reported, StatKey, cached_sha256
 from agent.process_loop import ProcessLoop, Sensor
 from agent.sensors import priority
 from agent.sensors.files import ScanStats, direct_files, scan
@@ -238,7 +238,7 @@ class Daemon:
             )
         ]
         appended = 0
-        for model in reported_models(observations, group_observations(observations)):
+        for model in catalog_models(observations):
             if self._stop.is_set():
                 return appended
             known = self._known(model, stores, defer=defer)
