@@ -76,9 +76,11 @@ def trim_sizes(obs: ProcessObservation, sizes: Mapping[str, int]) -> dict[str, i
     return {p: sizes[p] for p in sorted(keep) if p in sizes}
 
 
-def _targets(pids: Sequence[int], children: bool, skip_root: bool) -> list[psutil.Process]:
+def targets(target: Target) -> list[psutil.Process]:
+    """The live processes of a target now: its roots and, as asked, their descendants."""
+    children, skip_root = target.children, target.skip_root
     roots = []
-    for pid in pids:
+    for pid in target.pids:
         try:
             roots.append(psutil.Process(pid))
         except psutil.Error:
@@ -144,7 +146,7 @@ def capture(
             time.sleep(pause)
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
         provenance = Provenance(host=host, date=now, how=target.how, sample=index)
-        procs = _targets(target.pids, target.children, target.skip_root)
+        procs = targets(target)
         for obs in sample(source, procs, interval):
             row = Row(
                 label=target.label,

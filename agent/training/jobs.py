@@ -15,7 +15,8 @@ class Workload:
 
     `command` and `load` are shell-split, then each word is formatted with the paths of
     `Setup.values()`; `load` runs during the busy samples, {port} being the port the program
-    printed when ready."""
+    printed when ready. Busy samples under a load are refused unless the load ran throughout
+    and the target's CPU rose (agent.training.load)."""
 
     program: str
     label: str
@@ -24,6 +25,7 @@ class Workload:
     command: str = ""
     running: tuple[str, ...] = ()  # process names of a service already running here
     load: str = ""
+    init: str = ""  # a bash command run once before the load, e.g. creating its tables
     children: bool = False
     skip_root: bool = False
     idle: int = 2
@@ -50,6 +52,8 @@ GET = (
     "{py} -c 'import urllib.request as u\nwhile 1: u.urlopen(\"http://127.0.0.1:{port}/\").read()'"
 )
 LLAMA = "node {llama_dir}/llama-serve.mjs {gguf}"
+PG = "-h 127.0.0.1 -U postgres"
+PGBENCH_DB = "shadowai_capture"  # not the tests' database: pgbench -i adds its tables
 BUSY: dict[str, Any] = {"idle": 0, "busy": 4}
 IDLE: dict[str, Any] = {"idle": 4, "busy": 0}
 
@@ -167,18 +171,20 @@ ORDINARY: tuple[Workload, ...] = (
         "postgresql",
         "ordinary",
         "database",
-        "system service, pgbench load",
+        "system service, pgbench -S load on its own initialised database",
         running=("postgres",),
         children=True,
-        load="pgbench -h 127.0.0.1 -U postgres -c 2 -T 60 -S test",
+        init=f"createdb {PG} {PGBENCH_DB} 2>/dev/null; pgbench {PG} -i -q -s 5 {PGBENCH_DB}",
+        load=f"pgbench {PG} -c 2 -j 1 -T 600 -S {PGBENCH_DB}",
     ),
     Workload(
         "mariadb",
         "ordinary",
         "database",
-        "system service, mysqlslap load",
+        "system service, mysqlslap mixed read/write load",
         running=("mariadbd",),
-        load="mysqlslap --concurrency=2 --iterations=50 --auto-generate-sql",
+        load="mysqlslap -u root --concurrency=2 --iterations=1000 --number-of-queries=4000 "
+        "--auto-generate-sql --auto-generate-sql-load-type=mixed",
     ),
     Workload(
         "redis",
@@ -186,18 +192,33 @@ ORDINARY: tuple[Workload, ...] = (
         "database",
         "system service, redis-benchmark load",
         running=("redis-server",),
-        load="redis-benchmark -q -n 2000000 -c 4",
+        load="redis-benchmark -q -l -t get,set,lpush,lpop -c 4",
     ),
     Workload(
         "rabbitmq",
         "ordinary",
         "message broker",
-        "system service (Erlang VM)",
+        "system service (Erlang VM), idle",
         running=("beam.smp", "epmd"),
         children=True,
+        **IDLE,
     ),
-    Workload("nats", "ordinary", "message broker", "system service", running=("nats-server",)),
-    Workload("mosquitto", "ordinary", "message broker", "system service", running=("mosquitto",)),
+    Workload(
+        "nats",
+        "ordinary",
+        "message broker",
+        "system service, idle",
+        running=("nats-server",),
+        **IDLE,
+    ),
+    Workload(
+        "mosquitto",
+        "ordinary",
+        "message broker",
+        "system service, idle",
+        running=("mosquitto",),
+        **IDLE,
+    ),
     _ordinary(
         "chromium-headless",
         "browser",
