@@ -79,10 +79,12 @@ def under_load(
     idle: float,
     take: Callable[[], list[Row]],
     name: str,
+    *,
+    warm_up: float = WARM_UP,
 ) -> list[Row]:
     """Busy rows taken by `take` while `load` runs, each with the evidence; LoadError when the
     load died or the target's CPU did not rise above `idle` in every sample."""
-    time.sleep(WARM_UP)
+    time.sleep(warm_up)
     if load.poll() is not None:
         raise LoadError(f"{name} exited with {load.returncode} before the busy samples")
     rows = take()

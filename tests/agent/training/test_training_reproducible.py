@@ -11,7 +11,8 @@ import onnxruntime  # type: ignore[import-untyped]  # the wheel ships no stubs
 
 from agent.training import derived
 from agent.training.dataset import DATASET_DIR, load, read_rows, row_to_json
-from agent.training.evaluate import FOLDS, choose_threshold, fold_of, matrices, sorted_rows
+from agent.training.evaluate import FOLDS, choose_threshold, folds_of, matrices, sorted_rows
+from agent.training.groups import group_of
 from agent.training.train import META_NAME, MODEL_DIR, MODEL_NAME, build, dataset_digest, meta_text
 
 
@@ -52,19 +53,30 @@ def test_the_derived_file_is_what_derived_py_writes() -> None:
     assert committed == expected
 
 
-def test_held_out_folds_never_split_a_program_and_hold_both_labels() -> None:
-    rows = load()
-    folds: dict[int, set[str]] = {}
+def test_held_out_folds_never_split_a_fold_group_and_hold_both_labels() -> None:
+    rows = sorted_rows(load())
+    data = matrices(rows)
+    folds = folds_of(data, np.ones(len(rows), dtype=bool), FOLDS)
+    by_fold: dict[int, set[str]] = {}
     labels: dict[int, set[str]] = {}
-    for row in rows:
-        folds.setdefault(fold_of(row.program), set()).add(row.program)
-        labels.setdefault(fold_of(row.program), set()).add(row.label)
+    for row, fold in zip(rows, folds, strict=True):
+        by_fold.setdefault(int(fold), set()).add(group_of(row.program))
+        labels.setdefault(int(fold), set()).add(row.label)
 
-    assert sorted(folds) == list(range(FOLDS))
-    for fold, programs in folds.items():
-        others = set().union(*(p for f, p in folds.items() if f != fold))
-        assert not programs & others
+    assert sorted(by_fold) == list(range(FOLDS))
+    for fold, groups in by_fold.items():
+        others = set().union(*(g for f, g in by_fold.items() if f != fold))
+        assert not groups & others
         assert labels[fold] == {"inference", "ordinary"}
+
+
+def test_the_renamed_copy_is_held_out_with_the_program_it_copies() -> None:
+    rows = sorted_rows(load())
+    folds = folds_of(matrices(rows), np.ones(len(rows), dtype=bool), FOLDS)
+    fold = {row.program: int(f) for row, f in zip(rows, folds, strict=True)}
+
+    assert fold["llama-renamed-binary"] == fold["node-llama-cpp-server"]
+    assert fold["python-http-server"] == fold["python-http-server-8000"]
 
 
 def test_the_threshold_is_the_highest_recall_within_the_false_positive_budget() -> None:
