@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from agent.training.capture import Target, capture, targets
+from agent.training.capture import main as capture_main
 from agent.training.dataset import Row, read_rows, row_to_json, write_rows
 from agent.training.load import LoadError, idle_baseline, load_problem, required_cpu, under_load
 
@@ -100,3 +101,31 @@ def test_a_load_that_never_reaches_the_target_fails_the_capture(
                 under_load(load, 0.0, _take(target), "sleep", warm_up=0.2)
         finally:
             load.kill()
+
+
+def _argv(pid: int, out: Path) -> list[str]:
+    argv = ["--label", "ordinary", "--program", "fifo-worker", "--category", "script"]
+    argv += ["--pid", str(pid), "--samples", "2", "--interval", "0.5", "--pause", "0.1"]
+    return [*argv, "--how", "python reading a FIFO", "--out", str(out)]
+
+
+def test_the_capture_command_keeps_rows_taken_under_its_load(
+    worker: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    proc, fifo = worker
+    out = tmp_path / "rows.jsonl"
+
+    assert capture_main([*_argv(proc.pid, out), "--load", f"bash -c 'yes > {fifo}'"]) == 0
+    rows = list(read_rows(out))
+    assert len(rows) == 2
+    assert all(row.provenance.load is not None for row in rows)
+
+
+def test_the_capture_command_writes_nothing_when_its_load_exits(
+    worker: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    proc, _ = worker
+    out = tmp_path / "rows.jsonl"
+
+    assert capture_main([*_argv(proc.pid, out), "--load", "true"]) == 1
+    assert not out.exists()
