@@ -215,7 +215,7 @@ def report(
         *_overall(rows, held),
         *("", "### Precision-recall near the shipped threshold (captured held-out rows)", ""),
         *_table(
-            ["threshold", "precision", "recall", "false positives"],
+            ["lowest score flagged", "precision", "recall", "false positives", ""],
             _curve_lines(rows, held, threshold),
         ),
         *("", "### Per family (captured rows)", ""),
