@@ -183,8 +183,16 @@ def metrics(scores: Vector, y: Vector, threshold: float | Vector) -> Metrics:
     )
 
 
-def evaluate(rows: Sequence[Row]) -> tuple[float, list[str]]:
-    """(the shipped threshold, report lines) from nested held-out scores."""
+@dataclass(frozen=True)
+class Evaluation:
+    threshold: float  # the shipped one
+    summary: dict[str, object]  # headline held-out figures, kept beside the model
+    lines: list[str]  # the report
+
+
+def evaluate(rows: Sequence[Row]) -> Evaluation:
+    """The shipped threshold, headline figures and report lines from nested held-out scores."""
+    from agent.training.curves import average_precision, roc_auc
     from agent.training.report import report
 
     data = matrices(rows)
@@ -193,12 +201,21 @@ def evaluate(rows: Sequence[Row]) -> tuple[float, list[str]]:
     real = ~data.derived
     threshold = choose_threshold(held.scores[real], data.y[real])
     ablated = dict(zip(variants, held.variants, strict=True))
-    return threshold, report(rows, held, threshold, ablated)
+    found = metrics(held.scores[real], data.y[real], held.thresholds[real])
+    summary: dict[str, object] = {
+        "rows": "captured, held out by fold group, each fold at its own nested threshold",
+        "fold_groups": len(set(data.groups)),
+        "fold_thresholds": list(held.fold_thresholds),
+        "recall": round(found.recall or 0.0, 4),
+        "false_positive_rate": round(found.fpr or 0.0, 4),
+        "roc_auc": round(roc_auc(held.scores[real], data.y[real]) or 0.0, 4),
+        "average_precision": round(average_precision(held.scores[real], data.y[real]) or 0.0, 4),
+    }
+    return Evaluation(threshold, summary, report(rows, held, threshold, ablated))
 
 
 def main() -> int:
-    _, lines = evaluate(sorted_rows(load()))
-    print("\n".join(lines))
+    print("\n".join(evaluate(sorted_rows(load())).lines))
     return 0
 
 

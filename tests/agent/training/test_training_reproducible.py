@@ -13,6 +13,8 @@ from agent.training import derived
 from agent.training.dataset import DATASET_DIR, load, read_rows, row_to_json
 from agent.training.evaluate import FOLDS, choose_threshold, folds_of, matrices, sorted_rows
 from agent.training.groups import group_of
+from agent.training.jobs import INFERENCE, ORDINARY
+from agent.training.load import required_cpu
 from agent.training.train import META_NAME, MODEL_DIR, MODEL_NAME, build, dataset_digest, meta_text
 
 
@@ -99,3 +101,18 @@ def test_dataset_files_are_small_json_lines() -> None:
     for path in Path(DATASET_DIR).glob("*.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             assert isinstance(json.loads(line), dict)
+
+
+def test_every_busy_row_of_a_loaded_workload_shows_its_load_in_the_data() -> None:
+    loaded = {w.program: w for w in (*INFERENCE, *ORDINARY) if w.load}
+    busy = [
+        row
+        for row in load()
+        if row.program in loaded and row.provenance.sample >= loaded[row.program].idle
+    ]
+
+    assert {row.program for row in busy} == set(loaded)  # pgbench and mysqlslap included
+    for row in busy:
+        evidence = row.provenance.load
+        assert evidence is not None and evidence.alive, row.program
+        assert evidence.cpu_busy >= required_cpu(evidence.cpu_idle), row.program
