@@ -25,6 +25,7 @@ class Workload:
     command: str = ""
     running: tuple[str, ...] = ()  # process names of a service already running here
     load: str = ""
+    load_name: str = ""  # how the rows name the load; its program's name by default
     init: str = ""  # a bash command run once before the load, e.g. creating its tables
     children: bool = False
     skip_root: bool = False
@@ -48,9 +49,11 @@ def _loop(command: str, **options: Any) -> dict[str, Any]:
     return {"command": loop, "skip_root": True, "ready": False, **options}
 
 
-GET = (
-    "{py} -c 'import urllib.request as u\nwhile 1: u.urlopen(\"http://127.0.0.1:{port}/\").read()'"
-)
+GET: dict[str, Any] = {
+    "load": "{py} -c 'import urllib.request as u\n"
+    'while 1: u.urlopen("http://127.0.0.1:{port}/").read()\'',
+    "load_name": "python urllib GET loop",
+}
 LLAMA = "node {llama_dir}/llama-serve.mjs {gguf}"
 PG = "-h 127.0.0.1 -U postgres"
 PGBENCH_DB = "shadowai_capture"  # not the tests' database: pgbench -i adds its tables
@@ -77,7 +80,7 @@ INFERENCE: tuple[Workload, ...] = (
         "onnxruntime",
         "python HTTP server on 0.0.0.0:18777",
         "{py} {scripts}/ort_http.py {onnx} 0.0.0.0 18777",
-        load=GET,
+        **GET,
     ),
     _inference(
         "torchscript-loop",
@@ -91,7 +94,7 @@ INFERENCE: tuple[Workload, ...] = (
         "pytorch",
         "python HTTP server on 127.0.0.1:8000, nn.Module",
         "{py} {scripts}/torch_serve.py {state_dict} 127.0.0.1 8000",
-        load=GET,
+        **GET,
     ),
     _inference(
         "transformers-generate",
@@ -105,7 +108,7 @@ INFERENCE: tuple[Workload, ...] = (
         "transformers",
         "python HTTP chat server on :7860",
         "{py} {scripts}/chat_server.py {hf} 127.0.0.1 7860",
-        load=GET,
+        **GET,
     ),
     _inference(
         "keras-predict",
@@ -120,14 +123,14 @@ INFERENCE: tuple[Workload, ...] = (
         "llama.cpp",
         "node-llama-cpp on loopback, random port",
         f"{LLAMA} 127.0.0.1 0",
-        load=GET,
+        **GET,
     ),
     _inference(
         "node-llama-cpp-8080",
         "llama.cpp",
         "node-llama-cpp on 0.0.0.0:8080",
         f"{LLAMA} 0.0.0.0 8080",
-        load=GET,
+        **GET,
     ),
     _inference(
         "node-llama-cpp-generate",
@@ -155,14 +158,14 @@ INFERENCE: tuple[Workload, ...] = (
         "transformers",
         "python embeddings HTTP server on 0.0.0.0:5000",
         "{py} {scripts}/embed_server.py {hf} 0.0.0.0 5000",
-        load=GET,
+        **GET,
     ),
     _inference(
         "llama-renamed-binary",
         "llama.cpp",
         "node renamed svc-worker, app.mjs, GGUF renamed data/blob.dat, port 23456",
         "{renamed}/bin/svc-worker {renamed}/app/app.mjs {disguised} 127.0.0.1 23456",
-        load=GET,
+        **GET,
     ),
 )
 
@@ -207,17 +210,19 @@ ORDINARY: tuple[Workload, ...] = (
         "nats",
         "ordinary",
         "message broker",
-        "system service, idle",
+        "system service, a python client publishing in a loop",
         running=("nats-server",),
-        **IDLE,
+        load="{py} {scripts}/nats_publish.py",
+        load_name="python NATS publisher",
     ),
     Workload(
         "mosquitto",
         "ordinary",
         "message broker",
-        "system service, idle",
+        "system service, mosquitto_pub publishing lines in a loop",
         running=("mosquitto",),
-        **IDLE,
+        load="bash -c 'yes payload | mosquitto_pub -h 127.0.0.1 -t capture/load -l -q 0'",
+        load_name="mosquitto_pub",
     ),
     _ordinary(
         "chromium-headless",
@@ -251,9 +256,9 @@ ORDINARY: tuple[Workload, ...] = (
     _ordinary(
         "cargo-build",
         "compiler",
-        "cargo build of a small crate, in a loop",
+        "cargo build --release of a crate of 800 functions, in a loop",
         **_loop(
-            "touch {work}/crate/src/main.rs; cargo build -q --offline "
+            "touch {work}/crate/src/main.rs; cargo build -q --offline --release "
             "--manifest-path {work}/crate/Cargo.toml",
             **BUSY,
         ),
@@ -263,21 +268,21 @@ ORDINARY: tuple[Workload, ...] = (
         "web server",
         "python -m http.server, 0.0.0.0:8000",
         "{py} -m http.server --bind 0.0.0.0 8000",
-        load=GET,
+        **GET,
     ),
     _ordinary(
         "python-http-server",
         "web server",
         "python -m http.server on loopback",
         "{py} -m http.server --bind 127.0.0.1 0",
-        load=GET,
+        **GET,
     ),
     _ordinary(
         "node-web-3000",
         "web server",
         "node http server on 0.0.0.0:3000",
         "node {scripts}/web.mjs 3000",
-        load=GET,
+        **GET,
     ),
     _ordinary(
         "node-crunch", "script", "node computing primes", "node {scripts}/crunch.mjs", **BUSY
@@ -287,7 +292,7 @@ ORDINARY: tuple[Workload, ...] = (
         "web server",
         "java single-file HTTP server",
         "java {work}/Server.java",
-        load=GET,
+        **GET,
     ),
     _ordinary(
         "pytest-run",

@@ -78,14 +78,6 @@ def _inputs(work: Path) -> None:
         work / "make" / "Makefile",
         f"all: {objects}\n%.o: %.c\n\tcc -O2 -c $< -o $@\nclean:\n\trm -f *.o\n.NOTPARALLEL:\n",
     )
-    _write(
-        work / "crate" / "Cargo.toml",
-        '[package]\nname = "capture"\nversion = "0.1.0"\nedition = "2021"\n',
-    )
-    _write(
-        work / "crate" / "src" / "main.rs",
-        'fn main() { println!("{}", (1..1000u64).sum::<u64>()); }\n',
-    )
     log = work / "data" / "app.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
@@ -128,6 +120,11 @@ def _scripts(work: Path) -> dict[str, Path]:
         _write(scripts / name, programs.NODE[name])
     _write(work / "renamed" / "app" / "app.mjs", programs.NODE["app.mjs"])
     _write(NODE_LLAMA / "llama-serve.mjs", programs.NODE["llama-serve.mjs"])
+    crate = work / "crate"
+    _write(
+        crate / "Cargo.toml", '[package]\nname = "capture"\nversion = "0.1.0"\nedition = "2021"\n'
+    )
+    _write(crate / "src" / "main.rs", programs.rust_source(800))
     return {"scripts": scripts, "llama_dir": NODE_LLAMA}
 
 
@@ -233,7 +230,7 @@ def _samples(workload: Workload, target: Target, values: Mapping[str, str], cwd:
     command = _fill(workload.load, values)
     with _started(command, {}, cwd, output=False) as load:
         take = partial(capture, target, samples=workload.busy, first=workload.idle)
-        return rows + under_load(load, idle, take, Path(command[0]).name)
+        return rows + under_load(load, idle, take, workload.load_name or Path(command[0]).name)
 
 
 def run_checked(workload: Workload, setup: Setup, attempts: int = 2) -> list[Row]:
