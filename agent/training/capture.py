@@ -1,7 +1,9 @@
 """Record labelled observations of running processes as dataset rows with provenance.
 
 `python -m agent.training.capture --label inference --program NAME --runtime llama.cpp
---pid PID [--pid PID ...] [--children] [--samples 3 --interval 2] [--how TEXT] [--out FILE]`
+--pid PID [--pid PID ...] [--children] [--samples 3 --interval 2] [--how TEXT] [--out FILE]
+[--load COMMAND]`: with --load, the command runs during the samples and the capture fails
+unless it ran throughout and the target's CPU rose above its idle baseline.
 """
 
 from __future__ import annotations
@@ -9,11 +11,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shlex
+import signal
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -24,6 +31,7 @@ from agent.detect.redact import redact_argv
 from agent.detect.runtimes import is_model_path
 from agent.sensors.processes import ProcessSource, default_source
 from agent.training.dataset import LABELS, Provenance, Row, row_to_json
+from agent.training.load import LoadError, idle_baseline, under_load
 
 
 def _os_type() -> str:
@@ -76,9 +84,11 @@ def trim_sizes(obs: ProcessObservation, sizes: Mapping[str, int]) -> dict[str, i
     return {p: sizes[p] for p in sorted(keep) if p in sizes}
 
 
-def _targets(pids: Sequence[int], children: bool, skip_root: bool) -> list[psutil.Process]:
+def targets(target: Target) -> list[psutil.Process]:
+    """The live processes of a target now: its roots and, as asked, their descendants."""
+    children, skip_root = target.children, target.skip_root
     roots = []
-    for pid in pids:
+    for pid in target.pids:
         try:
             roots.append(psutil.Process(pid))
         except psutil.Error:
@@ -144,7 +154,7 @@ def capture(
             time.sleep(pause)
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
         provenance = Provenance(host=host, date=now, how=target.how, sample=index)
-        procs = _targets(target.pids, target.children, target.skip_root)
+        procs = targets(target)
         for obs in sample(source, procs, interval):
             row = Row(
                 label=target.label,
@@ -172,7 +182,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between samples")
     parser.add_argument("--how", default="", help="how the program was started")
     parser.add_argument("--out", type=Path, help="append to this file (default: stdout)")
+    parser.add_argument("--load", help="a command that loads the target while it is sampled")
     return parser.parse_args(argv)
+
+
+def _loaded(target: Target, command: str, take: Callable[[], list[Row]]) -> list[Row]:
+    idle = idle_baseline(lambda: targets(target))
+    argv = shlex.split(command)
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True) as load:
+        try:
+            return under_load(load, idle, take, Path(argv[0]).name)
+        finally:
+            with suppress(ProcessLookupError):
+                os.killpg(load.pid, signal.SIGKILL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -185,7 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         pids=tuple(args.pid),
         children=args.children,
     )
-    rows = capture(target, samples=args.samples, interval=args.interval, pause=args.pause)
+    take = partial(capture, target, samples=args.samples, interval=args.interval, pause=args.pause)
+    try:
+        rows = _loaded(target, args.load, take) if args.load else take()
+    except LoadError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
     text = "".join(row_to_json(row) + "\n" for row in rows)
     if args.out is None:
         sys.stdout.write(text)

@@ -20,6 +20,17 @@ LABELS = ("inference", "ordinary")
 
 
 @dataclass(frozen=True)
+class LoadEvidence:
+    """Why a busy row counts as under load: the load program ran through the capture and the
+    target's total CPU (percent, summed over its processes) rose above its idle baseline."""
+
+    command: str  # the load program, e.g. pgbench
+    alive: bool  # still running after the last busy sample
+    cpu_idle: float  # the target's idle baseline, measured before the load started
+    cpu_busy: float  # the target's total in this row's sample
+
+
+@dataclass(frozen=True)
 class Provenance:
     host: str
     date: str  # ISO 8601, UTC
@@ -27,6 +38,7 @@ class Provenance:
     derived: bool = False
     source: str = ""  # for derived rows: where the library layout comes from
     sample: int = 0  # the sample's index among those of one capture
+    load: LoadEvidence | None = None  # busy rows under an outside load only
 
 
 @dataclass(frozen=True)
@@ -99,7 +111,7 @@ def row_to_json(row: Row) -> str:
         "label": row.label,
         "program": row.program,
         "family": row.family,
-        "provenance": asdict(row.provenance),
+        "provenance": _provenance_json(row.provenance),
         "gpu_source": row.gpu_source,
         "observation": observation_to_json(row.observation),
         "sizes": dict(sorted(row.sizes.items())) if row.sizes is not None else None,
@@ -118,12 +130,26 @@ def row_from_json(line: str, where: str) -> Row:
             program=value["program"],
             family=value["family"],
             observation=observation_from_json(value["observation"]),
-            provenance=Provenance(**value["provenance"]),
+            provenance=_provenance(value["provenance"]),
             sizes=_sizes(value.get("sizes")),
             gpu_source=bool(value.get("gpu_source", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc!r}") from None
+
+
+def _provenance(value: Mapping[str, Any]) -> Provenance:
+    fields = dict(value)
+    load = fields.pop("load", None)
+    return Provenance(**fields, load=LoadEvidence(**load) if load is not None else None)
+
+
+def _provenance_json(provenance: Provenance) -> dict[str, Any]:
+    """Rows without load evidence keep the shorter form they always had."""
+    value = asdict(provenance)
+    if value["load"] is None:
+        del value["load"]
+    return value
 
 
 def _sizes(value: Any) -> dict[str, int] | None:

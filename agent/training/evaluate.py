@@ -1,13 +1,14 @@
-"""Held-out evaluation by program: no program is in both the training and the test rows.
+"""Held-out evaluation by fold group: no program, nor a near-duplicate of it, is in both the
+training and the test rows, and the threshold each fold is graded at was chosen on scores of
+its training part only (nested). `python -m agent.training.evaluate` prints the report.
 
-Programs are dealt into folds; each fold is scored by a model fitted on the others. The
-threshold is the highest recall at a false-positive rate of at most 0.5% on the real (not
-derived) held-out rows. `python -m agent.training.evaluate` prints the report.
+The threshold is the highest recall at a false-positive rate of at most 0.5% on captured (not
+derived) held-out rows: inside each outer fold on the inner folds' scores of its training
+part; for the shipped model on the outer folds' scores of every row.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -17,9 +18,11 @@ import numpy.typing as npt
 
 from agent.detect.features import features
 from agent.training.dataset import Row, load
+from agent.training.groups import deal, group_of
 from agent.training.linear import LinearModel, Matrix, Vector, fit, program_weights
 
 FOLDS = 5
+INNER_FOLDS = FOLDS - 1
 MAX_FPR = 0.005
 HARD_CASES = (
     ("renamed llama.cpp binary", "llama-renamed-binary"),
@@ -39,6 +42,7 @@ class Matrices:
     unknown: Matrix  # the same rows as if no runtime rule had matched
     y: Vector
     programs: tuple[str, ...]
+    groups: tuple[str, ...]
     derived: npt.NDArray[np.bool_]
 
 
@@ -50,7 +54,8 @@ def matrices(rows: Sequence[Row]) -> Matrices:
     )
     y = np.asarray([row.target for row in rows], dtype=np.float64)
     derived = np.asarray([row.provenance.derived for row in rows], dtype=bool)
-    return Matrices(x, unknown, y, tuple(row.program for row in rows), derived)
+    programs = tuple(row.program for row in rows)
+    return Matrices(x, unknown, y, programs, tuple(map(group_of, programs)), derived)
 
 
 def train_model(data: Matrices, chosen: npt.NDArray[np.bool_]) -> LinearModel:
@@ -63,25 +68,60 @@ def train_model(data: Matrices, chosen: npt.NDArray[np.bool_]) -> LinearModel:
     return fit(x, y, program_weights(programs, y))
 
 
-def fold_of(program: str) -> int:
-    """A program's fold, from a hash of its name: stable as programs are added."""
-    return int.from_bytes(hashlib.sha256(program.encode()).digest()[:4], "big") % FOLDS
+def folds_of(data: Matrices, chosen: npt.NDArray[np.bool_], count: int) -> npt.NDArray[np.int_]:
+    """The fold of each chosen row (-1 for the others), dealt by fold group."""
+    picked = np.flatnonzero(chosen)
+    groups = [data.groups[i] for i in picked]
+    dealt = deal(groups, [int(data.y[i]) for i in picked], count)
+    found = np.full(len(data.y), -1)
+    found[picked] = [dealt[g] for g in groups]
+    return found
 
 
-def held_out_scores(data: Matrices, *variants: Matrix) -> list[Vector]:
-    """Each row scored by a model that never saw its program; then each variant matrix (the
-    same rows with features changed) scored by the same fold models."""
-    folds = np.asarray([fold_of(p) for p in data.programs])
+def cross_scores(
+    data: Matrices, chosen: npt.NDArray[np.bool_], count: int, *variants: Matrix
+) -> tuple[list[Vector], npt.NDArray[np.int_]]:
+    """Each chosen row scored by a model fitted on the other folds of the chosen rows only;
+    then each variant matrix (the same rows, features changed) by the same models. Also
+    returns the folds. Rows not chosen score 0."""
+    folds = folds_of(data, chosen, count)
     scores = [np.zeros(len(data.y)) for _ in range(1 + len(variants))]
-    for fold in range(FOLDS):
+    for fold in range(count):
         test = folds == fold
-        train = ~test
         if not test.any():
             continue
-        model = train_model(data, train)
+        model = train_model(data, chosen & ~test)
         for found, x in zip(scores, (data.x, *variants), strict=True):
             found[test] = model.scores(x[test])
-    return scores
+    return scores, folds
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Outer held-out scores, and for each row the threshold its fold chose beforehand."""
+
+    scores: Vector
+    variants: list[Vector]
+    folds: npt.NDArray[np.int_]
+    thresholds: Vector  # per row: chosen on inner scores of its fold's training part
+    fold_thresholds: tuple[float, ...]
+
+
+def nested(data: Matrices, *variants: Matrix) -> HeldOut:
+    """Outer folds score; inside each, the training part alone picks the threshold from its
+    own inner folds' scores. The test rows of a fold never touch its threshold."""
+    everything = np.ones(len(data.y), dtype=bool)
+    (scores, *others), folds = cross_scores(data, everything, FOLDS, *variants)
+    real = ~data.derived
+    thresholds = np.zeros(len(data.y))
+    chosen: list[float] = []
+    for fold in range(FOLDS):
+        train = folds != fold
+        (inner, *_), _ = cross_scores(data, train, INNER_FOLDS)
+        threshold = choose_threshold(inner[train & real], data.y[train & real])
+        thresholds[folds == fold] = threshold
+        chosen.append(threshold)
+    return HeldOut(scores, others, folds, thresholds, tuple(chosen))
 
 
 def ablations(rows: Sequence[Row]) -> dict[str, Matrix]:
@@ -131,7 +171,8 @@ class Metrics:
         return self.true_positives / flagged if flagged else None
 
 
-def metrics(scores: Vector, y: Vector, threshold: float) -> Metrics:
+def metrics(scores: Vector, y: Vector, threshold: float | Vector) -> Metrics:
+    """Counts at one threshold, or at a threshold per row (each fold's own)."""
     flagged = scores >= threshold
     return Metrics(
         rows=len(y),
@@ -142,22 +183,39 @@ def metrics(scores: Vector, y: Vector, threshold: float) -> Metrics:
     )
 
 
-def evaluate(rows: Sequence[Row]) -> tuple[float, list[str]]:
-    """(threshold, report lines) from held-out scores."""
+@dataclass(frozen=True)
+class Evaluation:
+    threshold: float  # the shipped one
+    summary: dict[str, object]  # headline held-out figures, kept beside the model
+    lines: list[str]  # the report
+
+
+def evaluate(rows: Sequence[Row]) -> Evaluation:
+    """The shipped threshold, headline figures and report lines from nested held-out scores."""
+    from agent.training.curves import average_precision, roc_auc
     from agent.training.report import report
 
     data = matrices(rows)
     variants = ablations(rows)
-    scores, *others = held_out_scores(data, *variants.values())
+    held = nested(data, *variants.values())
     real = ~data.derived
-    threshold = choose_threshold(scores[real], data.y[real])
-    ablated = dict(zip(variants, others, strict=True))
-    return threshold, report(rows, scores, threshold, ablated)
+    threshold = choose_threshold(held.scores[real], data.y[real])
+    ablated = dict(zip(variants, held.variants, strict=True))
+    found = metrics(held.scores[real], data.y[real], held.thresholds[real])
+    summary: dict[str, object] = {
+        "rows": "captured, held out by fold group, each fold at its own nested threshold",
+        "fold_groups": len(set(data.groups)),
+        "fold_thresholds": list(held.fold_thresholds),
+        "recall": round(found.recall or 0.0, 4),
+        "false_positive_rate": round(found.fpr or 0.0, 4),
+        "roc_auc": round(roc_auc(held.scores[real], data.y[real]) or 0.0, 4),
+        "average_precision": round(average_precision(held.scores[real], data.y[real]) or 0.0, 4),
+    }
+    return Evaluation(threshold, summary, report(rows, held, threshold, ablated))
 
 
 def main() -> int:
-    _, lines = evaluate(sorted_rows(load()))
-    print("\n".join(lines))
+    print("\n".join(evaluate(sorted_rows(load())).lines))
     return 0
 
 

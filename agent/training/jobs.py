@@ -15,7 +15,8 @@ class Workload:
 
     `command` and `load` are shell-split, then each word is formatted with the paths of
     `Setup.values()`; `load` runs during the busy samples, {port} being the port the program
-    printed when ready."""
+    printed when ready. Busy samples under a load are refused unless the load ran throughout
+    and the target's CPU rose (agent.training.load)."""
 
     program: str
     label: str
@@ -24,6 +25,8 @@ class Workload:
     command: str = ""
     running: tuple[str, ...] = ()  # process names of a service already running here
     load: str = ""
+    load_name: str = ""  # how the rows name the load; its program's name by default
+    init: str = ""  # a bash command run once before the load, e.g. creating its tables
     children: bool = False
     skip_root: bool = False
     idle: int = 2
@@ -46,10 +49,14 @@ def _loop(command: str, **options: Any) -> dict[str, Any]:
     return {"command": loop, "skip_root": True, "ready": False, **options}
 
 
-GET = (
-    "{py} -c 'import urllib.request as u\nwhile 1: u.urlopen(\"http://127.0.0.1:{port}/\").read()'"
-)
+GET: dict[str, Any] = {
+    "load": "{py} -c 'import urllib.request as u\n"
+    'while 1: u.urlopen("http://127.0.0.1:{port}/").read()\'',
+    "load_name": "python urllib GET loop",
+}
 LLAMA = "node {llama_dir}/llama-serve.mjs {gguf}"
+PG = "-h 127.0.0.1 -U postgres"
+PGBENCH_DB = "shadowai_capture"  # not the tests' database: pgbench -i adds its tables
 BUSY: dict[str, Any] = {"idle": 0, "busy": 4}
 IDLE: dict[str, Any] = {"idle": 4, "busy": 0}
 
@@ -73,7 +80,7 @@ INFERENCE: tuple[Workload, ...] = (
         "onnxruntime",
         "python HTTP server on 0.0.0.0:18777",
         "{py} {scripts}/ort_http.py {onnx} 0.0.0.0 18777",
-        load=GET,
+        **GET,
     ),
     _inference(
         "torchscript-loop",
@@ -87,7 +94,7 @@ INFERENCE: tuple[Workload, ...] = (
         "pytorch",
         "python HTTP server on 127.0.0.1:8000, nn.Module",
         "{py} {scripts}/torch_serve.py {state_dict} 127.0.0.1 8000",
-        load=GET,
+        **GET,
     ),
     _inference(
         "transformers-generate",
@@ -101,7 +108,7 @@ INFERENCE: tuple[Workload, ...] = (
         "transformers",
         "python HTTP chat server on :7860",
         "{py} {scripts}/chat_server.py {hf} 127.0.0.1 7860",
-        load=GET,
+        **GET,
     ),
     _inference(
         "keras-predict",
@@ -116,14 +123,14 @@ INFERENCE: tuple[Workload, ...] = (
         "llama.cpp",
         "node-llama-cpp on loopback, random port",
         f"{LLAMA} 127.0.0.1 0",
-        load=GET,
+        **GET,
     ),
     _inference(
         "node-llama-cpp-8080",
         "llama.cpp",
         "node-llama-cpp on 0.0.0.0:8080",
         f"{LLAMA} 0.0.0.0 8080",
-        load=GET,
+        **GET,
     ),
     _inference(
         "node-llama-cpp-generate",
@@ -151,14 +158,14 @@ INFERENCE: tuple[Workload, ...] = (
         "transformers",
         "python embeddings HTTP server on 0.0.0.0:5000",
         "{py} {scripts}/embed_server.py {hf} 0.0.0.0 5000",
-        load=GET,
+        **GET,
     ),
     _inference(
         "llama-renamed-binary",
         "llama.cpp",
         "node renamed svc-worker, app.mjs, GGUF renamed data/blob.dat, port 23456",
         "{renamed}/bin/svc-worker {renamed}/app/app.mjs {disguised} 127.0.0.1 23456",
-        load=GET,
+        **GET,
     ),
 )
 
@@ -167,18 +174,20 @@ ORDINARY: tuple[Workload, ...] = (
         "postgresql",
         "ordinary",
         "database",
-        "system service, pgbench load",
+        "system service, pgbench -S load on its own initialised database",
         running=("postgres",),
         children=True,
-        load="pgbench -h 127.0.0.1 -U postgres -c 2 -T 60 -S test",
+        init=f"createdb {PG} {PGBENCH_DB} 2>/dev/null; pgbench {PG} -i -q -s 5 {PGBENCH_DB}",
+        load=f"pgbench {PG} -c 2 -j 1 -T 600 -S {PGBENCH_DB}",
     ),
     Workload(
         "mariadb",
         "ordinary",
         "database",
-        "system service, mysqlslap load",
+        "system service, mysqlslap mixed read/write load",
         running=("mariadbd",),
-        load="mysqlslap --concurrency=2 --iterations=50 --auto-generate-sql",
+        load="mysqlslap -u root --concurrency=2 --iterations=1000 --number-of-queries=4000 "
+        "--auto-generate-sql --auto-generate-sql-load-type=mixed",
     ),
     Workload(
         "redis",
@@ -186,18 +195,35 @@ ORDINARY: tuple[Workload, ...] = (
         "database",
         "system service, redis-benchmark load",
         running=("redis-server",),
-        load="redis-benchmark -q -n 2000000 -c 4",
+        load="redis-benchmark -q -l -t get,set,lpush,lpop -c 4",
     ),
     Workload(
         "rabbitmq",
         "ordinary",
         "message broker",
-        "system service (Erlang VM)",
+        "system service (Erlang VM), idle",
         running=("beam.smp", "epmd"),
         children=True,
+        **IDLE,
     ),
-    Workload("nats", "ordinary", "message broker", "system service", running=("nats-server",)),
-    Workload("mosquitto", "ordinary", "message broker", "system service", running=("mosquitto",)),
+    Workload(
+        "nats",
+        "ordinary",
+        "message broker",
+        "system service, a python client publishing in a loop",
+        running=("nats-server",),
+        load="{py} {scripts}/nats_publish.py",
+        load_name="python NATS publisher",
+    ),
+    Workload(
+        "mosquitto",
+        "ordinary",
+        "message broker",
+        "system service, mosquitto_pub publishing lines in a loop",
+        running=("mosquitto",),
+        load="bash -c 'yes payload | mosquitto_pub -h 127.0.0.1 -t capture/load -l -q 0'",
+        load_name="mosquitto_pub",
+    ),
     _ordinary(
         "chromium-headless",
         "browser",
@@ -230,9 +256,9 @@ ORDINARY: tuple[Workload, ...] = (
     _ordinary(
         "cargo-build",
         "compiler",
-        "cargo build of a small crate, in a loop",
+        "cargo build --release of a crate of 800 functions, in a loop",
         **_loop(
-            "touch {work}/crate/src/main.rs; cargo build -q --offline "
+            "touch {work}/crate/src/main.rs; cargo build -q --offline --release "
             "--manifest-path {work}/crate/Cargo.toml",
             **BUSY,
         ),
@@ -242,21 +268,21 @@ ORDINARY: tuple[Workload, ...] = (
         "web server",
         "python -m http.server, 0.0.0.0:8000",
         "{py} -m http.server --bind 0.0.0.0 8000",
-        load=GET,
+        **GET,
     ),
     _ordinary(
         "python-http-server",
         "web server",
         "python -m http.server on loopback",
         "{py} -m http.server --bind 127.0.0.1 0",
-        load=GET,
+        **GET,
     ),
     _ordinary(
         "node-web-3000",
         "web server",
         "node http server on 0.0.0.0:3000",
         "node {scripts}/web.mjs 3000",
-        load=GET,
+        **GET,
     ),
     _ordinary(
         "node-crunch", "script", "node computing primes", "node {scripts}/crunch.mjs", **BUSY
@@ -266,7 +292,7 @@ ORDINARY: tuple[Workload, ...] = (
         "web server",
         "java single-file HTTP server",
         "java {work}/Server.java",
-        load=GET,
+        **GET,
     ),
     _ordinary(
         "pytest-run",

@@ -113,6 +113,16 @@ while True:
     model.predict(np.random.standard_normal((256, 256)).astype("float32"), verbose=0)
 """,
     # ordinary programs
+    # A NATS client publishing without subscribers: nats-server parses every message.
+    "nats_publish.py": """
+import socket
+s = socket.create_connection(("127.0.0.1", 4222))
+s.recv(4096)
+s.sendall(b'CONNECT {"verbose":false,"pedantic":false}\\r\\n')
+batch = b"PUB capture.load 11\\r\\nhello world\\r\\n" * 500
+while True:
+    s.sendall(batch)
+""",
     "matrix_job.py": """
 import numpy as np
 a = np.random.default_rng(0).standard_normal((768, 768))
@@ -245,6 +255,18 @@ JAVA_SERVER = textwrap.dedent(
     }
     """
 )
+
+
+def rust_source(functions: int) -> str:
+    """A Rust program that keeps rustc busy for seconds at --release."""
+    body = [
+        f"fn f{i}(v: &[u64]) -> u64 {{ v.iter().map(|x| x.wrapping_mul({i} + 1) ^ "
+        f"(x >> {i % 13})).filter(|x| x % {i % 7 + 2} == 0).sum() }}"
+        for i in range(functions)
+    ]
+    calls = " ".join(f"t = t.wrapping_add(f{i}(&v));" for i in range(functions))
+    main = f"fn main() {{ let v: Vec<u64> = (0..1000).collect(); let mut t = 0u64; {calls} "
+    return "\n".join([*body, main + 'println!("{}", t); }']) + "\n"
 
 
 def c_source(functions: int) -> str:

@@ -36,7 +36,7 @@ def dataset_digest(folder: Path = DATASET_DIR) -> str:
 def build(rows: Sequence[Row]) -> tuple[bytes, dict[str, object], list[str]]:
     """(model bytes, metadata, evaluation report) for these rows."""
     ordered = sorted_rows(rows)
-    threshold, report = evaluate(ordered)
+    found = evaluate(ordered)
     data = matrices(ordered)
     model = train_model(data, np.ones(len(data.y), dtype=bool))
     onnx_bytes = to_onnx(model, FEATURE_NAMES)
@@ -45,7 +45,7 @@ def build(rows: Sequence[Row]) -> tuple[bytes, dict[str, object], list[str]]:
         "feature_version": FEATURE_VERSION,
         "feature_names": list(FEATURE_NAMES),
         "outputs": list(OUTPUTS),
-        "threshold": threshold,
+        "threshold": found.threshold,
         "max_fpr": MAX_FPR,
         "top_features": TOP_FEATURES,
         "model_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
@@ -55,9 +55,10 @@ def build(rows: Sequence[Row]) -> tuple[bytes, dict[str, object], list[str]]:
             "seed": SEED,
             "model": "logistic regression, L2, standardised features",
         },
+        "held_out": found.summary,
         "weights": dict(zip(FEATURE_NAMES, (float(w) for w in model.weights), strict=True)),
     }
-    return onnx_bytes, meta, report
+    return onnx_bytes, meta, found.lines
 
 
 def meta_text(meta: dict[str, object]) -> str:

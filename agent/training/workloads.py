@@ -22,15 +22,17 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from agent.training import models, programs
-from agent.training.capture import Target, capture
+from agent.training.capture import Target, capture, targets
 from agent.training.dataset import DATASET_DIR, Row, write_rows
 from agent.training.jobs import INFERENCE, ORDINARY, Workload
+from agent.training.load import LoadError, idle_baseline, under_load
 
 NODE_LLAMA = Path.home() / ".cache" / "shadowai-tests" / "node-llama-cpp-3.22.1"
 READY_SECONDS = 120.0
@@ -76,14 +78,6 @@ def _inputs(work: Path) -> None:
         work / "make" / "Makefile",
         f"all: {objects}\n%.o: %.c\n\tcc -O2 -c $< -o $@\nclean:\n\trm -f *.o\n.NOTPARALLEL:\n",
     )
-    _write(
-        work / "crate" / "Cargo.toml",
-        '[package]\nname = "capture"\nversion = "0.1.0"\nedition = "2021"\n',
-    )
-    _write(
-        work / "crate" / "src" / "main.rs",
-        'fn main() { println!("{}", (1..1000u64).sum::<u64>()); }\n',
-    )
     log = work / "data" / "app.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
@@ -126,6 +120,11 @@ def _scripts(work: Path) -> dict[str, Path]:
         _write(scripts / name, programs.NODE[name])
     _write(work / "renamed" / "app" / "app.mjs", programs.NODE["app.mjs"])
     _write(NODE_LLAMA / "llama-serve.mjs", programs.NODE["llama-serve.mjs"])
+    crate = work / "crate"
+    _write(
+        crate / "Cargo.toml", '[package]\nname = "capture"\nversion = "0.1.0"\nedition = "2021"\n'
+    )
+    _write(crate / "src" / "main.rs", programs.rust_source(800))
     return {"scripts": scripts, "llama_dir": NODE_LLAMA}
 
 
@@ -161,12 +160,14 @@ def _ready(proc: subprocess.Popen[bytes], seconds: float) -> dict[str, Any]:
 
 @contextmanager
 def _started(
-    command: Sequence[str], env: Mapping[str, str], cwd: Path
+    command: Sequence[str], env: Mapping[str, str], cwd: Path, *, output: bool = True
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """`output`: keep stdout to read the ready line; a load's output is dropped, since a pipe
+    nobody reads fills up and stalls the load (redis-benchmark's progress lines did)."""
     proc = subprocess.Popen(
         list(command),
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE if output else subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
@@ -223,9 +224,26 @@ def _samples(workload: Workload, target: Target, values: Mapping[str, str], cwd:
         return rows
     if not workload.load:
         return rows + capture(target, samples=workload.busy, first=workload.idle)
-    with _started(_fill(workload.load, values), {}, cwd):
-        time.sleep(2.0)
-        return rows + capture(target, samples=workload.busy, first=workload.idle)
+    if workload.init:  # e.g. pgbench -i: without its tables pgbench exits at once
+        subprocess.run(["bash", "-c", workload.init.format(**values)], check=True, cwd=cwd)
+    idle = idle_baseline(lambda: targets(target))
+    command = _fill(workload.load, values)
+    with _started(command, {}, cwd, output=False) as load:
+        take = partial(capture, target, samples=workload.busy, first=workload.idle)
+        return rows + under_load(load, idle, take, workload.load_name or Path(command[0]).name)
+
+
+def run_checked(workload: Workload, setup: Setup, attempts: int = 2) -> list[Row]:
+    """`run`, again once if the load check failed: another engineer's job can starve the
+    target for a moment. LoadError when it fails every time."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run(workload, setup)
+        except LoadError as exc:
+            print(f"{workload.program}: attempt {attempt}: {exc}", file=sys.stderr, flush=True)
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,13 +254,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="shadowai-capture-"))
     setup = prepare(work)
+    failed = []
     for workload in (*INFERENCE, *ORDINARY):
         if args.only and workload.program not in args.only:
             continue
-        rows = run(workload, setup)
+        try:
+            rows = run_checked(workload, setup)
+        except LoadError:
+            failed.append(workload.program)  # nothing written: its busy rows would lie
+            continue
         count = write_rows(args.out, rows)
         print(f"{workload.program}: {count} samples", flush=True)
-    return 0
+    if failed:
+        print(f"not under load, not written: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _known(work: Path) -> dict[str, Path]:

@@ -11,7 +11,10 @@ import onnxruntime  # type: ignore[import-untyped]  # the wheel ships no stubs
 
 from agent.training import derived
 from agent.training.dataset import DATASET_DIR, load, read_rows, row_to_json
-from agent.training.evaluate import FOLDS, choose_threshold, fold_of, matrices, sorted_rows
+from agent.training.evaluate import FOLDS, choose_threshold, folds_of, matrices, sorted_rows
+from agent.training.groups import group_of
+from agent.training.jobs import INFERENCE, ORDINARY
+from agent.training.load import required_cpu
 from agent.training.train import META_NAME, MODEL_DIR, MODEL_NAME, build, dataset_digest, meta_text
 
 
@@ -52,19 +55,30 @@ def test_the_derived_file_is_what_derived_py_writes() -> None:
     assert committed == expected
 
 
-def test_held_out_folds_never_split_a_program_and_hold_both_labels() -> None:
-    rows = load()
-    folds: dict[int, set[str]] = {}
+def test_held_out_folds_never_split_a_fold_group_and_hold_both_labels() -> None:
+    rows = sorted_rows(load())
+    data = matrices(rows)
+    folds = folds_of(data, np.ones(len(rows), dtype=bool), FOLDS)
+    by_fold: dict[int, set[str]] = {}
     labels: dict[int, set[str]] = {}
-    for row in rows:
-        folds.setdefault(fold_of(row.program), set()).add(row.program)
-        labels.setdefault(fold_of(row.program), set()).add(row.label)
+    for row, fold in zip(rows, folds, strict=True):
+        by_fold.setdefault(int(fold), set()).add(group_of(row.program))
+        labels.setdefault(int(fold), set()).add(row.label)
 
-    assert sorted(folds) == list(range(FOLDS))
-    for fold, programs in folds.items():
-        others = set().union(*(p for f, p in folds.items() if f != fold))
-        assert not programs & others
+    assert sorted(by_fold) == list(range(FOLDS))
+    for fold, groups in by_fold.items():
+        others = set().union(*(g for f, g in by_fold.items() if f != fold))
+        assert not groups & others
         assert labels[fold] == {"inference", "ordinary"}
+
+
+def test_the_renamed_copy_is_held_out_with_the_program_it_copies() -> None:
+    rows = sorted_rows(load())
+    folds = folds_of(matrices(rows), np.ones(len(rows), dtype=bool), FOLDS)
+    fold = {row.program: int(f) for row, f in zip(rows, folds, strict=True)}
+
+    assert fold["llama-renamed-binary"] == fold["node-llama-cpp-server"]
+    assert fold["python-http-server"] == fold["python-http-server-8000"]
 
 
 def test_the_threshold_is_the_highest_recall_within_the_false_positive_budget() -> None:
@@ -87,3 +101,18 @@ def test_dataset_files_are_small_json_lines() -> None:
     for path in Path(DATASET_DIR).glob("*.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             assert isinstance(json.loads(line), dict)
+
+
+def test_every_busy_row_of_a_loaded_workload_shows_its_load_in_the_data() -> None:
+    loaded = {w.program: w for w in (*INFERENCE, *ORDINARY) if w.load}
+    busy = [
+        row
+        for row in load()
+        if row.program in loaded and row.provenance.sample >= loaded[row.program].idle
+    ]
+
+    assert {row.program for row in busy} == set(loaded)  # pgbench and mysqlslap included
+    for row in busy:
+        evidence = row.provenance.load
+        assert evidence is not None and evidence.alive, row.program
+        assert evidence.cpu_busy >= required_cpu(evidence.cpu_idle), row.program
