@@ -14,9 +14,10 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from agent.detect import architectures, quantized
 from agent.detect.formats import ModelInfo
 from agent.detect.hfconfig import (
     MAX_CARD_CHARS,
@@ -24,10 +25,13 @@ from agent.detect.hfconfig import (
     CardInfo,
     ConfigInfo,
     card_text,
+    load_json,
     parse_config,
+    parse_genai_config,
     parse_model_card,
     parse_quantize_config,
 )
+from agent.detect.quantconfig import scheme_of_quantize_config
 from agent.errors import FormatError
 
 MAX_INDEX_BYTES = 16 << 20
@@ -36,6 +40,7 @@ _METADATA_LIMITS = {
     "config.json": MAX_CONFIG_BYTES,
     "adapter_config.json": MAX_CONFIG_BYTES,
     "quantize_config.json": MAX_CONFIG_BYTES,
+    "genai_config.json": MAX_CONFIG_BYTES,
     "README.md": MAX_CARD_CHARS,
     "Manifest.json": MAX_CONFIG_BYTES,
 }
@@ -83,6 +88,7 @@ _WEIGHT_EXTENSIONS = frozenset(
 _FIRST_FIELDS = (
     "name",
     "architecture",
+    "architecture_class",
     "context_length",
     "license",
     "base_model",
@@ -398,26 +404,43 @@ def _read_folder_metadata(g: _Grouper, folder: str) -> _FolderMeta:
     return _FolderMeta(problems=tuple(problems))
 
 
+_CONFIG_PARSERS = (
+    ("config.json", parse_config),
+    ("adapter_config.json", parse_config),
+    ("genai_config.json", parse_genai_config),
+)
+
+
 def _config(g: _Grouper, folder: str, problems: list[str]) -> ConfigInfo | None:
     found: ConfigInfo | None = None
-    for name in ("config.json", "adapter_config.json"):
+    for name, parse in _CONFIG_PARSERS:
         data = g.files.get(os.path.join(folder, name))
         if data is None:
             continue
         try:
-            info = parse_config(data)
+            info = parse(data)
         except FormatError as e:
             problems.append(f"{os.path.join(folder, name)}: {e}")
             continue
         if info.is_model:
             found = _merge_configs(found, info)
     quantize = g.files.get(os.path.join(folder, "quantize_config.json"))
-    if found is not None and found.quantization is None and quantize is not None:
+    if found is not None and quantize is not None and not (found.quantization and found.scheme):
         try:
-            found = dataclasses.replace(found, quantization=parse_quantize_config(quantize))
+            found = _with_quantize_config(found, quantize)
         except FormatError as e:
             problems.append(f"{os.path.join(folder, 'quantize_config.json')}: {e}")
     return found
+
+
+def _with_quantize_config(config: ConfigInfo, data: bytes) -> ConfigInfo:
+    """AutoGPTQ's quantize_config.json fills what config.json's quantization_config left out."""
+    scheme = scheme_of_quantize_config(load_json("hf-quantize-config", data, MAX_CONFIG_BYTES))
+    return dataclasses.replace(
+        config,
+        quantization=config.quantization or parse_quantize_config(data),
+        scheme=config.scheme or scheme,
+    )
 
 
 def _merge_configs(base: ConfigInfo | None, extra: ConfigInfo) -> ConfigInfo:
@@ -445,7 +468,9 @@ def _card(g: _Grouper, folder: str, problems: list[str]) -> CardInfo | None:
 
 def merge_infos(infos: Sequence[ModelInfo]) -> ModelInfo:
     """One ModelInfo for a set, from its members' in member order: parameters and tensors
-    summed, the quantization that holds most parameters, the first value of everything else."""
+    summed, the quantization that holds most parameters, the first value of everything else.
+    Packed tensors are counted once all shards are together: a quantized layer's weight and
+    its scales may sit in two shards."""
     if not infos:
         raise ValueError("merge_infos needs at least one ModelInfo")
     params = [i.parameters for i in infos]
@@ -462,14 +487,34 @@ def merge_infos(infos: Sequence[ModelInfo]) -> ModelInfo:
         infos[0],
         format=Counter(i.format for i in infos).most_common(1)[0][0],
         parameters=total,
+        parameters_estimated=_all_known(i.parameters_estimated for i in infos),
         quantization=weights.most_common(1)[0][0] if weights else None,
         tensor_count=sum(i.tensor_count for i in infos),
         header_bytes=sum(i.header_bytes for i in infos),
         unsafe=any(unsafe) if unsafe else None,
         unsafe_reasons=tuple(dict.fromkeys(r for i in infos for r in i.unsafe_reasons)),
         companions=tuple(dict.fromkeys(c for i in infos for c in i.companions)),
+        packed=None,
     )
+    if total is not None and any(i.packed is not None for i in infos):
+        packed = quantized.merge(i.packed or quantized.Packed(i.parameters or 0, ()) for i in infos)
+        merged = _counted(dataclasses.replace(merged, packed=packed), None)
     return _with(merged, firsts)
+
+
+def _all_known(flags: Iterable[bool | None]) -> bool | None:
+    """False if any member's count is stored words, True if all are weights, else unknown."""
+    seen = set(flags)
+    return False if False in seen else True if seen == {True} else None
+
+
+def _counted(info: ModelInfo, scheme: quantized.Scheme | None) -> ModelInfo:
+    if info.packed is None:
+        return info
+    count = quantized.count(info.packed, scheme)
+    return dataclasses.replace(
+        info, parameters=count.parameters, parameters_estimated=count.recognised
+    )
 
 
 def _with(info: ModelInfo, changes: dict[str, object]) -> ModelInfo:
@@ -481,19 +526,28 @@ def _with(info: ModelInfo, changes: dict[str, object]) -> ModelInfo:
 def apply_folder_metadata(
     info: ModelInfo, config: ConfigInfo | None, card: CardInfo | None
 ) -> ModelInfo:
-    """Fill what the header left open from the folder's config.json and model card.
+    """Fill what the header left open from the folder's config.json and model card, name the
+    architecture by its family and class, and unpack packed weights with the config's scheme.
 
     The header wins, except that a quantization_config names the method of safetensors and
     PyTorch weights better than their packed dtypes do (GPTQ stores I32).
     """
-    if config is not None and config.is_model:
+    config = config if config is not None and config.is_model else None
+    family, cls = architectures.resolve(
+        (info.architecture, config.model_type if config else None),
+        (info.architecture_class, config.architecture if config else None),
+    )
+    info = _counted(
+        dataclasses.replace(info, architecture=family, architecture_class=cls),
+        config.scheme if config else None,
+    )
+    if config is not None:
         quant = info.quantization or config.quantization or config.dtype
         if config.quantization and info.format in ("safetensors", "pytorch"):
             quant = config.quantization
         info = dataclasses.replace(
             info,
             name=info.name or config.name,
-            architecture=info.architecture or config.architecture or config.model_type,
             context_length=info.context_length or config.context_length,
             quantization=quant,
             base_model=info.base_model or config.base_model,

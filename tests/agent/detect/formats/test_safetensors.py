@@ -39,8 +39,9 @@ def test_reads_parameters_and_dominant_dtype_of_a_written_file(safetensors_model
 
     assert info == ModelInfo(
         format="safetensors",
-        architecture="TinyNet",
+        architecture_class="TinyNet",
         parameters=SAFETENSORS_PARAMETERS,
+        parameters_estimated=True,
         quantization="F16",
         tensor_count=4,
         header_bytes=8 + header_length,
