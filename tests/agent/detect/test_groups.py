@@ -273,9 +273,7 @@ def test_single_weights_file_gets_its_folder_config_and_card(tmp_path: Path) -> 
     assert group.members == (str(weights),)
     assert applied.quantization == "GPTQ-4bit"
     assert (applied.architecture, applied.architecture_class) == ("llama", "LlamaForCausalLM")
-    assert (applied.license, applied.base_model) == (
-        "org/base",
-    )
+    assert (applied.license, applied.base_model) == ("apache-2.0", "org/base")
 
 
 def test_subfolder_uses_the_repository_config(tmp_path: Path) -> None:
