@@ -105,8 +105,7 @@ def family(name: str | None) -> str | None:
         return None
     key = name.strip().lower()[:MAX_NAME]
     key = GGUF_ALIASES.get(key, key)
-    if key.endswith("_text") and key[: -len("_text")] in FAMILIES:
-        key = key[: -len("_text")]
+    key = key.removesuffix("_text") or key
     return _BY_SQUEEZED.get(_squeeze(key), key) or None
 
 
@@ -120,8 +119,10 @@ def family_of_class(name: str) -> str | None:
     for a class with no transformers head suffix whose stem is no family we know (TinyNet)."""
     if name in CLASS_FAMILIES:
         return CLASS_FAMILIES[name]
-    stem = _HEADS.sub("", name)
-    known = _BY_SQUEEZED.get(_squeeze(stem or name))
+    # The text half of a multimodal family (AriaTextForCausalLM) is named after the whole.
+    full = _HEADS.sub("", name)
+    stem = full.removesuffix("Text")
+    known = _BY_SQUEEZED.get(_squeeze(full)) or _BY_SQUEEZED.get(_squeeze(stem or name))
     if known or not stem or stem == name:
         return known
     return _WORD_BREAK.sub("_", stem).lower()

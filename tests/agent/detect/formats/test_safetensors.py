@@ -173,3 +173,74 @@ def test_every_dtype_numpy_writes_is_known(tmp_path: Path, dtype: type, name: st
 
     assert info is not None and (info.quantization, info.parameters) == (name, 15)
     assert name in reader.DTYPE_BITS
+
+
+def library_refuses(data: bytes) -> bool:
+    """Whether the safetensors library itself refuses to load the bytes."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        load(data)
+    except SafetensorError:
+        return True
+    return False
+
+
+def test_a_hundred_tensors_over_the_same_bytes_are_refused_as_the_library_does() -> None:
+    span = 1024 * 1024 * 4
+    entry = {"dtype": "F32", "shape": [1024, 1024], "data_offsets": [0, span]}
+    data = build({f"t{i}": entry for i in range(100)}, bytes(span))
+
+    with pytest.raises(FormatError, match="not where the previous tensor ends"):
+        reader.parse(read_bytes(data), len(data))
+    assert library_refuses(data)
+
+
+@pytest.mark.parametrize(
+    ("offsets", "data_bytes", "reason"),
+    [
+        ([[0, 16], [32, 48]], 48, "not where the previous tensor ends"),  # a gap
+        ([[0, 16], [8, 24]], 24, "not where the previous tensor ends"),  # an overlap
+        ([[0, 16], [16, 32]], 40, "tensors cover 32 of the 40 data bytes"),  # bytes left over
+    ],
+)
+def test_tensors_must_tile_the_data_region(
+    offsets: list[list[int]], data_bytes: int, reason: str
+) -> None:
+    header = {
+        f"t{i}": {"dtype": "F32", "shape": [4], "data_offsets": o} for i, o in enumerate(offsets)
+    }
+    data = build(header, bytes(data_bytes))
+
+    with pytest.raises(FormatError, match=reason):
+        reader.parse(read_bytes(data), len(data))
+    assert library_refuses(data)
+
+
+def test_tensors_listed_out_of_order_but_tiling_the_data_are_a_model() -> None:
+    header = {
+        "b": {"dtype": "F32", "shape": [4], "data_offsets": [16, 32]},
+        "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+        "empty": {"dtype": "F32", "shape": [0], "data_offsets": [16, 16]},
+    }
+    data = build(header, bytes(32))
+
+    info = reader.parse(read_bytes(data), len(data))
+
+    assert (info.parameters, info.tensor_count) == (8, 3)
+    assert not library_refuses(data)
+
+
+def test_mlx_shard_alone_is_its_stored_count_flagged_as_such() -> None:
+    header = {
+        "l.weight": {"dtype": "U32", "shape": [8, 8], "data_offsets": [0, 256]},
+        "l.scales": {"dtype": "F16", "shape": [8, 1], "data_offsets": [256, 272]},
+        "l.biases": {"dtype": "F16", "shape": [8, 1], "data_offsets": [272, 288]},
+    }
+    data = build(header, bytes(288))
+
+    info = reader.parse(read_bytes(data), len(data))
+
+    assert (info.parameters, info.parameters_estimated) == (64 + 16, False)
+    assert info.packed is not None and len(info.packed.tensors) == 3
