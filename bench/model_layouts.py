@@ -337,13 +337,21 @@ def gguf_file(
     context_length: int,
     qtype: gguf.GGMLQuantizationType = gguf.GGMLQuantizationType.Q4_K,
     file_type: int = gguf.LlamaFileType.MOSTLY_Q4_K_M,
+    tokens: int = 0,
+    merges: int = 0,
 ) -> int:
     """A GGUF written by the gguf package: `qtype` for 2-D weights whose rows split into its
-    blocks, F32 for the rest; the data region sparse. Returns the weights it holds."""
+    blocks, F32 for the rest, a BPE tokenizer of `tokens` and `merges` as llama.cpp's
+    converter stores it; the data region sparse. Returns the weights it holds."""
     writer = gguf.GGUFWriter(path, arch)
     writer.add_name(name)
     writer.add_context_length(context_length)
     writer.add_file_type(file_type)
+    if tokens:
+        writer.add_tokenizer_model("gpt2")
+        writer.add_token_list([f"tok{i}" for i in range(tokens)])
+        writer.add_token_types([1] * tokens)
+        writer.add_token_merges([f"t{i} k{i}" for i in range(merges)])
     block, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
     data = 0
     for tensor_name, shape in shapes.items():

@@ -10,7 +10,7 @@ from agent.detect.quantized import Scheme
 
 _MAX_OVERRIDES = 4096
 # mlx's non-affine modes and the (bits, group size) they fix.
-_MLX_MODES = {"mxfp4": (4, 32), "nvfp4": (4, 16), "mxfp8": (8, 32)}
+_MLX_MODES: dict[str, tuple[float, int]] = {"mxfp4": (4, 32), "nvfp4": (4, 16), "mxfp8": (8, 32)}
 
 
 def scheme_of_config(cfg: dict[str, object]) -> Scheme | None:
@@ -68,9 +68,9 @@ def _compressed_scheme(q: dict[str, object]) -> Scheme:
 
 def _mlx_scheme(q: dict[str, object]) -> Scheme:
     mode = q.get("mode")
-    bits, group_size = _MLX_MODES.get(mode if isinstance(mode, str) else "", (None, None))
-    bits = _number(q, ("bits",)) or bits
-    group_size = _group_size(q) or group_size
+    fixed = _MLX_MODES.get(mode if isinstance(mode, str) else "")
+    bits = _number(q, ("bits",)) or (fixed[0] if fixed else None)
+    group_size = _group_size(q) or (fixed[1] if fixed else None)
     overrides = [
         (path, _number(v, ("bits",)), _group_size(v))
         for path, v in list(q.items())[:_MAX_OVERRIDES]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 
+from agent.detect.formats.safetensors import DTYPE_BITS
+from agent.detect.quantized import Count, Packed, Scheme, Tensor, count, may_be_packed, merge
 from bench import model_layouts as layouts
 
-from agent.detect.quantized import Count, Packed, Scheme, Tensor, count, may_be_packed, merge
-
-BITS = {"BF16": 16, "F16": 16, "F32": 32, "U32": 32, "I32": 32, "U8": 8, "I8": 8, "I16": 16, "I64": 64}
+BITS = DTYPE_BITS
 SHAPES = {
     "model.embed_tokens.weight": (1024, 256),
     "model.layers.0.self_attn.q_proj.weight": (256, 256),
