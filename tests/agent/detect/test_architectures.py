@@ -9,9 +9,11 @@ from pathlib import Path
 import gguf
 import pytest
 import transformers
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers.models.auto import configuration_auto, modeling_auto
 
-from agent.detect.architectures import family, family_of_class, resolve, split
+from agent.detect.architectures import MAX_NAME, family, family_of_class, resolve, split
 from agent.detect.formats import identify
 from agent.detect.groups import apply_folder_metadata
 from agent.detect.hfconfig import parse_config
@@ -118,3 +120,13 @@ def test_the_header_family_wins_over_the_config_and_a_class_fills_in() -> None:
     assert resolve(("llama", "mistral"), (None,)) == ("llama", None)
     assert resolve((None, None), ("MistralForCausalLM",)) == ("mistral", "MistralForCausalLM")
     assert resolve(("Qwen2ForCausalLM",), (None,)) == ("qwen2", "Qwen2ForCausalLM")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_name_gives_a_short_family_and_class_or_none(name: str) -> None:
+    fam, cls = split(name)
+
+    assert fam is None or (isinstance(fam, str) and len(fam) <= 2 * MAX_NAME)
+    assert cls is None or len(cls) <= MAX_NAME
+    assert family_of_class(name) is None or isinstance(family_of_class(name), str)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agent.detect.formats.safetensors import DTYPE_BITS
 from agent.detect.quantized import Count, Packed, Scheme, Tensor, count, may_be_packed, merge
 from bench import model_layouts as layouts
@@ -152,3 +155,34 @@ def test_an_unknown_packed_weight_is_the_stored_count_flagged() -> None:
     tensors = [("l.weight", "U32", (256, 64)), ("l.codebook", "F16", (16, 8))]
 
     assert count(packed(tensors), None) == Count(256 * 64 + 16 * 8, False)
+
+
+LEAVES = ["weight", "qweight", "qzeros", "scales", "biases", "g_idx", "q_weight", "q_invperm",
+          "weight_packed", "weight_scale", "SCB", "weight.absmax",
+          "weight.quant_state.bitsandbytes__nf4"]  # fmt: skip
+tensors = st.builds(
+    lambda module, leaf, dtype, shape: Tensor(
+        f"m{module}.{leaf}", dtype, tuple(shape), BITS[dtype]
+    ),
+    st.integers(0, 3),
+    st.sampled_from(LEAVES),
+    st.sampled_from(["U32", "I32", "U8", "I8", "F16", "I16"]),
+    st.lists(st.integers(0, 1 << 20), max_size=3),
+)
+schemes = st.none() | st.builds(
+    Scheme,
+    st.sampled_from(["mlx", "gptq", "awq", "compressed-tensors", "exl2", "other"]),
+    st.none() | st.floats(-8, 64) | st.just(float("nan")),
+    st.none() | st.integers(-1, 256),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 1 << 40), st.lists(tensors, max_size=12), schemes)
+def test_any_tensors_and_scheme_give_a_count_never_below_the_plain_weights(
+    plain: int, kept: list[Tensor], scheme: Scheme | None
+) -> None:
+    found = count(Packed(plain, tuple(kept)), scheme)
+
+    assert found.parameters >= plain
+    assert isinstance(found.recognised, bool)
