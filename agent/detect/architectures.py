@@ -103,10 +103,12 @@ def family(name: str | None) -> str | None:
     the `_text` half of a multimodal family named after the whole (gemma3_text -> gemma3)."""
     if not name:
         return None
-    key = name.strip().lower()[:MAX_NAME]
-    key = GGUF_ALIASES.get(key, key)
-    key = key.removesuffix("_text") or key
-    return _BY_SQUEEZED.get(_squeeze(key), key) or None
+    value = name.strip()[:MAX_NAME]
+    key = GGUF_ALIASES.get(value.lower(), value.lower())
+    if key.endswith("_text") and len(key) > len("_text"):
+        value = key = key.removesuffix("_text")
+    # A name we do not know is kept as its source wrote it (CoreML's mlProgram).
+    return _BY_SQUEEZED.get(_squeeze(key)) or GGUF_ALIASES.get(value.lower()) or value or None
 
 
 def is_class_name(name: str) -> bool:
