@@ -9,6 +9,7 @@ Target: under one second per layout. Run alone with `python -m bench.quantized`.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import statistics
@@ -85,7 +86,7 @@ def run() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="bench-quantized-") as tmp:
         for label, folder, reference in _layouts(Path(tmp)):
             model = scan_once(folder)  # warms the page cache, as a second scan would find it
-            ours = median_seconds(lambda: scan_once(folder))
+            ours = median_seconds(functools.partial(scan_once, folder))
             # gguf.GGUFReader maps every tokenizer string: tens of seconds, so it runs once.
             theirs = median_seconds(reference, runs=1 if label.startswith("GGUF") else RUNS)
             size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
