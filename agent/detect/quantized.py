@@ -174,7 +174,10 @@ def _exl2(by_name: Mapping[str, Tensor], scheme: Scheme | None) -> Iterable[Foun
     for module, q_weight in _modules(by_name, "q_weight"):
         perm = by_name.get(module + ".q_invperm") or by_name.get(module + ".q_perm")
         names = (q_weight.name, *(n for s in _EXL2_STATE if (n := f"{module}.{s}") in by_name))
-        yield names, perm.elements * q_weight.shape[-1] if perm and q_weight.shape else None
+        logical = perm.elements * q_weight.shape[-1] if perm and len(q_weight.shape) == 2 else 0
+        # EXL2 spends 2 to 8 bits a weight; other shapes are some other layout.
+        plausible = logical > 0 and logical <= q_weight.elements * q_weight.bits <= 16 * logical
+        yield names, logical if plausible else None
 
 
 def _qweight(by_name: Mapping[str, Tensor], scheme: Scheme | None) -> Iterable[Found]:

@@ -348,3 +348,32 @@ def test_only_a_graph_name_that_names_something_names_the_model(
     model.doc_string = "An exporter's description"
 
     assert parsed(reader, model.SerializeToString()).name == name
+
+
+@cache
+def quantized_graph_bytes() -> bytes:
+    """MatMulNBits, DequantizeLinear and Constant nodes: every node kind the count reads."""
+    node, initializers = matmul_nbits(64, 48)
+    weight = numpy_helper.from_array(np.zeros((64, 32), np.int8), "wq")
+    scale = numpy_helper.from_array(np.ones(32, np.float32), "ws")
+    constant = numpy_helper.from_array(np.ones((4, 4), np.float32), "c")
+    nodes = [
+        node,
+        helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"], axis=1),
+        helper.make_node("Constant", [], ["c"], value=constant),
+    ]
+    return graph_model(nodes, [*initializers, weight, scale])
+
+
+@FUZZ
+@given(st.data())
+def test_damaged_quantized_graphs_give_a_model_none_or_format_error(data: st.DataObject) -> None:
+    damaged = bytearray(quantized_graph_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(damaged)))
+
+    found = outcome(reader, bytes(damaged[:cut]))
+
+    if isinstance(found, ModelInfo):
+        assert found.parameters is not None and found.parameters >= 0

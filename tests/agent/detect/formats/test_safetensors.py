@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from p_fixtures import outcome
 from safetensors.numpy import save_file
 
 from agent.detect.formats import ModelInfo, ReadAt, identify
@@ -244,3 +248,58 @@ def test_mlx_shard_alone_is_its_stored_count_flagged_as_such() -> None:
 
     assert (info.parameters, info.parameters_estimated) == (64 + 16, False)
     assert info.packed is not None and len(info.packed.tensors) == 3
+
+
+entries = st.fixed_dictionaries(
+    {
+        "dtype": st.sampled_from(["U32", "I32", "U8", "I8", "F16", "BF16", "I64", "F4"]),
+        "shape": st.lists(st.integers(0, 64), max_size=3),
+        "data_offsets": st.lists(st.integers(0, 1 << 14), min_size=2, max_size=2).map(sorted),
+    }
+)
+names = st.sampled_from(["weight", "scales", "biases", "qweight", "qzeros", "g_idx", "SCB",
+                         "weight_packed", "q_weight", "q_invperm", "weight.absmax"])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.builds("l{}.{}".format, st.integers(0, 3), names), entries, max_size=8),
+    st.integers(0, 1 << 14),
+)
+def test_packed_looking_headers_parse_or_raise_format_error(
+    header: dict[str, object], data_bytes: int
+) -> None:
+    found = outcome(reader, build(header, bytes(data_bytes)))
+
+    if isinstance(found, ModelInfo):
+        assert found.parameters is not None and found.parameters >= 0
+        assert found.parameters_estimated in (True, False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.builds("l{}.{}".format, st.integers(0, 3), names),
+            st.sampled_from(["U32", "I32", "U8", "I8", "F16", "BF16", "I16"]),
+            st.lists(st.integers(0, 64), max_size=3),
+        ),
+        max_size=10,
+        unique_by=lambda t: t[0],
+    )
+)
+def test_valid_files_of_packed_looking_tensors_always_give_a_count(
+    tensors: list[tuple[str, str, list[int]]],
+) -> None:
+    header, offset = {}, 0
+    for name, dtype, shape in tensors:
+        end = offset + math.prod(shape) * reader.DTYPE_BITS[dtype] // 8
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, end]}
+        offset = end
+
+    info = reader.parse(read_bytes(build(header, bytes(offset))), len(build(header, bytes(offset))))
+
+    # No scheme holds a weight in less than one bit.
+    bits = sum(math.prod(shape) * reader.DTYPE_BITS[dtype] for _, dtype, shape in tensors)
+    assert info.parameters is not None and info.parameters <= bits
+    assert info.parameters_estimated is not None
