@@ -186,3 +186,15 @@ def test_any_tensors_and_scheme_give_a_count_never_below_the_plain_weights(
 
     assert found.parameters >= plain
     assert isinstance(found.recognised, bool)
+
+
+def test_mlx_moe_experts_stacked_in_three_dimensions_unpack_the_same_way() -> None:
+    experts, n_out, n_in = 8, 128, 256
+    tensors = [
+        ("switch_mlp.up_proj.weight", "U32", (experts, n_out, n_in * 4 // 32)),
+        ("switch_mlp.up_proj.scales", "BF16", (experts, n_out, n_in // 64)),
+        ("switch_mlp.up_proj.biases", "BF16", (experts, n_out, n_in // 64)),
+        ("mixer.conv1d.weight", "BF16", (512, 1, 4)),  # mlx leaves convolutions unquantized
+    ]
+
+    assert count(packed(tensors), MLX) == Count(experts * n_out * n_in + 512 * 4, True)
