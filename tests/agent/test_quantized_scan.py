@@ -150,3 +150,17 @@ def test_gguf_and_safetensors_of_one_model_name_one_family(tmp_path: Path, arch:
     assert len(models) == 2
     assert {m["ai.model.architecture"] for m in models} == {arch}
     assert len({m["ai.model.parameters"] for m in models}) == 1
+
+
+def test_gemma3_multimodal_mlx_folder_is_one_gemma3_model(tmp_path: Path) -> None:
+    text = {"hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 34,
+            "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+            "vocab_size": 262208, "max_position_embeddings": 131072}  # fmt: skip
+    values = {"architectures": ["Gemma3ForConditionalGeneration"], "text_config": text}
+    weights = layouts.mlx_folder(tmp_path / "gemma-3-4b-it-4bit", "gemma3", values)
+
+    model = one_model(tmp_path)
+
+    assert facts(model) == ("gemma3", weights, True, "MLX-4bit")
+    assert model["ai.model.architecture_class"] == "Gemma3ForConditionalGeneration"
+    assert model["ai.model.context_length"] == 131072  # from the nested text_config
