@@ -164,3 +164,16 @@ def test_gemma3_multimodal_mlx_folder_is_one_gemma3_model(tmp_path: Path) -> Non
     assert facts(model) == ("gemma3", weights, True, "MLX-4bit")
     assert model["ai.model.architecture_class"] == "Gemma3ForConditionalGeneration"
     assert model["ai.model.context_length"] == 131072  # from the nested text_config
+
+
+def test_bitsandbytes_nf4_folder_counts_two_weights_a_byte(tmp_path: Path) -> None:
+    folder = tmp_path / "Qwen2.5-7B-Instruct-bnb-4bit"
+    config = layouts.hf_config("qwen2", layouts.QWEN25_7B)
+    shapes = layouts.weight_shapes(config)
+    quantization = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    layouts.write_config(folder, config, quantization_config=quantization)
+    layouts.write_shards(folder, layouts.bnb4_tensors(shapes))
+
+    model = one_model(tmp_path)
+
+    assert facts(model) == ("qwen2", QWEN25_7B, True, "BNB-4bit")
