@@ -13,21 +13,24 @@ import itertools
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.detect.formats import ModelInfo
 from agent.detect.hfconfig import (
     MAX_CARD_CHARS,
     MAX_CONFIG_BYTES,
     CardInfo,
     ConfigInfo,
     card_text,
+    load_json,
     parse_config,
+    parse_genai_config,
     parse_model_card,
     parse_quantize_config,
 )
+from agent.detect.merge import apply_folder_metadata as apply_folder_metadata
+from agent.detect.merge import merge_infos as merge_infos
+from agent.detect.quantconfig import scheme_of_quantize_config
 from agent.errors import FormatError
 
 MAX_INDEX_BYTES = 16 << 20
@@ -36,6 +39,7 @@ _METADATA_LIMITS = {
     "config.json": MAX_CONFIG_BYTES,
     "adapter_config.json": MAX_CONFIG_BYTES,
     "quantize_config.json": MAX_CONFIG_BYTES,
+    "genai_config.json": MAX_CONFIG_BYTES,
     "README.md": MAX_CARD_CHARS,
     "Manifest.json": MAX_CONFIG_BYTES,
 }
@@ -78,16 +82,6 @@ _WEIGHT_EXTENSIONS = frozenset(
         ".llamafile",
         ".msgpack",
     }
-)
-# ModelInfo fields a merged set takes from its first member that has them.
-_FIRST_FIELDS = (
-    "name",
-    "architecture",
-    "context_length",
-    "license",
-    "base_model",
-    "producer",
-    "chat_template_sha256",
 )
 _ONNX_DATA_SUFFIXES = ("_data", ".data")
 
@@ -398,26 +392,43 @@ def _read_folder_metadata(g: _Grouper, folder: str) -> _FolderMeta:
     return _FolderMeta(problems=tuple(problems))
 
 
+_CONFIG_PARSERS = (
+    ("config.json", parse_config),
+    ("adapter_config.json", parse_config),
+    ("genai_config.json", parse_genai_config),
+)
+
+
 def _config(g: _Grouper, folder: str, problems: list[str]) -> ConfigInfo | None:
     found: ConfigInfo | None = None
-    for name in ("config.json", "adapter_config.json"):
+    for name, parse in _CONFIG_PARSERS:
         data = g.files.get(os.path.join(folder, name))
         if data is None:
             continue
         try:
-            info = parse_config(data)
+            info = parse(data)
         except FormatError as e:
             problems.append(f"{os.path.join(folder, name)}: {e}")
             continue
         if info.is_model:
             found = _merge_configs(found, info)
     quantize = g.files.get(os.path.join(folder, "quantize_config.json"))
-    if found is not None and found.quantization is None and quantize is not None:
+    if found is not None and quantize is not None and not (found.quantization and found.scheme):
         try:
-            found = dataclasses.replace(found, quantization=parse_quantize_config(quantize))
+            found = _with_quantize_config(found, quantize)
         except FormatError as e:
             problems.append(f"{os.path.join(folder, 'quantize_config.json')}: {e}")
     return found
+
+
+def _with_quantize_config(config: ConfigInfo, data: bytes) -> ConfigInfo:
+    """AutoGPTQ's quantize_config.json fills what config.json's quantization_config left out."""
+    scheme = scheme_of_quantize_config(load_json("hf-quantize-config", data, MAX_CONFIG_BYTES))
+    return dataclasses.replace(
+        config,
+        quantization=config.quantization or parse_quantize_config(data),
+        scheme=config.scheme or scheme,
+    )
 
 
 def _merge_configs(base: ConfigInfo | None, extra: ConfigInfo) -> ConfigInfo:
@@ -441,68 +452,3 @@ def _card(g: _Grouper, folder: str, problems: list[str]) -> CardInfo | None:
         problems.append(f"{os.path.join(folder, 'README.md')}: {e}")
         return None
     return card if card != CardInfo() else None
-
-
-def merge_infos(infos: Sequence[ModelInfo]) -> ModelInfo:
-    """One ModelInfo for a set, from its members' in member order: parameters and tensors
-    summed, the quantization that holds most parameters, the first value of everything else."""
-    if not infos:
-        raise ValueError("merge_infos needs at least one ModelInfo")
-    params = [i.parameters for i in infos]
-    total = sum(p for p in params if p is not None) if None not in params else None
-    weights: Counter[str] = Counter()
-    for info in infos:
-        if info.quantization:
-            weights[info.quantization] += (info.parameters or 1) if total is not None else 1
-    unsafe = [i.unsafe for i in infos if i.unsafe is not None]
-    firsts = {
-        f: next((v for i in infos if (v := getattr(i, f)) is not None), None) for f in _FIRST_FIELDS
-    }
-    merged = dataclasses.replace(
-        infos[0],
-        format=Counter(i.format for i in infos).most_common(1)[0][0],
-        parameters=total,
-        quantization=weights.most_common(1)[0][0] if weights else None,
-        tensor_count=sum(i.tensor_count for i in infos),
-        header_bytes=sum(i.header_bytes for i in infos),
-        unsafe=any(unsafe) if unsafe else None,
-        unsafe_reasons=tuple(dict.fromkeys(r for i in infos for r in i.unsafe_reasons)),
-        companions=tuple(dict.fromkeys(c for i in infos for c in i.companions)),
-    )
-    return _with(merged, firsts)
-
-
-def _with(info: ModelInfo, changes: dict[str, object]) -> ModelInfo:
-    """`dataclasses.replace` for fields chosen by name; the values come from ModelInfo fields
-    or from the same-typed fields of ConfigInfo and CardInfo."""
-    return dataclasses.replace(info, **changes)  # type: ignore[arg-type]
-
-
-def apply_folder_metadata(
-    info: ModelInfo, config: ConfigInfo | None, card: CardInfo | None
-) -> ModelInfo:
-    """Fill what the header left open from the folder's config.json and model card.
-
-    The header wins, except that a quantization_config names the method of safetensors and
-    PyTorch weights better than their packed dtypes do (GPTQ stores I32).
-    """
-    if config is not None and config.is_model:
-        quant = info.quantization or config.quantization or config.dtype
-        if config.quantization and info.format in ("safetensors", "pytorch"):
-            quant = config.quantization
-        info = dataclasses.replace(
-            info,
-            name=info.name or config.name,
-            architecture=info.architecture or config.architecture or config.model_type,
-            context_length=info.context_length or config.context_length,
-            quantization=quant,
-            base_model=info.base_model or config.base_model,
-            producer=info.producer or config.producer,
-        )
-    if card is not None:
-        info = dataclasses.replace(
-            info,
-            license=info.license or card.license,
-            base_model=info.base_model or ", ".join(card.base_model) or None,
-        )
-    return info

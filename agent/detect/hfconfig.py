@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from agent.detect.quantconfig import scheme_of_config
+from agent.detect.quantized import Scheme
 from agent.errors import FormatError
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -56,6 +58,7 @@ class ConfigInfo:
     adapter: str | None = None  # an adapter's peft_type: LORA, IA3, ...
     producer: str | None = None  # "transformers 4.45.0"
     is_model: bool = False  # False for a config.json that belongs to some other program
+    scheme: Scheme | None = None  # method, bits and group size, to unpack packed weights
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class CardInfo:
     library_name: str | None = None
 
 
-def _load_json(fmt: str, data: bytes, limit: int) -> dict[str, object]:
+def load_json(fmt: str, data: bytes, limit: int) -> dict[str, object]:
     if len(data) > limit:
         raise FormatError(fmt, limit, f"larger than {limit} bytes")
     try:
@@ -97,7 +100,7 @@ def _count(value: object) -> int | None:
 def parse_config(data: bytes) -> ConfigInfo:
     """A transformers config.json or a PEFT adapter_config.json; FormatError if it is no JSON
     object or larger than MAX_CONFIG_BYTES. Values of the wrong type are left out."""
-    cfg = _load_json("hf-config", data, MAX_CONFIG_BYTES)
+    cfg = load_json("hf-config", data, MAX_CONFIG_BYTES)
     nested = [cfg, *(n for k in _NESTED_CONFIGS if isinstance(n := cfg.get(k), dict))]
     architectures = cfg.get("architectures")
     architecture = (
@@ -117,6 +120,22 @@ def parse_config(data: bytes) -> ConfigInfo:
         adapter=adapter,
         producer=f"transformers {version}" if version else None,
         is_model=bool(architecture or model_type or adapter),
+        scheme=scheme_of_config(cfg),
+    )
+
+
+def parse_genai_config(data: bytes) -> ConfigInfo:
+    """ONNX Runtime GenAI's genai_config.json: `model.type` is the family, `model.context_length`
+    the context; the weights' quantization is read from the graph itself."""
+    cfg = load_json("genai-config", data, MAX_CONFIG_BYTES)
+    model = cfg.get("model")
+    if not isinstance(model, dict):
+        return ConfigInfo()
+    model_type = _text(model.get("type"))
+    return ConfigInfo(
+        model_type=model_type,
+        context_length=_count(model.get("context_length")),
+        is_model=model_type is not None,
     )
 
 
@@ -212,7 +231,7 @@ def _compressed_tensors(q: dict[str, object]) -> str:
 def parse_quantize_config(data: bytes) -> str | None:
     """AutoGPTQ's quantize_config.json, which older GPTQ repositories carry instead of a
     quantization_config inside config.json."""
-    q = _load_json("hf-quantize-config", data, MAX_CONFIG_BYTES)
+    q = load_json("hf-quantize-config", data, MAX_CONFIG_BYTES)
     bits = _bits(q.get("bits"))
     if not bits:
         return None

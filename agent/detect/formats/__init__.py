@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.detect.quantized import Packed
+
 ReadAt = Callable[[int, int], bytes]
 """Return up to `length` bytes at `offset`; fewer only at the end of the file."""
 
@@ -41,6 +43,8 @@ class ModelInfo:
     parameters_estimated: bool | None = None
     chat_template_sha256: str | None = None
     companions: tuple[str, ...] = ()  # names of files this one needs (shards, external data)
+    # Tensors that may hold packed weights, kept so that a set's config can unpack them.
+    packed: Packed | None = None
 
 
 Claims = Callable[[bytes, int], bool]

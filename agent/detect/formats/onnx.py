@@ -1,14 +1,19 @@
 """Read an ONNX model (a ModelProto protobuf) without the onnx package.
 
 Initializer shapes and types are read from their field headers; raw tensor data is jumped over.
+Weights held in Constant nodes count, and quantized operators' scales do not
+(agent.detect.formats.onnx_weights).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
+from agent.detect import architectures
 from agent.detect.formats import ModelInfo, ReadAt
+from agent.detect.formats.onnx_weights import STATE_INPUTS, Node, count
 from agent.detect.formats.protowire import (
     LEN,
     VARINT,
@@ -29,9 +34,15 @@ MAX_TEXT = 256
 MAX_LOCATION = 4096
 MAX_METADATA = 1024
 MAX_COMPANIONS = 1024
-# Nodes past these are counted, not opened: a few show the graph is a graph.
+# Nodes past these are read leniently: a few checked ones show the graph is a graph.
 CHECKED_NODES = 64
+MAX_INPUTS = 64
 EXTERNAL = 1
+# Graph names that exporters give every graph, and prose (a description) is no model name.
+_GENERIC_GRAPH_NAMES = frozenset(
+    {"main_graph", "torch-jit-export", "torch_jit", "tf2onnx", "graph", "model", "test"}
+)
+_NAME_LIKE = re.compile(r"[\w.:/+-]{1,128}")
 
 # ModelProto field -> wire type, as onnx.proto numbers them.
 _MODEL_FIELDS = {
@@ -89,9 +100,18 @@ class _Model:
 class _Graph:
     name: str = ""
     initializers: int = 0
-    parameters: int = 0
-    elements_by_type: dict[int, int] = field(default_factory=dict)
+    tensors: dict[str, tuple[int, str]] = field(default_factory=dict)
+    unnamed: list[tuple[int, str]] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
     companions: dict[str, None] = field(default_factory=dict)
+
+
+@dataclass
+class _Tensor:
+    name: str = ""
+    elements: int = 0
+    label: str = "?"
+    location: str | None = None
 
 
 def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
@@ -107,12 +127,16 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
         return None
     meta = model.metadata
     producer = " ".join(p for p in model.producer if p)
+    weights = count(graph.tensors, graph.unnamed, graph.nodes)
+    family, cls = architectures.split(meta.get("architecture") or meta.get("model_type"))
     return ModelInfo(
         format=FORMAT,
-        name=meta.get("name") or meta.get("model_name") or graph.name or None,
-        architecture=meta.get("architecture") or meta.get("model_type") or None,
-        parameters=graph.parameters,
-        quantization=_dominant(graph.elements_by_type),
+        name=meta.get("name") or meta.get("model_name") or _model_name(graph.name),
+        architecture=family,
+        architecture_class=cls,
+        parameters=weights.parameters,
+        parameters_estimated=weights.recognised,
+        quantization=_dominant(weights.by_label),
         license=meta.get("license") or None,
         base_model=meta.get("base_model") or None,
         producer=producer or None,
@@ -120,6 +144,13 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
         header_bytes=min(wire.bytes_read, size),
         companions=tuple(graph.companions),
     )
+
+
+def _model_name(graph_name: str) -> str | None:
+    """A graph name that names the model, not an exporter's default or a description."""
+    if graph_name.lower() in _GENERIC_GRAPH_NAMES or not _NAME_LIKE.fullmatch(graph_name):
+        return None
+    return graph_name
 
 
 def _read_model(wire: Wire) -> _Model:
@@ -149,19 +180,52 @@ def _read_graph(wire: Wire, graph_field: Field) -> _Graph:
             nodes += 1
             if nodes <= CHECKED_NODES:
                 check_node(wire, f, _NODE_FIELDS, 4)
+            _read_node(wire, f, graph)
         elif f.number == 2:
             graph.name = wire.text(f, MAX_TEXT)
         elif f.number == 5:
-            _add_tensor(wire, f, graph)
+            _add_initializer(wire, f, graph)
         elif f.number == 15:
             _add_sparse_tensor(wire, f, graph)
     return graph
 
 
-def _add_tensor(wire: Wire, tensor: Field, graph: _Graph) -> None:
+def _read_node(wire: Wire, node: Field, graph: _Graph) -> None:
+    """Keep the nodes the weight count needs: quantized operators, contrib operators, and
+    Constant nodes, whose value tensor is a weight (PaddlePaddle exports hold weights so)."""
+    fields = [f for f in wire.fields(node.at, node.end) if f.wire_type == LEN]
+    op = next((wire.text(f, MAX_TEXT) for f in fields if f.number == 4), "")
+    domain = next((wire.text(f, MAX_TEXT) for f in fields if f.number == 7), "")
+    if op == "Constant":
+        _add_constant(wire, fields, graph)
+    elif op in STATE_INPUTS or domain == "com.microsoft":
+        inputs = [wire.text(f, MAX_LOCATION) for f in fields if f.number == 1][:MAX_INPUTS]
+        ints = dict(_int_attribute(wire, f) for f in fields if f.number == 5)
+        graph.nodes.append(Node(op, domain, tuple(inputs), ints))
+
+
+def _int_attribute(wire: Wire, attribute: Field) -> tuple[str, int]:
+    name, value = "", 0
+    for f in wire.fields(attribute.at, attribute.end):
+        if f.number == 1 and f.wire_type == LEN:
+            name = wire.text(f, MAX_TEXT)
+        elif f.number == 3 and f.wire_type == VARINT:
+            value = signed64(f.value)
+    return name, value
+
+
+def _add_constant(wire: Wire, fields: list[Field], graph: _Graph) -> None:
+    output = next((wire.text(f, MAX_LOCATION) for f in fields if f.number == 2), "")
+    for attribute in (f for f in fields if f.number == 5):
+        for f in wire.fields(attribute.at, attribute.end):
+            if f.number == 5 and f.wire_type == LEN:  # AttributeProto.t, a TensorProto
+                tensor = _read_tensor(wire, f)
+                graph.tensors[output or f"@{f.at}"] = (tensor.elements, tensor.label)
+
+
+def _read_tensor(wire: Wire, tensor: Field) -> _Tensor:
     dims: list[int] = []
-    data_type = 0
-    location: str | None = None
+    found = _Tensor()
     external = False
     for f in wire.fields(tensor.at, tensor.end):
         if f.number == 1:
@@ -170,22 +234,33 @@ def _add_tensor(wire: Wire, tensor: Field, graph: _Graph) -> None:
                 raise FormatError(FORMAT, f.at, f"tensor has over {MAX_DIMS} dims")
         elif f.number == 2:
             expect(f, VARINT)
-            data_type = f.value
+            found.label = DATA_TYPES.get(f.value, "?")
+        elif f.number == 8:
+            expect(f, LEN)
+            found.name = wire.text(f, MAX_LOCATION)
         elif f.number == 13:
             expect(f, LEN)
             key, value = wire.string_pair(f, MAX_LOCATION)
-            location = value if key == "location" else location
+            found.location = value if key == "location" else found.location
         elif f.number == 14:
             expect(f, VARINT)
             external = f.value == EXTERNAL
     if any(signed64(d) < 0 for d in dims):
         raise FormatError(FORMAT, tensor.at, f"tensor has a negative dimension in {dims}")
-    elements = math.prod(dims)
+    found.elements = math.prod(dims)
+    found.location = found.location if external else None
+    return found
+
+
+def _add_initializer(wire: Wire, field: Field, graph: _Graph, *, named: bool = True) -> None:
+    tensor = _read_tensor(wire, field)
     graph.initializers += 1
-    graph.parameters += elements
-    graph.elements_by_type[data_type] = graph.elements_by_type.get(data_type, 0) + elements
-    if external and location and len(graph.companions) < MAX_COMPANIONS:
-        graph.companions[location] = None
+    if named and tensor.name and tensor.name not in graph.tensors:
+        graph.tensors[tensor.name] = (tensor.elements, tensor.label)
+    else:
+        graph.unnamed.append((tensor.elements, tensor.label))
+    if tensor.location and len(graph.companions) < MAX_COMPANIONS:
+        graph.companions[tensor.location] = None
 
 
 def _add_sparse_tensor(wire: Wire, sparse: Field, graph: _Graph) -> None:
@@ -193,11 +268,11 @@ def _add_sparse_tensor(wire: Wire, sparse: Field, graph: _Graph) -> None:
     for f in wire.fields(sparse.at, sparse.end):
         if f.number == 1:
             expect(f, LEN)
-            _add_tensor(wire, f, graph)
+            _add_initializer(wire, f, graph, named=False)
 
 
-def _dominant(elements_by_type: dict[int, int]) -> str | None:
-    known = {t: n for t, n in elements_by_type.items() if t in DATA_TYPES and n > 0}
+def _dominant(by_label: dict[str, int]) -> str | None:
+    known = {label: n for label, n in by_label.items() if label != "?" and n > 0}
     if not known:
         return None
-    return DATA_TYPES[max(sorted(known.items()), key=lambda kv: kv[1])[0]]
+    return max(sorted(known.items()), key=lambda kv: kv[1])[0]

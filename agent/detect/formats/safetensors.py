@@ -1,6 +1,7 @@
 """Read a safetensors header: an 8-byte little-endian length, then that many bytes of JSON.
 
-Each tensor entry is checked against the file (known dtype, shape, offsets inside the data).
+Each tensor entry is checked against the file (known dtype, shape, offsets inside the data), and
+the tensors must tile the data region exactly, as the safetensors library requires.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 import math
 import struct
 
+from agent.detect import architectures, quantized
 from agent.detect.formats import ModelInfo, ReadAt
 from agent.errors import FormatError
 
@@ -45,24 +47,50 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo:
         raise FormatError(FORMAT, 0, f"header length {n} does not fit a {size}-byte file")
     header = _decode(_exact(read_at, 8, n))
     data_size = size - 8 - n
-    parameters = 0
+    plain = 0
+    kept: list[quantized.Tensor] = []
+    spans: list[tuple[int, int, str]] = []
     elements_by_dtype: dict[str, int] = {}
     architecture: str | None = None
     for name, entry in header.items():
         if name == METADATA_KEY:
             architecture = _architecture(entry)
             continue
-        dtype, elements = _check_tensor(name, entry, data_size)
-        parameters += elements
+        dtype, shape, span = _check_tensor(name, entry, data_size)
+        spans.append((*span, name))
+        elements = math.prod(shape)
         elements_by_dtype[dtype] = elements_by_dtype.get(dtype, 0) + elements
+        if quantized.may_be_packed(name, dtype):
+            kept.append(quantized.Tensor(name, dtype, tuple(shape), DTYPE_BITS[dtype]))
+        else:
+            plain += elements
+    _check_tiling(spans, data_size)
+    packed = quantized.Packed(plain, tuple(kept)) if kept else None
+    counted = quantized.count(packed, None) if packed else quantized.Count(plain, True)
+    family, cls = architectures.split(architecture)
     return ModelInfo(
         format=FORMAT,
-        architecture=architecture,
-        parameters=parameters,
+        architecture=family,
+        architecture_class=cls,
+        parameters=counted.parameters,
+        parameters_estimated=counted.recognised,
         quantization=_dominant(elements_by_dtype),
         tensor_count=len(header) - (METADATA_KEY in header),
         header_bytes=8 + n,
+        packed=packed,
     )
+
+
+def _check_tiling(spans: list[tuple[int, int, str]], data_size: int) -> None:
+    """Tensors follow each other without gaps or overlaps and end where the data ends: the
+    library refuses anything else, so overlapping entries cannot inflate the count."""
+    expected = 0
+    for begin, end, name in sorted(spans):
+        if begin != expected:
+            raise _bad(name, f"data starts at {begin}, not where the previous tensor ends")
+        expected = end
+    if expected != data_size:
+        raise FormatError(FORMAT, 8, f"tensors cover {expected} of the {data_size} data bytes")
 
 
 def _exact(read_at: ReadAt, offset: int, length: int) -> bytes:
@@ -87,8 +115,10 @@ def _decode(raw: bytes) -> dict[str, object]:
     return header
 
 
-def _check_tensor(name: str, entry: object, data_size: int) -> tuple[str, int]:
-    """Return (dtype, element count) of one tensor entry, or raise naming the tensor."""
+def _check_tensor(
+    name: str, entry: object, data_size: int
+) -> tuple[str, list[int], tuple[int, int]]:
+    """Return (dtype, shape, data span) of one tensor entry, or raise naming the tensor."""
     if not isinstance(entry, dict):
         raise _bad(name, "entry is not an object")
     dtype = entry.get("dtype")
@@ -108,7 +138,7 @@ def _check_tensor(name: str, entry: object, data_size: int) -> tuple[str, int]:
     elements = math.prod(shape)
     if (end - begin) * 8 != elements * DTYPE_BITS[dtype]:
         raise _bad(name, f"{end - begin} bytes do not hold {elements} {dtype} elements")
-    return dtype, elements
+    return dtype, shape, (begin, end)
 
 
 def _natural(value: object) -> bool:

@@ -90,7 +90,8 @@ def test_sharded_safetensors_with_index_is_one_model(sharded: tuple[Path, int]) 
     assert group.config is not None and group.config.architecture == "LlamaForCausalLM"
     merged = apply_folder_metadata(merge_infos([info_of(s) for s in shards]), group.config, None)
     assert merged.parameters == parameters
-    assert (merged.architecture, merged.context_length) == ("LlamaForCausalLM", 2048)
+    assert (merged.architecture, merged.context_length) == ("llama", 2048)
+    assert merged.architecture_class == "LlamaForCausalLM"
     assert merged.quantization == "F32"
 
 
@@ -271,11 +272,8 @@ def test_single_weights_file_gets_its_folder_config_and_card(tmp_path: Path) -> 
 
     assert group.members == (str(weights),)
     assert applied.quantization == "GPTQ-4bit"
-    assert (applied.architecture, applied.license, applied.base_model) == (
-        "LlamaForCausalLM",
-        "apache-2.0",
-        "org/base",
-    )
+    assert (applied.architecture, applied.architecture_class) == ("llama", "LlamaForCausalLM")
+    assert (applied.license, applied.base_model) == ("apache-2.0", "org/base")
 
 
 def test_subfolder_uses_the_repository_config(tmp_path: Path) -> None:

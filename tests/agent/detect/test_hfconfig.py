@@ -19,9 +19,11 @@ from agent.detect.hfconfig import (
     MAX_CONFIG_BYTES,
     CardInfo,
     parse_config,
+    parse_genai_config,
     parse_model_card,
     parse_quantize_config,
 )
+from agent.detect.quantized import Scheme
 from agent.errors import FormatError
 
 
@@ -282,3 +284,82 @@ def test_model_card_parses_or_raises_format_error(body: str) -> None:
     for text in (body, "---\n" + body, "---\n" + body + "\n---\n"):
         with contextlib.suppress(FormatError):
             parse_model_card(text)
+
+
+@pytest.mark.parametrize(
+    ("config_class", "options", "expected"),
+    [
+        ("GPTQConfig", {"bits": 4, "group_size": 128}, Scheme("gptq", 4, 128)),
+        ("AwqConfig", {"bits": 4, "group_size": 64}, Scheme("awq", 4, 64)),
+        ("BitsAndBytesConfig", {"load_in_4bit": True}, Scheme("bitsandbytes", 4)),
+        ("BitsAndBytesConfig", {"load_in_8bit": True}, Scheme("bitsandbytes", 8)),
+    ],
+)
+def test_quantization_config_gives_the_scheme_to_unpack_with(
+    tmp_path: Path, config_class: str, options: dict[str, Any], expected: Scheme
+) -> None:
+    quantization = getattr(transformers, config_class)(**options)
+    assert parse_config(saved_config(tmp_path, quantization)).scheme == expected
+
+
+def test_mlx_scheme_keeps_per_module_overrides() -> None:
+    q = {
+        "group_size": 64,
+        "bits": 4,
+        "model.layers.0.mlp.down_proj": {"group_size": 64, "bits": 6},
+        "lm_head": {"bits": 8},
+    }
+    config = {"model_type": "qwen3", "quantization": q, "quantization_config": q}
+
+    scheme = parse_config(json.dumps(config).encode()).scheme
+
+    assert scheme == Scheme(
+        "mlx", 4, 64, (("model.layers.0.mlp.down_proj", 6, 64), ("lm_head", 8, 64))
+    )
+    assert scheme.for_module("model.lm_head") == (8, 64)
+    assert scheme.for_module("model.layers.1.mlp.down_proj") == (4, 64)
+
+
+def test_mlx_mxfp4_mode_fixes_bits_and_group_size() -> None:
+    config = {"model_type": "gpt_oss", "quantization": {"mode": "mxfp4"}}
+    assert parse_config(json.dumps(config).encode()).scheme == Scheme("mlx", 4, 32)
+
+
+def test_compressed_tensors_scheme_takes_bits_and_group_size_of_its_groups() -> None:
+    weights = {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 128}
+    q = {
+        "quant_method": "compressed-tensors",
+        "format": "pack-quantized",
+        "config_groups": {"group_0": {"targets": ["Linear"], "weights": weights}},
+    }
+    config = {"model_type": "llama", "quantization_config": q}
+
+    scheme = parse_config(json.dumps(config).encode()).scheme
+
+    assert scheme == Scheme("compressed-tensors", 4, 128)
+
+
+def test_genai_config_names_family_and_context() -> None:
+    genai = {"model": {"type": "phi3", "context_length": 4096, "decoder": {}}, "search": {}}
+
+    info = parse_genai_config(json.dumps(genai).encode())
+
+    assert (info.model_type, info.context_length, info.is_model) == ("phi3", 4096, True)
+    assert parse_genai_config(b'{"search": {}}').is_model is False
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.integers() | st.floats() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=30,
+    )
+)
+def test_any_quantization_values_give_a_scheme_or_none(value: object) -> None:
+    for key in ("quantization", "quantization_config"):
+        config = {"model_type": "llama", key: value}
+        scheme = parse_config(json.dumps(config).encode()).scheme
+        assert scheme is None or isinstance(scheme, Scheme)
+        genai = parse_genai_config(json.dumps({"model": value}).encode())
+        assert genai.model_type is None or isinstance(genai.model_type, str)

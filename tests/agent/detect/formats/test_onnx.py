@@ -37,6 +37,7 @@ def test_reads_producer_metadata_and_initializers_of_a_helper_model() -> None:
         format="onnx",
         name="tiny-mlp",
         parameters=ONNX_PARAMETERS,
+        parameters_estimated=True,
         quantization="F16",
         license="mit",
         base_model="meta-llama/Llama-3.2-1B",
@@ -125,7 +126,14 @@ def test_models_shipped_with_the_onnx_package_are_identified() -> None:
         info = parsed(reader, data)
 
         parameters = sum(int(np.prod(t.dims)) for t in expected.graph.initializer)
-        assert info.parameters == parameters, path
+        constants = [
+            int(np.prod(a.t.dims))
+            for node in expected.graph.node
+            if node.op_type == "Constant"
+            for a in node.attribute
+            if a.type == onnx.AttributeProto.TENSOR
+        ]
+        assert info.parameters == parameters + sum(constants), path
         assert info.tensor_count == len(expected.graph.initializer), path
         assert info.producer == f"{expected.producer_name} {expected.producer_version}".strip()
 
@@ -240,3 +248,132 @@ def test_damaged_models_give_a_model_none_or_format_error(data: st.DataObject) -
     cut = data.draw(st.integers(0, len(damaged)))
 
     outcome(reader, bytes(damaged[:cut]))
+
+
+def graph_model(
+    nodes: list[onnx.NodeProto], initializers: list[TensorProto], name: str = "g"
+) -> bytes:
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=initializers,
+    )
+    opsets = [helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(
+        graph, producer_name="paddle2onnx", opset_imports=opsets
+    ).SerializeToString()
+
+
+def test_weights_in_constant_nodes_are_counted_as_paddlepaddle_exports_hold_them() -> None:
+    weight = numpy_helper.from_array(np.ones((64, 32), np.float32), "w")
+    bias = numpy_helper.from_array(np.zeros(32, np.float32), "b")
+    nodes = [
+        helper.make_node("Constant", [], ["w"], value=weight),
+        helper.make_node("Constant", [], ["b"], value=bias),
+        helper.make_node("MatMul", ["x", "w"], ["xw"]),
+        helper.make_node("Add", ["xw", "b"], ["y"]),
+    ]
+
+    info = parsed(reader, graph_model(nodes, []))
+
+    assert (info.parameters, info.quantization, info.tensor_count) == (64 * 32 + 32, "F32", 0)
+
+
+def matmul_nbits(k: int, n: int, block: int = 32) -> tuple[onnx.NodeProto, list[TensorProto]]:
+    blocks = k // block
+    packed = numpy_helper.from_array(np.zeros((n, blocks, block // 2), np.uint8), "B")
+    scales = numpy_helper.from_array(np.ones(n * blocks, np.float16), "scales")
+    zero_points = numpy_helper.from_array(np.zeros(n * ((blocks + 1) // 2), np.uint8), "zp")
+    node = helper.make_node(
+        "MatMulNBits", ["x", "B", "scales", "zp"], ["y"], domain="com.microsoft",
+        K=k, N=n, bits=4, block_size=block,
+    )  # fmt: skip
+    return node, [packed, scales, zero_points]
+
+
+def test_matmulnbits_int4_weights_count_k_by_n_and_their_scales_not_at_all() -> None:
+    node, initializers = matmul_nbits(64, 48)
+
+    info = parsed(reader, graph_model([node], initializers))
+
+    assert (info.parameters, info.parameters_estimated, info.quantization) == (
+        64 * 48,
+        True,
+        "INT4",
+    )
+    assert info.tensor_count == 3
+
+
+def test_dequantize_linear_int8_weights_count_once_without_scale_and_zero_point() -> None:
+    weight = numpy_helper.from_array(np.zeros((64, 32), np.int8), "wq")
+    scale = numpy_helper.from_array(np.ones(32, np.float32), "ws")
+    zero_point = numpy_helper.from_array(np.zeros(32, np.int8), "wz")
+    nodes = [
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=1),
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+    ]
+
+    info = parsed(reader, graph_model(nodes, [weight, scale, zero_point]))
+
+    assert (info.parameters, info.quantization) == (64 * 32, "I8")
+
+
+def test_packed_bytes_read_by_an_unknown_contrib_operator_are_flagged() -> None:
+    packed = numpy_helper.from_array(np.zeros((32, 16), np.uint8), "B")
+    node = helper.make_node("MatMulFuture", ["x", "B"], ["y"], domain="com.microsoft")
+
+    info = parsed(reader, graph_model([node], [packed]))
+
+    assert (info.parameters, info.parameters_estimated) == (32 * 16, False)
+
+
+@pytest.mark.parametrize(
+    ("graph_name", "name"),
+    [
+        ("tiny_mlp", "tiny_mlp"),
+        ("main_graph", None),  # torch.onnx's name for every graph
+        ("torch-jit-export", None),
+        ("Model from PaddlePaddle.", None),  # prose, not a name
+        ("A description of what this network does", None),
+    ],
+)
+def test_only_a_graph_name_that_names_something_names_the_model(
+    graph_name: str, name: str | None
+) -> None:
+    model = onnx_model()
+    model.graph.name = graph_name
+    model.graph.doc_string = "Converted from a PaddlePaddle program"
+    model.doc_string = "An exporter's description"
+
+    assert parsed(reader, model.SerializeToString()).name == name
+
+
+@cache
+def quantized_graph_bytes() -> bytes:
+    """MatMulNBits, DequantizeLinear and Constant nodes: every node kind the count reads."""
+    node, initializers = matmul_nbits(64, 48)
+    weight = numpy_helper.from_array(np.zeros((64, 32), np.int8), "wq")
+    scale = numpy_helper.from_array(np.ones(32, np.float32), "ws")
+    constant = numpy_helper.from_array(np.ones((4, 4), np.float32), "c")
+    nodes = [
+        node,
+        helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"], axis=1),
+        helper.make_node("Constant", [], ["c"], value=constant),
+    ]
+    return graph_model(nodes, [*initializers, weight, scale])
+
+
+@FUZZ
+@given(st.data())
+def test_damaged_quantized_graphs_give_a_model_none_or_format_error(data: st.DataObject) -> None:
+    damaged = bytearray(quantized_graph_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(damaged)))
+
+    found = outcome(reader, bytes(damaged[:cut]))
+
+    if isinstance(found, ModelInfo):
+        assert found.parameters is not None and found.parameters >= 0

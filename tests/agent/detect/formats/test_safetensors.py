@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from p_fixtures import outcome
 from safetensors.numpy import save_file
 
 from agent.detect.formats import ModelInfo, ReadAt, identify
@@ -39,8 +43,9 @@ def test_reads_parameters_and_dominant_dtype_of_a_written_file(safetensors_model
 
     assert info == ModelInfo(
         format="safetensors",
-        architecture="TinyNet",
+        architecture_class="TinyNet",
         parameters=SAFETENSORS_PARAMETERS,
+        parameters_estimated=True,
         quantization="F16",
         tensor_count=4,
         header_bytes=8 + header_length,
@@ -172,3 +177,129 @@ def test_every_dtype_numpy_writes_is_known(tmp_path: Path, dtype: type, name: st
 
     assert info is not None and (info.quantization, info.parameters) == (name, 15)
     assert name in reader.DTYPE_BITS
+
+
+def library_refuses(data: bytes) -> bool:
+    """Whether the safetensors library itself refuses to load the bytes."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        load(data)
+    except SafetensorError:
+        return True
+    return False
+
+
+def test_a_hundred_tensors_over_the_same_bytes_are_refused_as_the_library_does() -> None:
+    span = 1024 * 1024 * 4
+    entry = {"dtype": "F32", "shape": [1024, 1024], "data_offsets": [0, span]}
+    data = build({f"t{i}": entry for i in range(100)}, bytes(span))
+
+    with pytest.raises(FormatError, match="not where the previous tensor ends"):
+        reader.parse(read_bytes(data), len(data))
+    assert library_refuses(data)
+
+
+@pytest.mark.parametrize(
+    ("offsets", "data_bytes", "reason"),
+    [
+        ([[0, 16], [32, 48]], 48, "not where the previous tensor ends"),  # a gap
+        ([[0, 16], [8, 24]], 24, "not where the previous tensor ends"),  # an overlap
+        ([[0, 16], [16, 32]], 40, "tensors cover 32 of the 40 data bytes"),  # bytes left over
+    ],
+)
+def test_tensors_must_tile_the_data_region(
+    offsets: list[list[int]], data_bytes: int, reason: str
+) -> None:
+    header = {
+        f"t{i}": {"dtype": "F32", "shape": [4], "data_offsets": o} for i, o in enumerate(offsets)
+    }
+    data = build(header, bytes(data_bytes))
+
+    with pytest.raises(FormatError, match=reason):
+        reader.parse(read_bytes(data), len(data))
+    assert library_refuses(data)
+
+
+def test_tensors_listed_out_of_order_but_tiling_the_data_are_a_model() -> None:
+    header = {
+        "b": {"dtype": "F32", "shape": [4], "data_offsets": [16, 32]},
+        "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+        "empty": {"dtype": "F32", "shape": [0], "data_offsets": [16, 16]},
+    }
+    data = build(header, bytes(32))
+
+    info = reader.parse(read_bytes(data), len(data))
+
+    assert (info.parameters, info.tensor_count) == (8, 3)
+    assert not library_refuses(data)
+
+
+def test_mlx_shard_alone_is_its_stored_count_flagged_as_such() -> None:
+    header = {
+        "l.weight": {"dtype": "U32", "shape": [8, 8], "data_offsets": [0, 256]},
+        "l.scales": {"dtype": "F16", "shape": [8, 1], "data_offsets": [256, 272]},
+        "l.biases": {"dtype": "F16", "shape": [8, 1], "data_offsets": [272, 288]},
+    }
+    data = build(header, bytes(288))
+
+    info = reader.parse(read_bytes(data), len(data))
+
+    assert (info.parameters, info.parameters_estimated) == (64 + 16, False)
+    assert info.packed is not None and len(info.packed.tensors) == 3
+
+
+entries = st.fixed_dictionaries(
+    {
+        "dtype": st.sampled_from(["U32", "I32", "U8", "I8", "F16", "BF16", "I64", "F4"]),
+        "shape": st.lists(st.integers(0, 64), max_size=3),
+        "data_offsets": st.lists(st.integers(0, 1 << 14), min_size=2, max_size=2).map(sorted),
+    }
+)
+names = st.sampled_from(["weight", "scales", "biases", "qweight", "qzeros", "g_idx", "SCB",
+                         "weight_packed", "q_weight", "q_invperm", "weight.absmax"])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.builds("l{}.{}".format, st.integers(0, 3), names), entries, max_size=8),
+    st.integers(0, 1 << 14),
+)
+def test_packed_looking_headers_parse_or_raise_format_error(
+    header: dict[str, object], data_bytes: int
+) -> None:
+    found = outcome(reader, build(header, bytes(data_bytes)))
+
+    if isinstance(found, ModelInfo):
+        assert found.parameters is not None and found.parameters >= 0
+        assert found.parameters_estimated in (True, False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.builds("l{}.{}".format, st.integers(0, 3), names),
+            st.sampled_from(["U32", "I32", "U8", "I8", "F16", "BF16", "I16"]),
+            st.lists(st.integers(0, 64), max_size=3),
+        ),
+        max_size=10,
+        unique_by=lambda t: t[0],
+    )
+)
+def test_valid_files_of_packed_looking_tensors_always_give_a_count(
+    tensors: list[tuple[str, str, list[int]]],
+) -> None:
+    header, offset = {}, 0
+    for name, dtype, shape in tensors:
+        end = offset + math.prod(shape) * reader.DTYPE_BITS[dtype] // 8
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, end]}
+        offset = end
+
+    info = reader.parse(read_bytes(build(header, bytes(offset))), len(build(header, bytes(offset))))
+
+    # No scheme holds a weight in less than one bit.
+    bits = sum(math.prod(shape) * reader.DTYPE_BITS[dtype] for _, dtype, shape in tensors)
+    assert info.parameters is not None and info.parameters <= bits
+    assert info.parameters_estimated is not None
