@@ -18,8 +18,10 @@ ALERT, EVENT = "alert", "event"
 # number can rename the SD-ID, which SIEM parsers key on.
 SD_ID = "shadowai@32473"
 # Kept, in this order, when even shortened values do not fit.
-_CORE = """@timestamp event.kind event.dataset event.action host.name agent.id rule.id rule.name
-    log.level message file.path file.hash.sha256""".split()
+_CORE = (
+    "@timestamp", "event.kind", "event.dataset", "event.action", "host.name", "agent.id",
+    "rule.id", "rule.name", "log.level", "message", "file.path", "file.hash.sha256",
+)  # fmt: skip
 _TRUNCATED = "shadowai.truncated"
 _MAX_LIST = 64
 # Sigma levels to RFC 5424 severities (2 critical .. 6 informational).
@@ -69,8 +71,13 @@ def clean(value: object) -> object:
 
 
 def _valid_unicode(text: str) -> str:
-    # Undecodable file-name bytes arrive as lone surrogates; encoders refuse them.
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    # Undecodable file-name bytes arrive as lone surrogates (surrogateescape); each becomes
+    # one U+FFFD. Other lone surrogates are encoded as they are and replaced likewise.
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
 
 
 def _size(event: Mapping[str, object]) -> int:
@@ -199,13 +206,14 @@ def syslog_message(
             header_field(ALERT if kind == ALERT else dataset, 32),
         ]
     ).encode()
-    budget = max_bytes - len(header) - 2 - len(_BOM)
+    room = max_bytes - len(header)
     if not structured:
-        return header + b" - " + _BOM + _json(fit(event, budget))
+        return header + b" - " + _BOM + _json(fit(event, room - 3 - len(_BOM)))
     text = str(clean(event.get("message") or event.get("file.path") or dataset))[:256]
     msg = _BOM + text.encode()
-    # An escaped value is at most twice its JSON text, so half the room always suffices.
-    sd = _structured(fit(event, max(64, (budget - len(msg) - len(SD_ID) - 2) // 2)))
+    # An SD-PARAM is at most twice its JSON pair (escapes double a character at most), so
+    # half of what is left after the brackets, the SD-ID and the MSG always suffices.
+    sd = _structured(fit(event, max(64, (room - 4 - len(SD_ID) - len(msg)) // 2)))
     return header + b" " + sd + b" " + msg
 
 
