@@ -15,7 +15,7 @@ from typing import Any
 
 ALERT, EVENT = "alert", "event"
 # 32473 is the enterprise number RFC 5612 reserves for documentation; operators who own a
-# number can rename the SD-ID, which SIEM parsers key on.
+# number would put it here; SIEM parsers key on the SD-ID, so it does not vary.
 SD_ID = "shadowai@32473"
 # Kept, in this order, when even shortened values do not fit.
 _CORE = (
