@@ -124,24 +124,35 @@ class ForwardQueue:
 
     def append(self, items: Sequence[tuple[str, Mapping[str, object]]], *, now_s: float) -> int:
         """Store (kind, flat event) pairs in one transaction; return how many were kept."""
-        kept = 0
+        bodies = [
+            (int(kind == ALERT), json.dumps(clean(event), ensure_ascii=False).encode())
+            for kind, event in items
+        ]
+        insert = "INSERT INTO rows (alert, created, body) VALUES (?, ?, ?)"
+        kept: list[tuple[int, float, bytes]] = []
+        stored = dropped = 0
         with self._write("append") as conn:
-            for kind, event in items:
-                body = json.dumps(clean(event), ensure_ascii=False).encode()
-                alert = kind == ALERT
-                dropped, freed, fits = _make_room(conn, len(body), alert, self._max_bytes)
-                if fits:
-                    conn.execute(
-                        "INSERT INTO rows (alert, created, body) VALUES (?, ?, ?)",
-                        (int(alert), now_s, body),
+            (pending,) = conn.execute("SELECT pending_bytes FROM meta WHERE id = 1").fetchone()
+            for alert, body in bodies:
+                if pending + len(body) > self._max_bytes:
+                    # Rows of this batch are candidates for dropping too: store them first.
+                    conn.executemany(insert, kept)
+                    stored, kept = stored + len(kept), []
+                    count, freed, fits = _make_room(
+                        conn, pending, len(body), bool(alert), self._max_bytes
                     )
-                    kept += 1
-                conn.execute(
-                    "UPDATE meta SET pending_bytes = pending_bytes - ? + ?,"
-                    " dropped_total = dropped_total + ? WHERE id = 1",
-                    (freed, len(body) if fits else 0, dropped + (0 if fits else 1)),
-                )
-        return kept
+                    pending, dropped = pending - freed, dropped + count
+                    if not fits:
+                        dropped += 1
+                        continue
+                kept.append((alert, now_s, body))
+                pending += len(body)
+            conn.executemany(insert, kept)
+            conn.execute(
+                "UPDATE meta SET pending_bytes = ?, dropped_total = dropped_total + ? WHERE id = 1",
+                (pending, dropped),
+            )
+        return stored + len(kept)
 
     def peek(self, *, limit: int, max_bytes: int) -> list[QueuedRow]:
         """The oldest rows, within `limit` rows and `max_bytes` of bodies (but at least one)."""
@@ -192,14 +203,13 @@ class ForwardQueue:
 
 
 def _make_room(
-    conn: sqlite3.Connection, incoming: int, alert: bool, max_bytes: int
+    conn: sqlite3.Connection, pending: int, incoming: int, alert: bool, max_bytes: int
 ) -> tuple[int, int, bool]:
     """Drop rows until `incoming` fits: (rows dropped, bytes freed, whether it fits now).
 
     Events go oldest first; alerts only to make room for a newer alert. An event that does
     not fit after every older event is gone is itself the one dropped.
     """
-    (pending,) = conn.execute("SELECT pending_bytes FROM meta WHERE id = 1").fetchone()
     if incoming > max_bytes:
         return 0, 0, False
     excess = pending + incoming - max_bytes

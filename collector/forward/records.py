@@ -74,6 +74,11 @@ def _valid_unicode(text: str) -> str:
     # Undecodable file-name bytes arrive as lone surrogates (surrogateescape); each becomes
     # one U+FFFD. Other lone surrogates are encoded as they are and replaced likewise.
     try:
+        text.encode("utf-8")
+        return text  # the common case: already valid
+    except UnicodeEncodeError:
+        pass
+    try:
         raw = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         raw = text.encode("utf-8", "surrogatepass")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collector.forward.queue import ForwardQueue, QueueError
 
@@ -99,3 +104,44 @@ def test_a_queue_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) ->
     path.write_bytes(b"not a database" * 100)
     with pytest.raises(QueueError, match=r"q\.sqlite3"):
         ForwardQueue.open(path, max_bytes=2**20)
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("append"), st.lists(st.tuples(st.booleans(), st.integers(0, 700)), max_size=6)
+        ),
+        st.tuples(st.just("ack"), st.integers(1, 5)),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(OPS)
+def test_any_sequence_keeps_the_bound_the_byte_count_and_the_alerts(
+    tmp_path: Path, ops: list[tuple[str, Any]]
+) -> None:
+    queue = ForwardQueue.open(tmp_path / f"{uuid.uuid4().hex}.sqlite3", max_bytes=3000)
+    for op, arg in ops:
+        before = queue.peek(limit=10_000, max_bytes=2**30)
+        if op == "append":
+            items = [("alert" if alert else "event", event(0, pad)) for alert, pad in arg]
+            queue.append(items, now_s=1.0)
+        else:
+            queue.ack([row.id for row in queue.peek(limit=arg, max_bytes=2**20)])
+        rows = queue.peek(limit=10_000, max_bytes=2**30)
+        stats = queue.stats()
+        sizes = [len(json.dumps(row.event, ensure_ascii=False).encode()) for row in rows]
+        assert stats.bytes == sum(sizes) <= 3000
+        assert stats.rows == len(rows)
+        if op == "append":
+            # An alert goes for room only once every older event has gone.
+            left = {row.id for row in rows}
+            lost_alerts = [r.id for r in before if r.kind == "alert" and r.id not in left]
+            events_left = [r.id for r in rows if r.kind == "event"]
+            if lost_alerts and events_left:
+                assert min(events_left) > max(lost_alerts)
+    queue.close()
