@@ -37,7 +37,8 @@ class SinkMetrics:
     sent: int
     failed: int
     rejected: int
-    dropped: int
+    dropped: int  # the queue was full (persisted across restarts)
+    lost: int  # the queue could not be written (disk full, I/O error)
     lag_s: float
 
 
@@ -64,7 +65,7 @@ class Forwarder:
         self._base, self._cap = backoff_base_s, backoff_cap_s
         self._attempt = 0
         self._lock = threading.Lock()
-        self.sent = self.failed = self.rejected = 0
+        self.sent = self.failed = self.rejected = self.lost = 0
         self.wake = threading.Event()
 
     def step(self) -> float | None:
@@ -110,6 +111,10 @@ class Forwarder:
         self._limit = self._batch_max
         return 0.0
 
+    def count_lost(self, count: int) -> None:
+        with self._lock:
+            self.lost += count
+
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set; both kinds of wait return at once when it is."""
         while not stop.is_set():
@@ -128,7 +133,7 @@ class Forwarder:
     def metrics(self) -> SinkMetrics:
         stats = self._queue.stats()
         with self._lock:
-            sent, failed, rejected = self.sent, self.failed, self.rejected
+            sent, failed, rejected, lost = self.sent, self.failed, self.rejected, self.lost
         return SinkMetrics(
             sink=self.name,
             queued=stats.rows,
@@ -137,5 +142,6 @@ class Forwarder:
             failed=failed,
             rejected=rejected,
             dropped=stats.dropped_total,
+            lost=lost,
             lag_s=stats.lag_s(self._clock()),
         )

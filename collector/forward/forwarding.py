@@ -6,6 +6,7 @@ The ingest path calls `submit` after the store committed a batch; `metrics` feed
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -14,9 +15,11 @@ from pathlib import Path
 
 from collector.forward.config import ForwardConfig, HecConfig, SyslogConfig
 from collector.forward.forwarder import Forwarder, SinkMetrics, Transport
-from collector.forward.queue import ForwardQueue, QueuedRow
+from collector.forward.queue import ForwardQueue, QueuedRow, QueueError
 from collector.forward.records import ALERT, EVENT, hec_record, syslog_message
 from collector.forward.transport import HecTransport, SyslogTransport
+
+log = logging.getLogger(__name__)
 
 Formatter = Callable[[QueuedRow, float], bytes]
 
@@ -152,7 +155,13 @@ class Forwarding:
             return
         now = self._clock()
         for forwarder, queue in zip(self._forwarders, self._queues, strict=True):
-            queue.append(items, now_s=now)
+            try:
+                queue.append(items, now_s=now)
+            except QueueError:
+                # The store has committed the batch already: failing the agent's request now
+                # would only make it resend what is stored. Count and log the loss instead.
+                log.exception("forwarding queue of %s: %d items lost", forwarder.name, len(items))
+                forwarder.count_lost(len(items))
             forwarder.wake.set()
 
     def metrics(self) -> list[SinkMetrics]:
