@@ -150,12 +150,12 @@ def hec_record(
     record: dict[str, Any] = {
         "time": round(event_time(body, now_s), 3),
         "host": host if isinstance(host, str) and host else "unknown",
-        "source": source,
+        "source": _valid_unicode(source),
         "sourcetype": f"shadowai:{kind}",
         "event": body,
     }
     if index:
-        record["index"] = index
+        record["index"] = _valid_unicode(index)
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 

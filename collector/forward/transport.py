@@ -72,8 +72,8 @@ class HecTransport:
             answer = conn.getresponse()
             text = answer.read(_MAX_ANSWER)
             hint = retry_after(answer.getheader("Retry-After"))
-            if answer.will_close:
-                self.close()
+            if answer.will_close or not answer.isclosed():
+                self.close()  # closed by the peer, or an answer too long to read to its end
         except (OSError, http.client.HTTPException):
             self.close()
             raise

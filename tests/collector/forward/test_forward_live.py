@@ -248,3 +248,30 @@ def test_a_syslog_receiver_with_an_unknown_ca_gets_nothing(
     finally:
         forwarding.close()
     assert syslog.received() == []
+
+
+def test_structured_syslog_carries_the_fields_as_sd_params(
+    tmp_path: Path, syslog: SyslogListener, pki: TestPki
+) -> None:
+    sink = {"address": f"localhost:{syslog.port}", "ca_file": str(pki.ca_file)}
+    config = parse_config({"syslog": sink | {"format": "structured", "facility": "local7"}})
+    forwarding = Forwarding.open(config, data_dir=tmp_path)
+    forwarding.start()
+    try:
+        forwarding.submit(events(0, 5))
+        wait_until(lambda: len(syslog.received()) == 5)
+    finally:
+        forwarding.close()
+    for message in syslog.received():
+        assert message.startswith(
+            b"<190>1 2026-12-04T10:00:00.000Z laptop-7 shadowai - model_file "
+        )
+        assert b'[shadowai@32473 @timestamp="2026-12-04T10:00:00Z"' in message
+        assert message.endswith(b"]" + b" " + BOM + message.split(BOM)[1])
+    assert sorted(m.split(b' n="')[1].split(b'"')[0] for m in syslog.received()) == [
+        b"0",
+        b"1",
+        b"2",
+        b"3",
+        b"4",
+    ]
