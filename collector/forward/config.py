@@ -139,10 +139,14 @@ def _hec(section: Mapping[str, object], problems: list[str]) -> HecConfig | None
     r = _Reader(section, "hec.", problems)
     r.unknown({f.name for f in HecConfig.__dataclass_fields__.values()} | {"unsafe_plaintext"})
     url = r.text("url", required=True) or ""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        parts = urlsplit("")
     plaintext_ok = section.get("unsafe_plaintext") is True
     if url and (parts.scheme not in ("https", "http") or not parts.hostname):
-        problems.append(f"hec.url: must be an http(s) URL with a host, got {url!r}")
+        problems.append(f"hec.url: must be an http(s) URL with a host and port, got {url!r}")
     elif parts.scheme == "http" and not plaintext_ok:
         # The token would cross the network in clear; say so rather than allow it quietly.
         problems.append("hec.url: http sends the token in clear; use https or unsafe_plaintext")
@@ -169,7 +173,7 @@ def _syslog(section: Mapping[str, object], problems: list[str]) -> SyslogConfig 
     if fmt not in ("json", "structured"):
         problems.append(f"syslog.format: must be json or structured, got {fmt!r}")
     facility = section.get("facility", "local0")
-    if facility not in FACILITIES:
+    if not isinstance(facility, str) or facility not in FACILITIES:
         problems.append(f"syslog.facility: must be one of {sorted(FACILITIES)}, got {facility!r}")
     cert, key = r.path("client_cert"), r.path("client_key")
     if (cert is None) != (key is None):
@@ -207,7 +211,11 @@ def parse_config(raw: Mapping[str, object]) -> ForwardConfig:
     top = _Reader(raw, "", problems)
     top.unknown({"hec", "syslog", "kinds", "queue_max_bytes", "backoff_base_s", "backoff_cap_s"})
     kinds_raw = raw.get("kinds", sorted(KINDS))
-    if not isinstance(kinds_raw, list | tuple) or not kinds_raw or set(kinds_raw) - KINDS:
+    if (
+        not isinstance(kinds_raw, list | tuple)
+        or not kinds_raw
+        or not all(isinstance(kind, str) and kind in KINDS for kind in kinds_raw)
+    ):
         problems.append(f"kinds: must be a non-empty list of {sorted(KINDS)}, got {kinds_raw!r}")
         kinds_raw = sorted(KINDS)
     config = ForwardConfig(
