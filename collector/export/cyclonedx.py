@@ -21,6 +21,7 @@ from cyclonedx.model import HashAlgorithm, HashType, Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.component_evidence import ComponentEvidence, Occurrence
+from cyclonedx.model.dependency import Dependency
 from cyclonedx.model.license import License
 from cyclonedx.output.json import JsonV1Dot6
 
@@ -96,10 +97,14 @@ def build_fleet_bom(
         Component(type=ComponentType.APPLICATION, name="shadowai-collector", version=tool_version)
     )
     components = [_component(model) for model in models]
-    for component in components:
-        bom.components.add(component)
+    bom.components.update(components)
     if components:
-        bom.register_dependency(root, components)
+        # Bom.register_dependency looks each model up in a list (quadratic at fleet size);
+        # the graph is one root depending on every model, each with no dependencies.
+        bom.dependencies.add(
+            Dependency(ref=root.bom_ref, dependencies=[Dependency(c.bom_ref) for c in components])
+        )
+        bom.dependencies.update(Dependency(c.bom_ref) for c in components)
     document = json.loads(JsonV1Dot6(bom).output_as_string())
     _add_model_cards(document, {model.ref: _model_card(model) for model in models})
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
