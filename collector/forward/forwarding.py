@@ -22,6 +22,7 @@ from collector.forward.transport import HecTransport, SyslogTransport
 log = logging.getLogger(__name__)
 
 Formatter = Callable[[QueuedRow, float], bytes]
+_SYSLOG_READ_BYTES = 4 * 2**20
 
 
 def hec_formatter(config: HecConfig) -> Formatter:
@@ -75,31 +76,31 @@ class Forwarding:
         data_dir: Path,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
-        transports: Mapping[str, Transport] | None = None,
     ) -> Forwarding:
-        """Queues in `data_dir` (forward-hec.sqlite3, forward-syslog.sqlite3); not started.
-
-        `transports` replaces the network ones by name ("hec", "syslog"), for tests.
-        """
+        """Queues in `data_dir` (forward-hec.sqlite3, forward-syslog.sqlite3); not started."""
         sinks: list[tuple[str, Transport, Formatter, int, int]] = []
-        given = dict(transports or {})
         if config.hec is not None:
             hec = config.hec
-            transport = given.get("hec") or HecTransport(hec)
             sinks.append(
-                ("hec", transport, hec_formatter(hec), hec.batch_max_events, hec.batch_max_bytes)
+                (
+                    "hec",
+                    HecTransport(hec),
+                    hec_formatter(hec),
+                    hec.batch_max_events,
+                    hec.batch_max_bytes,
+                )
             )
         if config.syslog is not None:
             sys_cfg = config.syslog
-            transport = given.get("syslog") or SyslogTransport(sys_cfg)
-            # Framed messages are at most message_max_bytes each; bound a batch the same way.
+            # Each framed message is at most message_max_bytes, so batch_max_events bounds
+            # a batch's size on the wire; the byte budget only bounds what is read at once.
             sinks.append(
                 (
                     "syslog",
-                    transport,
+                    SyslogTransport(sys_cfg),
                     syslog_formatter(sys_cfg),
                     sys_cfg.batch_max_events,
-                    sys_cfg.batch_max_events * 4096,
+                    _SYSLOG_READ_BYTES,
                 )
             )
         forwarders, queues = [], []
