@@ -1,0 +1,1 @@
+"""Exports of the fleet inventory (CycloneDX ML-BOM)."""
