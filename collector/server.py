@@ -20,6 +20,8 @@ from collector.web import create_app
 from wire.v1 import collector_pb2_grpc
 
 log = logging.getLogger(__name__)
+# An agent sends a health event every pass (5 min by default); a day without one is news.
+SILENT_AFTER = 24 * 3600.0
 
 
 def split_address(text: str) -> tuple[str, int]:
@@ -51,11 +53,15 @@ class Running:
     _grpc: grpc.Server
     _http: uvicorn.Server
     _http_thread: threading.Thread
+    _watch_stop: threading.Event
+    _watch_thread: threading.Thread
 
     def stop(self, grace: float = 2.0) -> None:
+        self._watch_stop.set()
         self._http.should_exit = True
         self._grpc.stop(grace).wait(grace + 1)
         self._http_thread.join(grace + 3)
+        self._watch_thread.join(grace + 3)
 
 
 def start(
@@ -65,9 +71,13 @@ def start(
     grpc_address: str,
     http_address: str,
     pki: ServerPki | None,
+    silent_after: float = SILENT_AFTER,
 ) -> Running:
-    """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted)."""
-    service = CollectorService(store=store, rules=lambda: rules)
+    """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted).
+
+    A watcher thread raises a silence event for agents quiet longer than `silent_after` s.
+    """
+    service = CollectorService(store=store, rules=lambda: rules, pki=pki)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", 16 * 2**20)],
@@ -85,9 +95,30 @@ def start(
     server.start()
     http, thread, http_port = _start_http(store, rules, http_address)
     http_host = split_address(http_address)[0]
-    return Running(
-        _hostport(host, bound), _hostport(http_host, http_port), service, server, http, thread
+    watch_stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_silence, args=(service, watch_stop, silent_after), name="silence"
     )
+    watcher.start()
+    return Running(
+        _hostport(host, bound),
+        _hostport(http_host, http_port),
+        service,
+        server,
+        http,
+        thread,
+        watch_stop,
+        watcher,
+    )
+
+
+def _watch_silence(service: CollectorService, stop: threading.Event, silent_after: float) -> None:
+    while not stop.wait(min(60.0, max(0.5, silent_after / 4))):
+        try:
+            service.report_silence(silent_after=silent_after)
+        except Exception:
+            # The store may be briefly away; the next round reports what this one missed.
+            log.exception("silence check failed")
 
 
 def _start_http(
