@@ -21,6 +21,13 @@ from agent import __version__, platform
 from agent.catalog import group_observations, model_fields, safe_stores
 from agent.config import Settings, load_config, resolve_roots
 from agent.daemon import Daemon, HostFacts
+from agent.delivery_cli import (
+    client_csr,
+    client_tls,
+    delivery_status,
+    save_client_cert,
+    ship_exit_status,
+)
 from agent.detect.model import FileObservation
 from agent.errors import AgentError, FormatError
 from agent.identity import (
@@ -36,13 +43,6 @@ from agent.report import ScanProgress, printable, render_processes, render_table
 from agent.sensors.files import ScanStats, iter_files, observe_file, sha256_file
 from agent.sensors.gpu import default_source as gpu_source
 from agent.sensors.processes import ProcessSensor
-from agent.delivery_cli import (
-    client_csr,
-    client_tls,
-    delivery_status,
-    save_client_cert,
-    ship_exit_status,
-)
 from agent.shipper import Shipper, open_channel
 from agent.spool import Spool
 from agent.spoolfile import open_spool

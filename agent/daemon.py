@@ -19,7 +19,12 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import __version__, platform
+from agent import (  # delivery: resync, quarantine, health (agent.resync)
+    __version__,
+    platform,
+    resync,
+    spoolstate,
+)
 from agent.catalog import (
     Stores,
     group_observations,
@@ -39,7 +44,6 @@ from agent.sensors import priority
 from agent.sensors.files import ScanStats, direct_files, scan
 from agent.sensors.gpu import GpuSource, NoGpu
 from agent.sensors.watch import Runnable, Watcher, WatcherFactory
-from agent import resync, spoolstate  # delivery: resync, quarantine, health (agent.resync)
 from agent.shipper import Shipper, ShipStats, drain
 from agent.spool import Spool
 from wire.events import event_from_flat

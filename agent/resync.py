@@ -87,7 +87,9 @@ def settle(
     acked = spool.ack(result.acked_seq)
     ahead = spoolstate.catch_up(spool, last_seq=result.last_seq, last_digest=result.last_digest)
     if ahead:
-        log.warning("the collector holds seq %d, past this spool: continuing from it", result.last_seq)
+        log.warning(
+            "the collector holds seq %d, past this spool: continuing from it", result.last_seq
+        )
     if result.snapshot_requested or ahead:
         spoolstate.set_flag(spool, "snapshot_wanted", 1)
         if sync is not None:

@@ -75,7 +75,9 @@ class ClientTls:
     key_pem: bytes
 
 
-def open_channel(target: str, ca_pem: bytes | None, client: ClientTls | None = None) -> grpc.Channel:
+def open_channel(
+    target: str, ca_pem: bytes | None, client: ClientTls | None = None
+) -> grpc.Channel:
     options = [("grpc.max_send_message_length", 16 * 2**20)]
     if ca_pem is None:
         return grpc.insecure_channel(target, options=options)

@@ -75,7 +75,6 @@ def inode(path: Path) -> int:
     return os.stat(path).st_ino
 
 
-
 def start_over(spool: Spool) -> None:
     """The spool file vanished under the running agent: a fresh file, a reset reported."""
     log.error("%s was deleted or replaced while in use: starting a fresh spool", spool.path)

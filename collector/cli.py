@@ -61,11 +61,20 @@ def _parser() -> argparse.ArgumentParser:
     create = tok.add_parser("create", parents=[common], help="print a single-use enrollment token")
     create.add_argument("--group", default="default")
     create.add_argument("--expires-in", type=float, default=24.0, help="hours (0: never)")
+    create.add_argument(
+        "--uses", type=int, default=1, help="how many agents may enroll with it (default 1)"
+    )
+    tok.add_parser("list", parents=[common], help="enrollment tokens as JSON lines")
+    tok_revoke = tok.add_parser("revoke", parents=[common], help="refuse a token from now on")
+    tok_revoke.add_argument("token_id", help="the 16 hex digits after sae_")
 
     api = sub.add_parser("api-tokens", parents=[common])
     api_sub = api.add_subparsers(dest="action", required=True)
     api_create = api_sub.add_parser("create", parents=[common], help="print an API token")
     api_create.add_argument("--role", choices=["viewer", "analyst", "admin"], required=True)
+    api_sub.add_parser("list", parents=[common], help="API tokens as JSON lines")
+    api_revoke = api_sub.add_parser("revoke", parents=[common], help="refuse an API token")
+    api_revoke.add_argument("token_id")
 
     agents = sub.add_parser("agents", parents=[common])
     agents_sub = agents.add_subparsers(dest="action", required=True)
@@ -124,7 +133,41 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokens(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        return _tokens_create(args)
+    store = _open_store(args)
+    try:
+        if args.action == "revoke":
+            if not store.revoke_enrollment_token(args.token_id, now=datetime.now(UTC)):
+                raise CollectorError(f"no enrollment token {args.token_id!r}")
+            return 0
+        for item in store.list_enrollment_tokens():
+            print(json.dumps(item))
+    finally:
+        store.close()
+    return 0
+
+
+def _api_tokens(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        return _api_tokens_create(args)
+    store = _open_store(args)
+    try:
+        if args.action == "revoke":
+            if not store.revoke_api_token(args.token_id, now=datetime.now(UTC)):
+                raise CollectorError(f"no API token {args.token_id!r}")
+            return 0
+        for item in store.list_api_tokens():
+            print(json.dumps(item))
+    finally:
+        store.close()
+    return 0
+
+
 def _tokens_create(args: argparse.Namespace) -> int:
+    if args.uses < 1:
+        raise CollectorError(f"--uses {args.uses}: must be at least 1")
     data_dir = _data_dir(args)
     pki = ensure_pki(data_dir / "pki", names=server_names([]), now=datetime.now(UTC))
     token = tokens.mint(pki.ca_fingerprint)
@@ -139,6 +182,8 @@ def _tokens_create(args: argparse.Namespace) -> int:
             created_at=now,
             expires_at=expires,
         )
+        if args.uses > 1:
+            store.limit_enrollment_token(token.token_id, max_uses=args.uses)
     finally:
         store.close()
     print(token)
@@ -204,8 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     handlers = {
         "serve": _serve,
-        "tokens": _tokens_create,
-        "api-tokens": _api_tokens_create,
+        "tokens": _tokens,
+        "api-tokens": _api_tokens,
         "agents": _agents,
         "rules": _rules,
     }
