@@ -25,6 +25,7 @@ from agent.delivery_cli import (
     client_csr,
     client_tls,
     delivery_status,
+    mtls_target,
     save_client_cert,
     ship_exit_status,
 )
@@ -313,6 +314,7 @@ def _cmd_enroll(args: argparse.Namespace, out: TextIO) -> int:
             group=response.host_group,
             ca_pem=ca_pem.decode() if ca_pem else None,
             host_name=platform.host_name(),
+            publish_to=mtls_target(host, response.mtls_port),  # delivery: mTLS
         ),
     )
     out.write(f"enrolled as {response.agent_id} in group {response.host_group}\n")
@@ -347,7 +349,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         signal.signal(sig, lambda *_: stop.set())
     spool = open_spool(data_dir / "spool.db", max_bytes=settings.spool_max_bytes)
     channel = open_channel(
-        enrollment.collector,
+        enrollment.publish_to or enrollment.collector,
         enrollment.ca_pem.encode() if enrollment.ca_pem else None,
         client_tls(data_dir, enrollment),  # delivery: mTLS client certificate
     )

@@ -55,6 +55,12 @@ def save_client_cert(data_dir: Path, cert_pem: bytes) -> None:
         path.unlink()  # enrolled with a collector that issues none: do not present a stale one
 
 
+def mtls_target(host: str, port: int) -> str | None:
+    if not port:
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def client_tls(data_dir: Path, enrollment: Enrollment) -> ClientTls | None:
     cert, key = data_dir / CLIENT_CERT, data_dir / CLIENT_KEY
     if enrollment.ca_pem is None or not cert.exists() or not key.exists():

@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--rules", type=Path, default=None, help="directory of Sigma rules")
     serve.add_argument("--tls-name", action="append", default=[], help="extra certificate name")
     serve.add_argument(
+        "--grpc-mtls",
+        default=None,
+        help="HOST:PORT where agents publish with their client certificate "
+        "(default: the --grpc host, its port + 1, or 0 when that is 0)",
+    )
+    serve.add_argument(
         "--unsafe-plaintext-grpc",
         action="store_true",
         help="serve gRPC without TLS (tests on one machine only)",
@@ -119,18 +125,36 @@ def _serve(args: argparse.Namespace) -> int:
         pki = ensure_pki(data_dir / "pki", names=names, now=datetime.now(UTC))
     store = _open_store(args)
     running = start(
-        store=store, rules=ruleset, grpc_address=args.grpc, http_address=args.http, pki=pki
+        store=store,
+        rules=ruleset,
+        grpc_address=args.grpc,
+        http_address=args.http,
+        pki=pki,
+        mtls_address=None if pki is None else _mtls_address(args.grpc, args.grpc_mtls),
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     print(f"grpc listening on {running.grpc_address}", flush=True)
     print(f"dashboard on http://{running.http_address}/", flush=True)
+    if running.service.mtls_port:
+        print(f"grpc mtls on port {running.service.mtls_port}", flush=True)
     log.info("%d rules loaded; tls=%s", len(ruleset.rules), pki is not None)
     stop.wait()
     running.stop()
     store.close()
     return 0
+
+
+def _mtls_address(grpc_address: str, given: str | None) -> str:
+    if given is not None:
+        return given
+    host, port = split_address(grpc_address)
+    return (
+        f"[{host}]:{port + 1 if port else 0}"
+        if ":" in host
+        else f"{host}:{port + 1 if port else 0}"
+    )
 
 
 def _tokens(args: argparse.Namespace) -> int:

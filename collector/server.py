@@ -72,12 +72,18 @@ def start(
     http_address: str,
     pki: ServerPki | None,
     silent_after: float = SILENT_AFTER,
+    mtls_address: str | None = None,
 ) -> Running:
     """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted).
 
-    A watcher thread raises a silence event for agents quiet longer than `silent_after` s.
+    With `mtls_address`, a second gRPC port requires a client certificate from the
+    collector's CA, and Publish is refused anywhere else: the first port then only serves
+    enrollment, which issues those certificates (gRPC cannot ask for a client certificate
+    optionally, so one port cannot serve both). A watcher thread raises a silence event
+    for agents quiet longer than `silent_after` seconds.
     """
-    service = CollectorService(store=store, rules=lambda: rules, pki=pki)
+    mtls = pki is not None and bool(pki.ca_key_pem) and mtls_address is not None
+    service = CollectorService(store=store, rules=lambda: rules, pki=pki, require_client_cert=mtls)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", 16 * 2**20)],
@@ -92,6 +98,8 @@ def start(
         bound = server.add_secure_port(target, creds)
     if bound == 0:
         raise CollectorError(f"grpc: cannot listen on {target}")
+    if mtls and pki is not None and mtls_address is not None:
+        service.mtls_port = _add_mtls_port(server, pki, mtls_address)
     server.start()
     http, thread, http_port = _start_http(store, rules, http_address)
     http_host = split_address(http_address)[0]
@@ -110,6 +118,17 @@ def start(
         watch_stop,
         watcher,
     )
+
+
+def _add_mtls_port(server: grpc.Server, pki: ServerPki, address: str) -> int:
+    host, port = split_address(address)
+    creds = grpc.ssl_server_credentials(
+        [(pki.key_pem, pki.cert_chain_pem)], root_certificates=pki.ca_pem, require_client_auth=True
+    )
+    bound: int = server.add_secure_port(_hostport(host, port), creds)
+    if bound == 0:
+        raise CollectorError(f"grpc mtls: cannot listen on {address}")
+    return bound
 
 
 def _watch_silence(service: CollectorService, stop: threading.Event, silent_after: float) -> None:

@@ -87,6 +87,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         self._limit_lock = threading.Lock()
         self._monotonic = monotonic
         self.counters = Counters()
+        self.mtls_port = 0  # set by the server when it listens for mTLS
 
     # -- Enroll ------------------------------------------------------------------------
 
@@ -144,6 +145,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             last_seq=last_seq,
             last_digest=last_digest,
             client_cert_pem=cert,
+            mtls_port=self.mtls_port if cert else 0,
         )
 
     def _rate_limit(self, context: grpc.ServicerContext) -> None:

@@ -67,6 +67,7 @@ class EnrollResponse(_message.Message):
     LAST_SEQ_FIELD_NUMBER: _builtins.int
     LAST_DIGEST_FIELD_NUMBER: _builtins.int
     CLIENT_CERT_PEM_FIELD_NUMBER: _builtins.int
+    MTLS_PORT_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     host_group: _builtins.str
     last_seq: _builtins.int
@@ -75,6 +76,8 @@ class EnrollResponse(_message.Message):
     """digest of the envelope at last_seq (empty at 0)"""
     client_cert_pem: _builtins.bytes
     """issued from csr_pem by the collector's CA"""
+    mtls_port: _builtins.int
+    """where to Publish with it (same host); 0: here"""
     def __init__(
         self,
         *,
@@ -83,10 +86,11 @@ class EnrollResponse(_message.Message):
         last_seq: _builtins.int = ...,
         last_digest: _builtins.bytes = ...,
         client_cert_pem: _builtins.bytes = ...,
+        mtls_port: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "client_cert_pem", b"client_cert_pem", "host_group", b"host_group", "last_digest", b"last_digest", "last_seq", b"last_seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "client_cert_pem", b"client_cert_pem", "host_group", b"host_group", "last_digest", b"last_digest", "last_seq", b"last_seq", "mtls_port", b"mtls_port"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
