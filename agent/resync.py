@@ -20,7 +20,7 @@ from agent import spoolfile, spoolstate
 from agent.spool import Spool
 
 if TYPE_CHECKING:  # the shipper imports this module; its types are only for annotations
-    from agent.shipper import Published, Shipper, ShipStats
+    from agent.shipper import Published, Publisher, ShipStats
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Resync:
     on_snapshot: Callable[[], None] = _nothing  # wake the scanner for a full snapshot
     _inode: int | None = None
 
-    def before_shipping(self, spool: Spool, shipper: Shipper) -> None:
+    def before_shipping(self, spool: Spool, shipper: Publisher) -> None:
         """A fresh spool learns the collector's position and continues above it."""
         if self._inode is not None and spoolfile.replaced(spool, self._inode):
             spoolfile.start_over(spool)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 
@@ -86,6 +87,14 @@ def open_channel(
     else:
         credentials = grpc.ssl_channel_credentials(ca_pem, client.key_pem, client.cert_pem)
     return grpc.secure_channel(target, credentials, options=options)
+
+
+class Publisher(Protocol):
+    """What drain needs of a Shipper; tests pass a small fake."""
+
+    def publish(self, envelopes: Sequence[bytes]) -> Published: ...
+
+    def position(self, agent_id: str) -> Published: ...
 
 
 class Shipper:
@@ -170,7 +179,7 @@ def _trailers(exc: grpc.RpcError) -> list[tuple[str, str]]:
 
 def drain(
     spool: Spool,
-    shipper: Shipper,
+    shipper: Publisher,
     *,
     stop: threading.Event,
     stats: ShipStats,
