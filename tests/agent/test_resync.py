@@ -65,9 +65,7 @@ class FakeCollector:
             self.last_seq = p.seq
             self.last_digest = envelope.digest(events_pb2.Envelope.FromString(data))
         top = max(payload(d).seq for d in envelopes)
-        return Published(
-            top, rejections, self.last_seq, self.last_digest, self.snapshot_requested
-        )
+        return Published(top, rejections, self.last_seq, self.last_digest, self.snapshot_requested)
 
 
 @pytest.fixture

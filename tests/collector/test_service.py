@@ -262,3 +262,17 @@ def test_refusals_are_counted_by_check(agent: Agent, running: tuple[Running, Sto
     assert running[0].service.counters.refused["signature"] == 3
     counters = running[1].delivery_counters(agent.agent_id)[agent.agent_id]
     assert counters["refused.signature"] == 3
+
+
+def test_enrollment_is_rate_limited_per_address_with_a_retry_hint(agent: Agent) -> None:
+    codes = []
+    for _ in range(12):
+        try:
+            agent.stub.Enroll(collector_pb2.EnrollRequest(public_key=b"bad"), timeout=10)
+        except grpc.RpcError as exc:
+            codes.append(_status(exc))
+            last = exc
+    assert codes[-1] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert grpc.StatusCode.INVALID_ARGUMENT in codes
+    hints = dict(last.trailing_metadata() or ())
+    assert int(hints["grpc-retry-pushback-ms"]) > 0

@@ -252,3 +252,22 @@ def test_an_agent_sigkilled_at_random_points_many_times_loses_and_forks_nothing(
     assert view.items("api/v1/refusals", agent_id=agent_id) == []
     status = json.loads(agent_cli(data, "status").stdout)
     assert status["spool_pending"] == 0 and status["quarantined"] == []
+
+
+def test_publishing_needs_the_agents_own_client_certificate(server: Restartable) -> None:
+    import grpc
+
+    from wire.v1 import collector_pb2, collector_pb2_grpc
+
+    first = WireAgent.enroll(server, server.cli("tokens", "create"))
+    second = WireAgent.enroll(server, server.cli("tokens", "create"))
+    ca = (server.data_dir / "pki" / "ca.pem").read_bytes()
+    plain = grpc.secure_channel(server.grpc, grpc.ssl_channel_credentials(ca))
+    request = collector_pb2.PublishRequest(envelopes=[first.envelope("/m/x.gguf")])
+    with pytest.raises(grpc.RpcError) as without:
+        collector_pb2_grpc.CollectorStub(plain).Publish(request, timeout=20)
+    assert without.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as borrowed:
+        second.stub.Publish(request, timeout=20)
+    assert borrowed.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert first.stub.Publish(request, timeout=20).accepted == 1
