@@ -205,9 +205,9 @@ def test_the_collector_sigkilled_mid_batch_several_times_loses_and_doubles_nothi
     names = [f"m{i:03d}.gguf" for i in range(120)]
     models = models_dir(tmp_path, names)
     rng = random.Random(8)
+    cmd = [str(BIN / "shadowai-agent"), "--data-dir", str(data), "run", "--once"]
     run = subprocess.Popen(
-        [str(BIN / "shadowai-agent"), "--data-dir", str(data), "run", "--once"]
-        + ["--path", str(models), "--timeout", "240"],
+        [*cmd, "--path", str(models), "--timeout", "240"],
         stderr=subprocess.PIPE,
         text=True,
     )
