@@ -276,3 +276,16 @@ def test_enrollment_is_rate_limited_per_address_with_a_retry_hint(agent: Agent) 
     assert grpc.StatusCode.INVALID_ARGUMENT in codes
     hints = dict(last.trailing_metadata() or ())
     assert int(hints["grpc-retry-pushback-ms"]) > 0
+
+
+def test_a_silent_agent_raises_a_collector_event_and_an_alert_once(
+    agent: Agent, running: tuple[Running, Store]
+) -> None:
+    agent.send_next()
+    service, store = running[0].service, running[1]
+    assert service.report_silence(silent_after=0) == 1
+    assert service.report_silence(silent_after=0) == 0
+    (note,) = store.list_collector_events(agent_id=agent.agent_id)
+    assert note["event.reason"] == "silence" and note["agent.id"] == agent.agent_id
+    titles = {a["rule_title"] for a in store.list_alerts()}
+    assert "Agent silent for a long time" in titles
