@@ -271,3 +271,46 @@ def test_publishing_needs_the_agents_own_client_certificate(server: Restartable)
         second.stub.Publish(request, timeout=20)
     assert borrowed.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert first.stub.Publish(request, timeout=20).accepted == 1
+
+
+def wait_for(condition: Any, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_a_spool_deleted_under_the_running_daemon_is_replaced_and_converges(
+    server: Restartable, tmp_path: Path
+) -> None:
+    data = tmp_path / "agent"
+    agent_id = enrolled(server, data)
+    models = models_dir(tmp_path, ["a.gguf"])
+    view = api(server)
+    cmd = [str(BIN / "shadowai-agent"), "--data-dir", str(data), "run", "--path", str(models)]
+    daemon = subprocess.Popen([*cmd, "--interval", "3"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: view.models() == [str(models / "a.gguf")])
+        for name in ("spool.db", "spool.db-wal", "spool.db-shm"):
+            (data / name).unlink(missing_ok=True)
+        write_gguf(models / "b.gguf", "b")
+        expected = [str(models / "a.gguf"), str(models / "b.gguf")]
+        assert wait_for(lambda: view.models() == expected), view.models()
+
+        def reset_reported() -> bool:
+            health = view.items("api/v1/events", limit=200, dataset="shadowai.agent_health")
+            return any(
+                e["agent_id"] == agent_id and e["event"].get("agent.health.spool_resets") == 1
+                for e in health
+            )
+
+        assert wait_for(reset_reported)
+        assert (data / "spool.db").exists()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err[-3000:]
+    assert "deleted or replaced" in err
+    assert view.items("api/v1/refusals", agent_id=agent_id) == []
