@@ -138,7 +138,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"grpc listening on {running.grpc_address}", flush=True)
     print(f"dashboard on http://{running.http_address}/", flush=True)
     if running.service.mtls_port:
-        print(f"grpc mtls on port {running.service.mtls_port}", flush=True)
+        host = running.grpc_address.rpartition(":")[0]
+        print(f"grpc mtls listening on {host}:{running.service.mtls_port}", flush=True)
     log.info("%d rules loaded; tls=%s", len(ruleset.rules), pki is not None)
     stop.wait()
     running.stop()
