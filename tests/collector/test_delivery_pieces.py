@@ -14,9 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector import notes
+from collector.batch import Lookups, check_batch
 from collector.pki import CsrError, ensure_pki, issue_client_cert
 from collector.ratelimit import Buckets, peer_host
 from collector.store import AgentRecord, AgentState
+from wire import envelope
+from wire.v1.events_pb2 import Event, ModelFile, Payload
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
 AGENT = AgentState(
@@ -110,3 +113,71 @@ def test_requests_that_are_not_ours_to_sign_are_refused(tmp_path: Path) -> None:
 def test_arbitrary_bytes_as_a_csr_are_refused_cleanly(data: bytes) -> None:
     with pytest.raises(CsrError):
         issue_client_cert(b"", b"", data, "a", NOW)
+
+
+BATCH_KEY = ed25519.Ed25519PrivateKey.generate()
+BATCH_AGENT = AgentState(
+    AgentRecord(
+        envelope.agent_id_for(BATCH_KEY.public_key()),
+        envelope.raw_public_key(BATCH_KEY.public_key()),
+        "lap",
+        "linux",
+        "g",
+        "t",
+        NOW,
+    ),
+    3,
+    b"d3",
+    False,
+    NOW,
+)
+NO_LOOKUPS = Lookups(held=lambda seqs: {}, forks=lambda above: set())
+
+
+@given(st.lists(st.tuples(st.binary(max_size=300), st.booleans()), min_size=1, max_size=8))
+def test_any_signed_bytes_end_accepted_or_refused_never_raising(
+    items: list[tuple[bytes, bool]],
+) -> None:
+    envs = []
+    for data, signed in items:
+        env = envelope.seal(data, BATCH_KEY, key_id=BATCH_AGENT.record.agent_id)
+        if not signed:
+            env.signature = bytes(64)
+        envs.append(env)
+    batch = check_batch(BATCH_AGENT, envs, lookups=NO_LOOKUPS, now=NOW, trusted=dict)
+    assert len(batch.events) + batch.duplicates + len(batch.rejections) == len(envs)
+    assert {r.index for r in batch.rejections} <= set(range(len(envs)))
+
+
+links = st.tuples(
+    st.integers(min_value=0, max_value=9),
+    st.sampled_from([b"", b"d3", b"x" * 32]),
+    st.integers(min_value=-(40 * 86400 * 1000), max_value=3600 * 1000),
+    st.sampled_from(["discovered", "snapshot", "exploded"]),
+)
+
+
+@given(st.lists(links, min_size=1, max_size=8))
+def test_any_sequence_of_links_is_decided_envelope_by_envelope(
+    items: list[tuple[int, bytes, int, str]],
+) -> None:
+    now_ms = int(NOW.timestamp() * 1000)
+    envs = []
+    for seq, prev, skew, action in items:
+        event = Event(timestamp_ms=now_ms, action=action, model_file=ModelFile(path="/m"))
+        payload = Payload(
+            agent_id=BATCH_AGENT.record.agent_id,
+            seq=seq,
+            prev_digest=prev,
+            created_ms=now_ms + skew,
+            event=event,
+        )
+        envs.append(
+            envelope.seal(
+                payload.SerializeToString(), BATCH_KEY, key_id=BATCH_AGENT.record.agent_id
+            )
+        )
+    batch = check_batch(BATCH_AGENT, envs, lookups=NO_LOOKUPS, now=NOW, trusted=dict)
+    assert len(batch.events) + batch.duplicates + len(batch.rejections) == len(envs)
+    assert batch.state.last_seq >= BATCH_AGENT.last_seq
+    assert len({e.seq for e in batch.events}) == len(batch.events)  # never stored twice
