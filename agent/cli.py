@@ -22,6 +22,7 @@ from agent.catalog import group_observations, model_fields, safe_stores
 from agent.config import Settings, load_config, resolve_roots
 from agent.daemon import Daemon, HostFacts
 from agent.delivery_cli import (
+    adopt_position,
     client_csr,
     client_tls,
     delivery_status,
@@ -306,6 +307,13 @@ def _cmd_enroll(args: argparse.Namespace, out: TextIO) -> int:
     save_client_cert(data_dir, response.client_cert_pem)  # delivery: mTLS
     if response.agent_id != agent_id(key):
         raise AgentError("the collector answered for another agent id")
+    adopt_position(  # delivery: continue the collector's copy of this key's chain
+        data_dir,
+        last_seq=response.last_seq,
+        last_digest=response.last_digest,
+        agent_id=response.agent_id,
+        key=key,
+    )
     save_enrollment(
         data_dir,
         Enrollment(

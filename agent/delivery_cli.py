@@ -11,15 +11,18 @@ from typing import Any, TextIO
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from agent import resync
+from agent import resync, spoolstate
 from agent.identity import Enrollment, write_private
 from agent.shipper import ClientTls, ShipStats
 from agent.spool import Spool
+from agent.spoolfile import open_spool
 
 CLIENT_KEY = "client.key"
 CLIENT_CERT = "client.pem"
+SPOOL_FILE = "spool.db"
 EXIT_REVOKED = 3
 EXIT_GAVE_UP = 75  # EX_TEMPFAIL: try again later
 
@@ -66,6 +69,23 @@ def client_tls(data_dir: Path, enrollment: Enrollment) -> ClientTls | None:
     if enrollment.ca_pem is None or not cert.exists() or not key.exists():
         return None
     return ClientTls(cert.read_bytes(), key.read_bytes())
+
+
+def adopt_position(
+    data_dir: Path, *, last_seq: int, last_digest: bytes, agent_id: str, key: Ed25519PrivateKey
+) -> None:
+    """Start the spool's chain where the collector's copy of it stands (re-enrolling a key
+    that already sent), so that the first envelopes after enrollment are not forks."""
+    spool = open_spool(data_dir / SPOOL_FILE, max_bytes=2**40)
+    try:
+        if spoolstate.flag(spool, "needs_resync"):
+            spoolstate.rebase(
+                spool, last_seq=last_seq, last_digest=last_digest, agent_id=agent_id, key=key
+            )
+        else:
+            spoolstate.catch_up(spool, last_seq=last_seq, last_digest=last_digest)
+    finally:
+        spool.close()
 
 
 def delivery_status(spool: Spool) -> dict[str, Any]:

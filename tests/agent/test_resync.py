@@ -215,3 +215,15 @@ def test_a_spool_deleted_under_the_running_agent_starts_over(spool: Spool) -> No
     assert spoolstate.flag(spool, "snapshot_wanted") == 1
     assert put(spool, 3) == 2  # above the collector's seq 1, chained from its digest
     assert payload(spool.pending()[-1][1]).prev_digest == collector.last_digest
+
+
+def test_enrolling_a_key_the_collector_knows_starts_the_spool_at_its_position(
+    tmp_path: Path,
+) -> None:
+    from agent.delivery_cli import adopt_position
+
+    adopt_position(tmp_path, last_seq=7, last_digest=b"d7", agent_id=AGENT_ID, key=KEY)
+    spool = spoolfile.open_spool(tmp_path / "spool.db", max_bytes=2**20)
+    assert put(spool, 1) == 8
+    assert payload(spool.pending()[0][1]).prev_digest == b"d7"
+    assert spoolstate.flag(spool, "needs_resync") == 0
