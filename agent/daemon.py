@@ -19,12 +19,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import (  # delivery: resync, quarantine, health (agent.resync)
-    __version__,
-    platform,
-    resync,
-    spoolstate,
-)
+from agent import __version__, platform
 from agent.catalog import (
     Stores,
     group_observations,
@@ -40,12 +35,14 @@ from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
 from agent.identity import write_private
 from agent.inventory import Known, Ledger, Reported, StatKey, cached_sha256, reported_models
 from agent.process_loop import ProcessLoop, Sensor
+from agent.resync import Resync, health_fields  # delivery: resync, refusals, spool health
 from agent.sensors import priority
 from agent.sensors.files import ScanStats, direct_files, scan
 from agent.sensors.gpu import GpuSource, NoGpu
 from agent.sensors.watch import Runnable, Watcher, WatcherFactory
 from agent.shipper import Shipper, ShipStats, drain
 from agent.spool import Spool
+from agent.spoolstate import take_flag  # delivery: a snapshot asked for by the collector
 from wire.events import event_from_flat
 
 __all__ = ["Daemon", "HostFacts", "PassResult", "Settings"]
@@ -152,7 +149,7 @@ class Daemon:
         self._rescan = threading.Event()
         self.ship_stats = ShipStats()
         # delivery: resync a fresh spool; a snapshot request cuts the wait for the next pass
-        self.resync = resync.Resync(host.agent_id, key, on_snapshot=self._rescan.set)
+        self.resync = Resync(host.agent_id, key, on_snapshot=self._rescan.set)
         self.ship_deadline: float | None = None  # delivery: `run --once` gives up at this time
 
     # -- the pipeline ---------------------------------------------------------------------
@@ -163,7 +160,7 @@ class Daemon:
         if snapshot is None:
             snapshot = now - self._last_snapshot >= self._settings.snapshot_interval
             # delivery: the collector (or a spool reset) asked for a full snapshot
-            snapshot = bool(spoolstate.take_flag(self._spool, "snapshot_wanted")) or snapshot
+            snapshot = bool(take_flag(self._spool, "snapshot_wanted")) or snapshot
         defer = self._settings.defer_hash if defer is None else defer
         result = PassResult()
         result.appended = self._apply(
@@ -354,7 +351,7 @@ class Daemon:
             "agent.health.permission_gaps": stats.permission_errors,
             "agent.health.permission_gap_paths": list(stats.errors[:20]),
         }
-        fields.update(resync.health_fields(self._spool))  # delivery: refusals, level, resets
+        fields.update(health_fields(self._spool))  # delivery: refusals, level, resets
         fields.update(_process_usage())
         if self._processes is not None:
             fields.update(self._processes.health_fields())
