@@ -180,7 +180,8 @@ class Store:
         are what the batch taught about the agent; they share the transaction.
         """
         with self._unique(f"ingest for agent {agent_id}"), self._write() as conn:
-            self._advance(conn, agent_id, expected_last_seq, last_seq, last_digest, now)
+            seen = now if events or last_seq != expected_last_seq else None
+            self._advance(conn, agent_id, expected_last_seq, last_seq, last_digest, seen)
             writes.ingest(conn, agent_id, events, gaps, alerts, now)
             delivery.add(conn, refusals, notes, counts or {}, agent_id, now)
 
@@ -234,14 +235,19 @@ class Store:
         expected_last_seq: int,
         last_seq: int,
         last_digest: bytes,
-        now: datetime,
+        seen: datetime | None,
     ) -> None:
+        """Compare-and-set the chain; `seen` (None: only refusals came) moves last_seen, which
+        the clone and silence checks read as "the genuine chain was alive then"."""
         agents = schema.agents
+        values: dict[str, object] = {"last_seq": last_seq, "last_digest": last_digest}
+        if seen is not None:
+            values["last_seen"] = seen
         result = conn.execute(
             update(agents)
             .where(agents.c.agent_id == agent_id, agents.c.last_seq == expected_last_seq)
             .where(agents.c.revoked.is_(False))
-            .values(last_seq=last_seq, last_digest=last_digest, last_seen=now)
+            .values(**values)
         )
         if result.rowcount == 1:
             return

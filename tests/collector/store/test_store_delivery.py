@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from collector.store import AgentRecord, Store
+from collector.store import AgentRecord, Store, StoredEvent
 from collector.store import delivery as delivery_sql
 from collector.store.delivery import CollectorEvent, Refusal
 
@@ -101,12 +101,13 @@ def test_refusals_older_than_the_retention_go(store: Store) -> None:
 
 def test_a_silent_agent_is_reported_once_per_silence(store: Store) -> None:
     add_agent(store)
+    health = {"event.dataset": "shadowai.agent_health", "event.action": "snapshot"}
     store.ingest(
         agent_id="a1",
         expected_last_seq=0,
-        last_seq=0,
-        last_digest=b"",
-        events=[],
+        last_seq=1,
+        last_digest=b"d1",
+        events=[StoredEvent(1, b"d1", b"env", NOW, health)],
         gaps=[],
         alerts=[],
         now=NOW,
@@ -116,3 +117,10 @@ def test_a_silent_agent_is_reported_once_per_silence(store: Store) -> None:
     note = CollectorEvent("a1", "silence", later, {"event.reason": "silence"})
     store.record_notes("a1", [note], [], {"silence": 1}, later)
     assert store.silent_agents(seen_before=later - timedelta(days=1)) == []
+
+
+def test_a_batch_of_refusals_alone_does_not_count_as_the_agent_being_seen(store: Store) -> None:
+    add_agent(store)
+    ingest_refusals(store, range(1, 3), NOW)
+    state = store.get_agent("a1")
+    assert state is not None and state.last_seen is None
