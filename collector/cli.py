@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--rules", type=Path, default=None, help="directory of Sigma rules")
     serve.add_argument("--tls-name", action="append", default=[], help="extra certificate name")
     serve.add_argument(
+        "--enroll-rate",
+        type=float,
+        default=12.0,
+        help="enrollments per minute allowed from one address, after a burst of 10 (default 12)",
+    )
+    serve.add_argument(
         "--grpc-mtls",
         default=None,
         help="HOST:PORT where agents publish with their client certificate "
@@ -131,6 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
         http_address=args.http,
         pki=pki,
         mtls_address=None if pki is None else _mtls_address(args.grpc, args.grpc_mtls),
+        enroll_per_minute=args.enroll_rate,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

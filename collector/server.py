@@ -14,6 +14,7 @@ import uvicorn
 from collector.errors import CollectorError
 from collector.governance import RuleSet
 from collector.pki import ServerPki
+from collector.ratelimit import Buckets
 from collector.service import CollectorService
 from collector.store import Store
 from collector.web import create_app
@@ -73,6 +74,7 @@ def start(
     pki: ServerPki | None,
     silent_after: float = SILENT_AFTER,
     mtls_address: str | None = None,
+    enroll_per_minute: float = 12.0,
 ) -> Running:
     """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted).
 
@@ -83,7 +85,15 @@ def start(
     for agents quiet longer than `silent_after` seconds.
     """
     mtls = pki is not None and bool(pki.ca_key_pem) and mtls_address is not None
-    service = CollectorService(store=store, rules=lambda: rules, pki=pki, require_client_cert=mtls)
+    if enroll_per_minute <= 0:
+        raise CollectorError(f"enrollment rate {enroll_per_minute}/min: must be > 0")
+    service = CollectorService(
+        store=store,
+        rules=lambda: rules,
+        pki=pki,
+        require_client_cert=mtls,
+        enroll_limit=Buckets(per_second=enroll_per_minute / 60, burst=10),
+    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", 16 * 2**20)],
