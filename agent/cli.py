@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,6 +21,15 @@ from agent import __version__, platform
 from agent.catalog import catalog_models, model_fields, safe_stores
 from agent.config import Settings, load_config, resolve_roots
 from agent.daemon import Daemon, HostFacts
+from agent.delivery_cli import (
+    adopt_position,
+    client_csr,
+    client_tls,
+    delivery_status,
+    mtls_target,
+    save_client_cert,
+    ship_exit_status,
+)
 from agent.detect.model import FileObservation
 from agent.errors import AgentError, FormatError
 from agent.identity import (
@@ -36,6 +46,7 @@ from agent.sensors.gpu import default_source as gpu_source
 from agent.sensors.processes import ProcessSensor
 from agent.shipper import Shipper, open_channel
 from agent.spool import Spool
+from agent.spoolfile import open_spool
 from wire import tokens
 from wire.envelope import raw_public_key
 from wire.v1 import collector_pb2
@@ -104,8 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout",
         type=float,
-        default=0.0,
-        help="with --once: give up waiting for acks after this many seconds",
+        default=None,
+        help="with --once: give up waiting for acks after this many seconds (default 300; "
+        "exit status 75 when given up, 3 when the collector revoked this agent)",
     )
 
     sub.add_parser("status", parents=[common], help="enrollment and spool as JSON")
@@ -286,12 +298,21 @@ def _cmd_enroll(args: argparse.Namespace, out: TextIO) -> int:
                 host_name=platform.host_name(),
                 host_os_type=plat.os_type,
                 agent_version=__version__,
+                csr_pem=client_csr(data_dir, agent_id(key)) if ca_pem else b"",  # delivery
             )
         )
     finally:
         shipper.close()
+    save_client_cert(data_dir, response.client_cert_pem)  # delivery: mTLS
     if response.agent_id != agent_id(key):
         raise AgentError("the collector answered for another agent id")
+    adopt_position(  # delivery: continue the collector's copy of this key's chain
+        data_dir,
+        last_seq=response.last_seq,
+        last_digest=response.last_digest,
+        agent_id=response.agent_id,
+        key=key,
+    )
     save_enrollment(
         data_dir,
         Enrollment(
@@ -300,6 +321,7 @@ def _cmd_enroll(args: argparse.Namespace, out: TextIO) -> int:
             group=response.host_group,
             ca_pem=ca_pem.decode() if ca_pem else None,
             host_name=platform.host_name(),
+            publish_to=mtls_target(host, response.mtls_port),  # delivery: mTLS
         ),
     )
     out.write(f"enrolled as {response.agent_id} in group {response.host_group}\n")
@@ -332,13 +354,11 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    if args.once and args.timeout > 0:
-        deadline = threading.Timer(args.timeout, stop.set)
-        deadline.daemon = True  # must not keep the process alive once the pass is acked
-        deadline.start()
-    spool = Spool.open(data_dir / "spool.db", max_bytes=settings.spool_max_bytes)
+    spool = open_spool(data_dir / "spool.db", max_bytes=settings.spool_max_bytes)
     channel = open_channel(
-        enrollment.collector, enrollment.ca_pem.encode() if enrollment.ca_pem else None
+        enrollment.publish_to or enrollment.collector,
+        enrollment.ca_pem.encode() if enrollment.ca_pem else None,
+        client_tls(data_dir, enrollment),  # delivery: mTLS client certificate
     )
     shipper = Shipper(channel)
     os_type = platform.current().os_type
@@ -352,6 +372,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         process_sensor=_process_sensor(os_type) if settings.processes else None,
         gpu=gpu_source(os_type) if settings.processes else None,
     )
+    if args.once:  # delivery: bounded, whatever the collector does
+        daemon.ship_deadline = time.monotonic() + (300.0 if args.timeout is None else args.timeout)
     try:
         shipped = daemon.run(shipper, once=args.once)
     finally:
@@ -361,7 +383,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         spool.close()
     stats = daemon.ship_stats
     out.write(f"acked {stats.acked} events; {stats.failures} failed attempts\n")
-    return 0 if shipped else 1
+    return 0 if shipped else ship_exit_status(stats, sys.stderr)
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -380,6 +402,7 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     if (data_dir / "spool.db").exists():
         spool = Spool.open(data_dir / "spool.db")
         stats = spool.stats()
+        status.update(delivery_status(spool))  # delivery: revoked, quarantine, level
         spool.close()
         status.update(
             spool_pending=stats.pending,

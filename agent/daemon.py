@@ -35,12 +35,14 @@ from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
 from agent.identity import write_private
 from agent.inventory import Known, Ledger, Reported, StatKey, cached_sha256
 from agent.process_loop import ProcessLoop, Sensor
+from agent.resync import Resync, health_fields  # delivery: resync, refusals, spool health
 from agent.sensors import priority
 from agent.sensors.files import ScanStats, direct_files, scan
 from agent.sensors.gpu import GpuSource, NoGpu
 from agent.sensors.watch import Runnable, Watcher, WatcherFactory
 from agent.shipper import Shipper, ShipStats, drain
 from agent.spool import Spool
+from agent.spoolstate import take_flag  # delivery: a snapshot asked for by the collector
 from wire.events import event_from_flat
 
 __all__ = ["Daemon", "HostFacts", "PassResult", "Settings"]
@@ -146,6 +148,9 @@ class Daemon:
         self._to_hash: dict[str, tuple[StatKey, str | None]] = {}
         self._rescan = threading.Event()
         self.ship_stats = ShipStats()
+        # delivery: resync a fresh spool; a snapshot request cuts the wait for the next pass
+        self.resync = Resync(host.agent_id, key, on_snapshot=self._rescan.set)
+        self.ship_deadline: float | None = None  # delivery: `run --once` gives up at this time
 
     # -- the pipeline ---------------------------------------------------------------------
 
@@ -154,6 +159,8 @@ class Daemon:
         now = self._clock()
         if snapshot is None:
             snapshot = now - self._last_snapshot >= self._settings.snapshot_interval
+            # delivery: the collector (or a spool reset) asked for a full snapshot
+            snapshot = bool(take_flag(self._spool, "snapshot_wanted")) or snapshot
         defer = self._settings.defer_hash if defer is None else defer
         result = PassResult()
         result.appended = self._apply(
@@ -344,6 +351,7 @@ class Daemon:
             "agent.health.permission_gaps": stats.permission_errors,
             "agent.health.permission_gap_paths": list(stats.errors[:20]),
         }
+        fields.update(health_fields(self._spool))  # delivery: refusals, level, resets
         fields.update(_process_usage())
         if self._processes is not None:
             fields.update(self._processes.health_fields())
@@ -405,7 +413,14 @@ class Daemon:
             if self._processes is not None:
                 self._processes.poll_once(snapshot=True)
             self.scan_pass(snapshot=True, defer=False)
-            return drain(self._spool, shipper, stop=self._stop, stats=self.ship_stats)
+            return drain(
+                self._spool,
+                shipper,
+                stop=self._stop,
+                stats=self.ship_stats,
+                sync=self.resync,
+                deadline=self.ship_deadline,
+            )
         threads = self.start_sensors()
         shipping = threading.Thread(target=self._ship_forever, args=(shipper,), name="shipper")
         shipping.start()
@@ -482,7 +497,7 @@ class Daemon:
 
     def _ship_forever(self, shipper: Shipper) -> None:
         while not self._stop.is_set():
-            drain(self._spool, shipper, stop=self._stop, stats=self.ship_stats)
+            drain(self._spool, shipper, stop=self._stop, stats=self.ship_stats, sync=self.resync)
             self._stop.wait(1.0)
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ class Enrollment:
     group: str
     ca_pem: str | None  # None: plaintext gRPC, only ever chosen explicitly
     host_name: str
+    publish_to: str | None = None  # HOST:PORT that takes the mTLS client certificate
 
 
 def write_private(path: Path, data: bytes) -> None:

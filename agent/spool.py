@@ -1,11 +1,14 @@
 """The agent's durable, byte-bounded queue of signed envelopes, and its hash-chain state.
 
 Seq allocation, chaining, signing and storing happen in one SQLite transaction, so a crash
-leaves either the whole envelope and the advanced chain, or neither.
+leaves either the whole envelope and the advanced chain, or neither. Delivery state (refused
+envelopes in quarantine, a pending resync, a wanted snapshot) lives in the same file, in
+agent.spoolstate, so that it survives restarts with the chain it is about.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,18 +18,20 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent import spoolstate
 from agent.errors import SpoolError
 from wire import envelope
 from wire.v1 import events_pb2
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 # Long enough to ride out another process's append (one fsync), short enough to surface a hang.
 _BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS envelopes (
     seq  INTEGER PRIMARY KEY,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    keep INTEGER NOT NULL DEFAULT 0  -- 1: a state snapshot or health event, dropped last
 );
 CREATE TABLE IF NOT EXISTS chain (
     id               INTEGER PRIMARY KEY CHECK (id = 1),
@@ -39,6 +44,10 @@ CREATE TABLE IF NOT EXISTS chain (
 );
 INSERT OR IGNORE INTO chain VALUES (1, 0, x'', 0, 0, 0, 0);
 """
+# A fresh spool does not know where the collector's copy of the chain stands: it must ask
+# before it ships (agent.resync), so a new spool starts with a resync pending.
+_FRESH = "INSERT OR IGNORE INTO meta VALUES ('needs_resync', 1)"
+_HIGH_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,15 @@ class SpoolStats:
     dropped_total: int
     last_seq: int
     acked_seq: int
+    max_bytes: int = 0
+
+    @property
+    def level(self) -> str:
+        """ok, high (>= 90% of the bound) or full (another envelope would drop one)."""
+        if self.max_bytes <= 0:
+            return "ok"
+        ratio = self.pending_bytes / self.max_bytes
+        return "full" if ratio >= 0.99 else "high" if ratio >= _HIGH_RATIO else "ok"
 
 
 class Spool:
@@ -65,9 +83,13 @@ class Spool:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
         try:
+            # Created owner-only before SQLite opens it, so it is never readable by others.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             conn = sqlite3.connect(
                 path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
+        except OSError as exc:
+            raise SpoolError(f"{path}: cannot open spool: {exc}") from exc
         except sqlite3.Error as exc:
             raise SpoolError(f"{path}: cannot open spool: {exc}") from exc
         spool = cls(conn, path, max_bytes)
@@ -77,6 +99,22 @@ class Spool:
             conn.close()
             raise
         return spool
+
+    def reopen(self) -> None:
+        """Start over on the file now at this path (the old one was deleted or replaced)."""
+        with self._lock:
+            self._conn.close()
+            try:
+                os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600))
+                self._conn = sqlite3.connect(
+                    self._path,
+                    timeout=_BUSY_TIMEOUT_S,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            except (OSError, sqlite3.Error) as exc:
+                raise SpoolError(f"{self._path}: cannot reopen spool: {exc}") from exc
+        self._prepare()
 
     def _prepare(self) -> None:
         with self._guard("open") as conn:
@@ -88,12 +126,19 @@ class Spool:
             conn.execute("PRAGMA synchronous = FULL")
         with self._write("open") as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, _SCHEMA_VERSION):
+            if version not in (0, 1, _SCHEMA_VERSION):
                 raise SpoolError(f"{self._path}: spool schema version {version} is not supported")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            if version == 1:
+                conn.execute("ALTER TABLE envelopes ADD COLUMN keep INTEGER NOT NULL DEFAULT 0")
+            for statement in spoolstate.SCHEMA:
+                conn.execute(statement)
+            if version == 0:
+                conn.execute(_FRESH)
             conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        _owner_only(self._path)
 
     @contextmanager
     def _guard(self, op: str) -> Iterator[sqlite3.Connection]:
@@ -136,7 +181,10 @@ class Spool:
             env = envelope.seal(payload.SerializeToString(), key, key_id=agent_id)
             data = env.SerializeToString()
             dropped, freed = _make_room(conn, len(data), self._max_bytes)
-            conn.execute("INSERT INTO envelopes (seq, data) VALUES (?, ?)", (seq, data))
+            conn.execute(
+                "INSERT INTO envelopes (seq, data, keep) VALUES (?, ?, ?)",
+                (seq, data, int(spoolstate.kept_when_full(event))),
+            )
             conn.execute(
                 "UPDATE chain SET last_seq = ?, last_digest = ?,"
                 " pending_bytes = pending_bytes - ? + ?, dropped_total = dropped_total + ?"
@@ -182,7 +230,23 @@ class Spool:
                 "SELECT (SELECT COUNT(*) FROM envelopes), pending_bytes, dropped_total,"
                 " last_seq, acked_seq FROM chain WHERE id = 1"
             ).fetchone()
-        return SpoolStats(*row)
+        pending, pending_bytes, dropped, last_seq, acked_seq = row
+        return SpoolStats(pending, pending_bytes, dropped, last_seq, acked_seq, self._max_bytes)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @contextmanager
+    def transaction(self, op: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction for agent.spoolstate, under the spool's lock."""
+        with self._write(op) as conn:
+            yield conn
+
+    @contextmanager
+    def reading(self, op: str) -> Iterator[sqlite3.Connection]:
+        with self._guard(op) as conn:
+            yield conn
 
     def take_dropped(self) -> int:
         """Drops not yet reported; they count as reported from now on."""
@@ -199,20 +263,36 @@ class Spool:
 
 
 def _make_room(conn: sqlite3.Connection, incoming: int, max_bytes: int) -> tuple[int, int]:
-    """Delete the oldest envelopes until `incoming` fits; return (count, bytes) deleted.
+    """Delete envelopes until `incoming` fits; return (count, bytes) deleted.
 
-    The incoming envelope is kept even when it alone is over the bound: the newest
-    observation is the one worth having.
+    Ordinary events go first, oldest first; state snapshots and health events only when
+    nothing else is left, because a snapshot is what lets the collector rebuild after a
+    loss, and health is where the loss is reported. The incoming envelope is kept even when
+    it alone is over the bound: the newest observation is the one worth having.
     """
     (pending_bytes,) = conn.execute("SELECT pending_bytes FROM chain WHERE id = 1").fetchone()
     excess = pending_bytes + incoming - max_bytes
     if excess <= 0:
         return 0, 0
-    count = freed = cutoff = 0
-    with closing(conn.execute("SELECT seq, LENGTH(data) FROM envelopes ORDER BY seq")) as rows:
+    victims: list[int] = []
+    freed = 0
+    query = "SELECT seq, LENGTH(data) FROM envelopes ORDER BY keep, seq"
+    with closing(conn.execute(query)) as rows:
         for seq, size in rows:
             if freed >= excess:
                 break
-            count, freed, cutoff = count + 1, freed + size, seq
-    conn.execute("DELETE FROM envelopes WHERE seq <= ?", (cutoff,))
-    return count, freed
+            victims.append(seq)
+            freed += size
+    conn.executemany("DELETE FROM envelopes WHERE seq = ?", [(seq,) for seq in victims])
+    return len(victims), freed
+
+
+def _owner_only(path: Path) -> None:
+    """The spool holds the inventory in clear: only its owner may read it, like the key."""
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # e.g. a file system without modes; the data dir is 0700 anyway
+            raise SpoolError(f"{name}: cannot make it owner-only: {exc}") from exc

@@ -47,6 +47,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--rules", type=Path, default=None, help="directory of Sigma rules")
     serve.add_argument("--tls-name", action="append", default=[], help="extra certificate name")
     serve.add_argument(
+        "--enroll-rate",
+        type=float,
+        default=12.0,
+        help="enrollments per minute allowed from one address, after a burst of 10 (default 12)",
+    )
+    serve.add_argument(
+        "--grpc-mtls",
+        default=None,
+        help="HOST:PORT where agents publish with their client certificate "
+        "(default: the --grpc host, its port + 1, or 0 when that is 0)",
+    )
+    serve.add_argument(
         "--unsafe-plaintext-grpc",
         action="store_true",
         help="serve gRPC without TLS (tests on one machine only)",
@@ -61,11 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     create = tok.add_parser("create", parents=[common], help="print a single-use enrollment token")
     create.add_argument("--group", default="default")
     create.add_argument("--expires-in", type=float, default=24.0, help="hours (0: never)")
+    create.add_argument(
+        "--uses", type=int, default=1, help="how many agents may enroll with it (default 1)"
+    )
+    tok.add_parser("list", parents=[common], help="enrollment tokens as JSON lines")
+    tok_revoke = tok.add_parser("revoke", parents=[common], help="refuse a token from now on")
+    tok_revoke.add_argument("token_id", help="the 16 hex digits after sae_")
 
     api = sub.add_parser("api-tokens", parents=[common])
     api_sub = api.add_subparsers(dest="action", required=True)
     api_create = api_sub.add_parser("create", parents=[common], help="print an API token")
     api_create.add_argument("--role", choices=["viewer", "analyst", "admin"], required=True)
+    api_sub.add_parser("list", parents=[common], help="API tokens as JSON lines")
+    api_revoke = api_sub.add_parser("revoke", parents=[common], help="refuse an API token")
+    api_revoke.add_argument("token_id")
 
     agents = sub.add_parser("agents", parents=[common])
     agents_sub = agents.add_subparsers(dest="action", required=True)
@@ -110,13 +131,22 @@ def _serve(args: argparse.Namespace) -> int:
         pki = ensure_pki(data_dir / "pki", names=names, now=datetime.now(UTC))
     store = _open_store(args)
     running = start(
-        store=store, rules=ruleset, grpc_address=args.grpc, http_address=args.http, pki=pki
+        store=store,
+        rules=ruleset,
+        grpc_address=args.grpc,
+        http_address=args.http,
+        pki=pki,
+        mtls_address=None if pki is None else _mtls_address(args.grpc, args.grpc_mtls),
+        enroll_per_minute=args.enroll_rate,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     print(f"grpc listening on {running.grpc_address}", flush=True)
     print(f"dashboard on http://{running.http_address}/", flush=True)
+    if running.service.mtls_port:
+        host = running.grpc_address.rpartition(":")[0]
+        print(f"grpc mtls listening on {host}:{running.service.mtls_port}", flush=True)
     log.info("%d rules loaded; tls=%s", len(ruleset.rules), pki is not None)
     stop.wait()
     running.stop()
@@ -124,7 +154,52 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mtls_address(grpc_address: str, given: str | None) -> str:
+    if given is not None:
+        return given
+    host, port = split_address(grpc_address)
+    return (
+        f"[{host}]:{port + 1 if port else 0}"
+        if ":" in host
+        else f"{host}:{port + 1 if port else 0}"
+    )
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        return _tokens_create(args)
+    store = _open_store(args)
+    try:
+        if args.action == "revoke":
+            if not store.revoke_enrollment_token(args.token_id, now=datetime.now(UTC)):
+                raise CollectorError(f"no enrollment token {args.token_id!r}")
+            return 0
+        for item in store.list_enrollment_tokens():
+            print(json.dumps(item))
+    finally:
+        store.close()
+    return 0
+
+
+def _api_tokens(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        return _api_tokens_create(args)
+    store = _open_store(args)
+    try:
+        if args.action == "revoke":
+            if not store.revoke_api_token(args.token_id, now=datetime.now(UTC)):
+                raise CollectorError(f"no API token {args.token_id!r}")
+            return 0
+        for item in store.list_api_tokens():
+            print(json.dumps(item))
+    finally:
+        store.close()
+    return 0
+
+
 def _tokens_create(args: argparse.Namespace) -> int:
+    if args.uses < 1:
+        raise CollectorError(f"--uses {args.uses}: must be at least 1")
     data_dir = _data_dir(args)
     pki = ensure_pki(data_dir / "pki", names=server_names([]), now=datetime.now(UTC))
     token = tokens.mint(pki.ca_fingerprint)
@@ -139,6 +214,8 @@ def _tokens_create(args: argparse.Namespace) -> int:
             created_at=now,
             expires_at=expires,
         )
+        if args.uses > 1:
+            store.limit_enrollment_token(token.token_id, max_uses=args.uses)
     finally:
         store.close()
     print(token)
@@ -204,8 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     handlers = {
         "serve": _serve,
-        "tokens": _tokens_create,
-        "api-tokens": _api_tokens_create,
+        "tokens": _tokens,
+        "api-tokens": _api_tokens,
         "agents": _agents,
         "rules": _rules,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CollectorError(Exception):
     """Something the collector could not do, with where and why."""
@@ -16,9 +18,14 @@ class RuleError(CollectorError):
 
 
 class RefusedEnvelope(CollectorError):
-    """An agent sent an envelope we will not believe; `code` names the check that failed."""
+    """An agent sent an envelope we will not believe; `code` names the check that failed.
+
+    `link` is set (a collector.chain.Link) when the envelope chains correctly and only its
+    content is refused, so that the chain moves past it.
+    """
 
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+        self.link: Any = None

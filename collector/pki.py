@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 CA_DAYS = 3650
 SERVER_DAYS = 825
+CLIENT_DAYS = 825
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ServerPki:
     ca_pem: bytes
     cert_chain_pem: bytes  # server certificate followed by the CA, so agents can pin the CA
     key_pem: bytes
+    ca_key_pem: bytes = b""  # signs agents' client certificates; empty: mTLS not offered
 
     @property
     def ca_fingerprint(self) -> str:
@@ -106,6 +108,48 @@ def make_server_cert(
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
+class CsrError(ValueError):
+    """A certificate request we will not sign."""
+
+
+def issue_client_cert(
+    ca_pem: bytes, ca_key_pem: bytes, csr_pem: bytes, agent_id: str, now: dt.datetime
+) -> bytes:
+    """A client certificate for the CSR's key, named after the agent (never the CSR's say-so).
+
+    The CSR only contributes its public key, after its self-signature checks out; the
+    subject is the agent id the enrollment bound, so the TLS identity and the signing
+    identity cannot disagree.
+    """
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise CsrError(f"csr_pem: not a PEM certificate request: {exc}") from None
+    if not csr.is_signature_valid:
+        raise CsrError("csr_pem: the request's signature does not verify")
+    public_key = csr.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise CsrError("csr_pem: expected an EC key")
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agent_id)]))
+        .issuer_name(ca.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CLIENT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -137,6 +181,7 @@ def ensure_pki(directory: Path, *, names: list[str], now: dt.datetime) -> Server
         ca_pem=ca_pem,
         cert_chain_pem=cert_path.read_bytes() + ca_pem,
         key_pem=key_path.read_bytes(),
+        ca_key_pem=ca_key_path.read_bytes(),
     )
 
 

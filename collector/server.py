@@ -14,12 +14,15 @@ import uvicorn
 from collector.errors import CollectorError
 from collector.governance import RuleSet
 from collector.pki import ServerPki
+from collector.ratelimit import Buckets
 from collector.service import CollectorService
 from collector.store import Store
 from collector.web import create_app
 from wire.v1 import collector_pb2_grpc
 
 log = logging.getLogger(__name__)
+# An agent sends a health event every pass (5 min by default); a day without one is news.
+SILENT_AFTER = 24 * 3600.0
 
 
 def split_address(text: str) -> tuple[str, int]:
@@ -51,11 +54,15 @@ class Running:
     _grpc: grpc.Server
     _http: uvicorn.Server
     _http_thread: threading.Thread
+    _watch_stop: threading.Event
+    _watch_thread: threading.Thread
 
     def stop(self, grace: float = 2.0) -> None:
+        self._watch_stop.set()
         self._http.should_exit = True
         self._grpc.stop(grace).wait(grace + 1)
         self._http_thread.join(grace + 3)
+        self._watch_thread.join(grace + 3)
 
 
 def start(
@@ -65,9 +72,28 @@ def start(
     grpc_address: str,
     http_address: str,
     pki: ServerPki | None,
+    silent_after: float = SILENT_AFTER,
+    mtls_address: str | None = None,
+    enroll_per_minute: float = 12.0,
 ) -> Running:
-    """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted)."""
-    service = CollectorService(store=store, rules=lambda: rules)
+    """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted).
+
+    With `mtls_address`, a second gRPC port requires a client certificate from the
+    collector's CA, and Publish is refused anywhere else: the first port then only serves
+    enrollment, which issues those certificates (gRPC cannot ask for a client certificate
+    optionally, so one port cannot serve both). A watcher thread raises a silence event
+    for agents quiet longer than `silent_after` seconds.
+    """
+    mtls = pki is not None and bool(pki.ca_key_pem) and mtls_address is not None
+    if enroll_per_minute <= 0:
+        raise CollectorError(f"enrollment rate {enroll_per_minute}/min: must be > 0")
+    service = CollectorService(
+        store=store,
+        rules=lambda: rules,
+        pki=pki,
+        require_client_cert=mtls,
+        enroll_limit=Buckets(per_second=enroll_per_minute / 60, burst=10),
+    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", 16 * 2**20)],
@@ -82,12 +108,46 @@ def start(
         bound = server.add_secure_port(target, creds)
     if bound == 0:
         raise CollectorError(f"grpc: cannot listen on {target}")
+    if mtls and pki is not None and mtls_address is not None:
+        service.mtls_port = _add_mtls_port(server, pki, mtls_address)
     server.start()
     http, thread, http_port = _start_http(store, rules, http_address)
     http_host = split_address(http_address)[0]
-    return Running(
-        _hostport(host, bound), _hostport(http_host, http_port), service, server, http, thread
+    watch_stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_silence, args=(service, watch_stop, silent_after), name="silence"
     )
+    watcher.start()
+    return Running(
+        _hostport(host, bound),
+        _hostport(http_host, http_port),
+        service,
+        server,
+        http,
+        thread,
+        watch_stop,
+        watcher,
+    )
+
+
+def _add_mtls_port(server: grpc.Server, pki: ServerPki, address: str) -> int:
+    host, port = split_address(address)
+    creds = grpc.ssl_server_credentials(
+        [(pki.key_pem, pki.cert_chain_pem)], root_certificates=pki.ca_pem, require_client_auth=True
+    )
+    bound: int = server.add_secure_port(_hostport(host, port), creds)
+    if bound == 0:
+        raise CollectorError(f"grpc mtls: cannot listen on {address}")
+    return bound
+
+
+def _watch_silence(service: CollectorService, stop: threading.Event, silent_after: float) -> None:
+    while not stop.wait(min(60.0, max(0.5, silent_after / 4))):
+        try:
+            service.report_silence(silent_after=silent_after)
+        except Exception:
+            # The store may be briefly away; the next round reports what this one missed.
+            log.exception("silence check failed")
 
 
 def _start_http(

@@ -1,52 +1,52 @@
 """The Collector gRPC service: authenticate, verify, check the chain, evaluate rules, store.
 
-Verification happens before any parsing of the payload; refusals map to gRPC status codes
-and are counted, and nothing refused is stored or evaluated.
+Verification happens before any parsing of the payload. Per-envelope refusals are final and
+listed in the reply; whole-request problems map to gRPC status codes, with a retry hint
+where waiting helps. Every reply says where the collector's copy of the agent's chain
+stands, so that an agent that lost its spool can resume above it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from google.protobuf.message import DecodeError
+from sqlalchemy.exc import OperationalError
 
-from collector.chain import ChainState, check_link
-from collector.errors import RefusedEnvelope
+from collector import notes
+from collector.batch import Batch, Lookups, check_batch
 from collector.governance import RuleSet
-from collector.store import AgentRecord, AgentState, Gap, NewAlert, Store, StoredEvent
+from collector.pki import CsrError, ServerPki, issue_client_cert
+from collector.ratelimit import Buckets, peer_host
+from collector.store import AgentRecord, AgentState, NewAlert, Store
+from collector.store.delivery import CollectorEvent
 from collector.store.store import ConcurrentUpdate
-from wire import ACKED_SEQ_METADATA, envelope
-from wire.events import flatten_payload
+from wire import RETRY_PUSHBACK_METADATA, REVOKED_METADATA, envelope
 from wire.tokens import secret_digest
 from wire.v1 import collector_pb2, collector_pb2_grpc
-from wire.v1.events_pb2 import Envelope, Payload
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
-STATUS_FOR = {
-    "unknown_agent": grpc.StatusCode.UNAUTHENTICATED,
-    "signature": grpc.StatusCode.UNAUTHENTICATED,
-    "payload_type": grpc.StatusCode.INVALID_ARGUMENT,
-    "payload_size": grpc.StatusCode.INVALID_ARGUMENT,
-    "identity": grpc.StatusCode.UNAUTHENTICATED,
-    "revoked": grpc.StatusCode.PERMISSION_DENIED,
-    "replay": grpc.StatusCode.ALREADY_EXISTS,
-    "fork": grpc.StatusCode.FAILED_PRECONDITION,
-    "clock": grpc.StatusCode.OUT_OF_RANGE,
-    "malformed": grpc.StatusCode.INVALID_ARGUMENT,
-}
+STORE_RETRY_MS = 2000
 
 
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+def _abort(
+    context: grpc.ServicerContext,
+    code: grpc.StatusCode,
+    details: str,
+    trailers: tuple[tuple[str, str], ...] = (),
+) -> NoReturn:
+    if trailers:
+        context.set_trailing_metadata(trailers)
     context.abort(code, details)
     raise AssertionError("grpc's abort() raises")  # grpc is untyped here; tell the checker
 
@@ -66,16 +66,6 @@ class Counters:
             self.accepted += accepted
 
 
-@dataclass
-class _Batch:
-    state: ChainState
-    events: list[StoredEvent] = field(default_factory=list)
-    gaps: list[Gap] = field(default_factory=list)
-    alerts: list[NewAlert] = field(default_factory=list)
-    refusal: RefusedEnvelope | None = None
-    refused_seq: int = 0
-
-
 class CollectorService(collector_pb2_grpc.CollectorServicer):
     def __init__(
         self,
@@ -83,20 +73,46 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         store: Store,
         rules: Callable[[], RuleSet],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pki: ServerPki | None = None,
+        require_client_cert: bool = False,
+        enroll_limit: Buckets | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._rules = rules
         self._clock = clock
+        self._pki = pki
+        self._require_client_cert = require_client_cert
+        self._enroll_limit = enroll_limit or Buckets(per_second=0.2, burst=10)
+        self._limit_lock = threading.Lock()
+        self._monotonic = monotonic
         self.counters = Counters()
+        self.mtls_port = 0  # set by the server when it listens for mTLS
+
+    # -- Enroll ------------------------------------------------------------------------
 
     def Enroll(
         self, request: collector_pb2.EnrollRequest, context: grpc.ServicerContext
     ) -> collector_pb2.EnrollResponse:
+        self._rate_limit(context)
         try:
             public_key = Ed25519PublicKey.from_public_bytes(request.public_key)
         except ValueError:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "public_key: not a raw Ed25519 key")
         now = self._clock()
+        agent_id = envelope.agent_id_for(public_key)
+        existing = self._store.get_agent(agent_id)
+        if existing is not None and existing.revoked:
+            # Checked before the token is redeemed, so that the refusal does not spend it.
+            self.counters.count("revoked")
+            _abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"agent {agent_id} is revoked; a revoked key cannot enroll again: remove the "
+                "agent's data dir (agent.key) to enroll as a new agent",
+                ((REVOKED_METADATA, "1"),),
+            )
+        cert = self._client_cert(request, agent_id, now, context)
         group = self._store.redeem_enrollment_token(
             token_id=request.token_id, secret_sha256=secret_digest(request.token_secret), now=now
         )
@@ -105,135 +121,207 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             _abort(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
-                "enrollment token unknown, already used or expired",
+                "enrollment token unknown, already used, revoked or expired",
             )
-        agent_id = envelope.agent_id_for(public_key)
-        existing = self._store.get_agent(agent_id)
         if existing is None:
-            record = AgentRecord(
-                agent_id=agent_id,
-                public_key=bytes(request.public_key),
-                host_name=request.host_name[:255],
-                os_type=request.host_os_type[:32],
-                group=group,
-                agent_version=request.agent_version[:64],
-                enrolled_at=now,
+            self._store.add_agent(
+                AgentRecord(
+                    agent_id=agent_id,
+                    public_key=bytes(request.public_key),
+                    host_name=request.host_name[:255],
+                    os_type=request.host_os_type[:32],
+                    group=group,
+                    agent_version=request.agent_version[:64],
+                    enrolled_at=now,
+                )
             )
-            self._store.add_agent(record)
-            last_seq = 0
+            last_seq, last_digest = 0, b""
         else:
-            last_seq = existing.last_seq
+            last_seq, last_digest = existing.last_seq, existing.last_digest
         log.info("enrolled agent %s (%s) into group %s", agent_id, request.host_name, group)
-        return collector_pb2.EnrollResponse(agent_id=agent_id, host_group=group, last_seq=last_seq)
+        return collector_pb2.EnrollResponse(
+            agent_id=agent_id,
+            host_group=group,
+            last_seq=last_seq,
+            last_digest=last_digest,
+            client_cert_pem=cert,
+            mtls_port=self.mtls_port if cert else 0,
+        )
+
+    def _rate_limit(self, context: grpc.ServicerContext) -> None:
+        with self._limit_lock:
+            wait = self._enroll_limit.take(peer_host(context.peer()), self._monotonic())
+        if wait > 0:
+            self.counters.count("enroll_rate")
+            _abort(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many enrollments from this address; retry in {wait:.0f} s",
+                ((RETRY_PUSHBACK_METADATA, str(int(wait * 1000))),),
+            )
+
+    def _client_cert(
+        self,
+        request: collector_pb2.EnrollRequest,
+        agent_id: str,
+        now: datetime,
+        context: grpc.ServicerContext,
+    ) -> bytes:
+        if not request.csr_pem or self._pki is None or not self._pki.ca_key_pem:
+            return b""
+        try:
+            return issue_client_cert(
+                self._pki.ca_pem, self._pki.ca_key_pem, request.csr_pem, agent_id, now
+            )
+        except CsrError as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    # -- Publish -----------------------------------------------------------------------
 
     def Publish(
         self, request: collector_pb2.PublishRequest, context: grpc.ServicerContext
     ) -> collector_pb2.PublishResponse:
         envelopes = request.envelopes
-        if not envelopes:
-            return collector_pb2.PublishResponse()
         if len(envelopes) > MAX_BATCH:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"more than {MAX_BATCH} envelopes")
-        agent = self._authenticate(envelopes, context)
-        batch = self._check(agent, envelopes)
-        if batch.events or batch.gaps:
-            try:
-                self._store.ingest(
-                    agent_id=agent.record.agent_id,
-                    expected_last_seq=agent.last_seq,
-                    last_seq=batch.state.last_seq,
-                    last_digest=batch.state.last_digest,
-                    events=batch.events,
-                    gaps=batch.gaps,
-                    alerts=batch.alerts,
-                    now=self._clock(),
-                )
-            except ConcurrentUpdate:
-                _abort(context, grpc.StatusCode.ABORTED, "another replica advanced this agent")
-            self.counters.count(accepted=len(batch.events))
-        if batch.refusal is not None:
-            return self._refuse(batch, context)
-        return collector_pb2.PublishResponse(
-            acked_seq=batch.state.last_seq, accepted=len(batch.events)
-        )
+        key_id = self._key_id(request, context)
+        agent = self._authenticate(key_id, context)
+        if not envelopes:
+            return _position(agent.last_seq, agent.last_digest)
+        now = self._clock()
+        try:
+            batch = check_batch(
+                agent,
+                envelopes,
+                lookups=Lookups(
+                    held=lambda seqs: self._store.held_digests(key_id, seqs),
+                    forks=lambda above: self._store.fork_digests(key_id, above_seq=above),
+                ),
+                now=now,
+                trusted=lambda flat: _trusted_fields(flat, agent),
+            )
+            if batch.changed:
+                self._store_batch(agent, batch, now)
+        except ConcurrentUpdate:
+            _abort(context, grpc.StatusCode.ABORTED, "another replica advanced this agent")
+        except OperationalError as exc:
+            log.warning("store unavailable: %s", exc.orig)
+            _abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the collector's store is unavailable",
+                ((RETRY_PUSHBACK_METADATA, str(STORE_RETRY_MS)),),
+            )
+        for code, (count, _, _) in batch.by_code.items():
+            for _ in range(count):
+                self.counters.count(code)
+        self.counters.count(accepted=len(batch.events))
+        response = _position(batch.state.last_seq, batch.state.last_digest)
+        response.acked_seq = max(batch.acked_seq, batch.state.last_seq)
+        response.accepted = len(batch.events)
+        response.duplicates = batch.duplicates
+        response.rejections.extend(batch.rejections)
+        response.snapshot_requested = bool(batch.gaps or batch.refusals)
+        return response
 
-    def _authenticate(
-        self, envelopes: Sequence[Envelope], context: grpc.ServicerContext
-    ) -> AgentState:
-        key_ids = {env.key_id for env in envelopes}
-        if len(key_ids) != 1:
+    def _key_id(self, request: collector_pb2.PublishRequest, context: grpc.ServicerContext) -> str:
+        key_ids = {env.key_id for env in request.envelopes}
+        if not request.envelopes:
+            key_ids = {request.agent_id}
+        if len(key_ids) != 1 or "" in key_ids:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "one agent's envelopes per request")
         (key_id,) = key_ids
+        peer = _peer_common_name(context)
+        if peer is None and self._require_client_cert:
+            _abort(
+                context,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "a client certificate is required: enroll again to get one",
+            )
+        if peer is not None and peer != key_id:
+            _abort(
+                context, grpc.StatusCode.PERMISSION_DENIED, "client certificate names another agent"
+            )
+        return key_id
+
+    def _authenticate(self, key_id: str, context: grpc.ServicerContext) -> AgentState:
         agent = self._store.get_agent(key_id)
         if agent is None:
             self.counters.count("unknown_agent")
             _abort(context, grpc.StatusCode.UNAUTHENTICATED, f"unknown agent key {key_id[:64]!r}")
         if agent.revoked:
             self.counters.count("revoked")
-            _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"agent {key_id} is revoked")
+            _abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"agent {key_id} is revoked",
+                ((REVOKED_METADATA, "1"),),
+            )
         return agent
 
-    def _check(self, agent: AgentState, envelopes: Sequence[Envelope]) -> _Batch:
-        """Accept envelopes in order up to the first refusal."""
-        public_key = Ed25519PublicKey.from_public_bytes(agent.record.public_key)
-        batch = _Batch(state=ChainState(agent.last_seq, agent.last_digest))
-        now = self._clock()
+    def _store_batch(self, agent: AgentState, batch: Batch, now: datetime) -> None:
         rules = self._rules()
-        for env in envelopes:
-            try:
-                payload = _open(env, public_key)
-                digest = envelope.digest(env)
-                link = check_link(
-                    payload,
-                    digest=digest,
-                    agent_id=agent.record.agent_id,
-                    state=batch.state,
-                    now_ms=int(now.timestamp() * 1000),
-                )
-            except RefusedEnvelope as refusal:
-                self.counters.count(refusal.code)
-                log.warning("refused envelope from %s: %s", agent.record.agent_id, refusal)
-                batch.refusal, batch.refused_seq = refusal, batch.state.last_seq + 1
-                break
-            batch.state = link.state
-            if link.gap is not None:
-                batch.gaps.append(Gap(agent.record.agent_id, *link.gap, at=now))
-            flat = _trusted_fields(flatten_payload(payload), agent)
-            batch.events.append(
-                StoredEvent(payload.seq, digest, env.SerializeToString(), now, flat)
-            )
-            batch.alerts.extend(_alerts(rules, flat, agent, payload.seq, now))
-        return batch
-
-    def _refuse(
-        self, batch: _Batch, context: grpc.ServicerContext
-    ) -> collector_pb2.PublishResponse:
-        refusal = batch.refusal
-        assert refusal is not None
-        if batch.events:
-            rejection = collector_pb2.Rejection(seq=batch.refused_seq, reason=str(refusal))
-            return collector_pb2.PublishResponse(
-                acked_seq=batch.state.last_seq,
-                accepted=len(batch.events),
-                rejections=[rejection],
-            )
-        context.set_trailing_metadata(((ACKED_SEQ_METADATA, str(batch.state.last_seq)),))
-        _abort(
-            context, STATUS_FOR.get(refusal.code, grpc.StatusCode.INVALID_ARGUMENT), str(refusal)
+        alerts = [
+            alert
+            for event in batch.events
+            for alert in _alerts(rules, dict(event.event), agent, event.seq, now)
+        ]
+        collector_events = self._notes(agent, batch, now)
+        for note in collector_events:
+            alerts.extend(_alerts(rules, dict(note.fields), agent, 0, now))
+        self._store.ingest(
+            agent_id=agent.record.agent_id,
+            expected_last_seq=agent.last_seq,
+            last_seq=batch.state.last_seq,
+            last_digest=batch.state.last_digest,
+            events=batch.events,
+            gaps=batch.gaps,
+            alerts=alerts,
+            now=now,
+            refusals=batch.refusals,
+            notes=collector_events,
+            counts=batch.counts(),
         )
 
+    def _notes(self, agent: AgentState, batch: Batch, now: datetime) -> list[CollectorEvent]:
+        found = [notes.for_gap(agent, gap.from_seq, gap.to_seq, now) for gap in batch.gaps]
+        if batch.by_code:
+            totals = self._store.delivery_counters(agent.record.agent_id).get(
+                agent.record.agent_id, {}
+            )
+            found += notes.for_refusals(
+                agent, batch.by_code, totals, accepted_now=bool(batch.events), now=now
+            )
+        return found
 
-def _open(env: Envelope, public_key: Ed25519PublicKey) -> Payload:
-    try:
-        data = envelope.verify(env, public_key)
-    except envelope.EnvelopeError as exc:
-        raise RefusedEnvelope(exc.code, exc.reason) from None
-    payload = Payload()
-    try:
-        payload.ParseFromString(data)
-    except DecodeError as exc:
-        raise RefusedEnvelope("malformed", f"payload: {exc}") from None
-    return payload
+    # -- silence -----------------------------------------------------------------------
+
+    def report_silence(self, *, silent_after: float) -> int:
+        """Raise a silence event for every agent quiet longer than `silent_after` seconds."""
+        now = self._clock()
+        rules = self._rules()
+        reported = 0
+        cutoff = datetime.fromtimestamp(now.timestamp() - silent_after, UTC)
+        for agent_id, last_seen in self._store.silent_agents(seen_before=cutoff):
+            agent = self._store.get_agent(agent_id)
+            if agent is None:
+                continue
+            note = notes.for_silence(agent, last_seen, now)
+            alerts = _alerts(rules, dict(note.fields), agent, 0, now)
+            self._store.record_notes(agent_id, [note], alerts, {"silence": 1}, now)
+            reported += 1
+        return reported
+
+
+def _position(last_seq: int, last_digest: bytes) -> collector_pb2.PublishResponse:
+    return collector_pb2.PublishResponse(
+        acked_seq=last_seq, last_seq=last_seq, last_digest=last_digest
+    )
+
+
+def _peer_common_name(context: grpc.ServicerContext) -> str | None:
+    names = context.auth_context().get("x509_common_name") or []
+    return names[0].decode("utf-8", "replace") if names else None
 
 
 def _trusted_fields(flat: dict[str, Any], agent: AgentState) -> dict[str, Any]:
@@ -249,7 +337,10 @@ def _alerts(
     rules: RuleSet, flat: dict[str, Any], agent: AgentState, seq: int, now: datetime
 ) -> list[NewAlert]:
     subject = str(
-        flat.get("file.path") or flat.get("process.executable") or flat.get("event.dataset")
+        flat.get("file.path")
+        or flat.get("process.executable")
+        or flat.get("event.reason")
+        or flat.get("event.dataset")
     )
     alerts = []
     for match in rules.evaluate(flat):
@@ -270,6 +361,9 @@ def _alerts(
 
 
 def _summary(flat: dict[str, Any], subject: str) -> str:
+    if flat.get("event.dataset") == notes.DATASET:
+        text = f"agent {flat.get('agent.id')}: {flat.get('event.reason')}"
+        return f"{text}: {flat['message']}" if flat.get("message") else text
     details = [
         str(flat[name])
         for name in ("ai.model.format", "ai.model.name", "ai.model.quantization", "ai.runtime.name")

@@ -3,3 +3,8 @@
 # Trailing metadata on an ALREADY_EXISTS refusal: every seq up to this value is stored, so the
 # agent may delete them (a lost ack, not a lost event).
 ACKED_SEQ_METADATA = "shadowai-acked-seq"
+# Trailing metadata on PERMISSION_DENIED when the agent's key is revoked: stop sending.
+REVOKED_METADATA = "shadowai-revoked"
+# gRPC's own pushback trailer: milliseconds to wait before retrying (RESOURCE_EXHAUSTED,
+# UNAVAILABLE).
+RETRY_PUSHBACK_METADATA = "grpc-retry-pushback-ms"

@@ -21,7 +21,7 @@ from collector.governance.model import Matcher, Rule, RuleSet
 from collector.governance.pysigma import detection_problems, error_path, metadata_errors
 from collector.governance.source import Where, read_documents, yaml_problem
 
-CATEGORIES = ("model_file", "inference_process", "agent_health")
+CATEGORIES = ("model_file", "inference_process", "agent_health", "collector")
 LEVELS = ("informational", "low", "medium", "high", "critical")
 _UNSUPPORTED_DOCUMENTS = {
     "correlation": "correlation rules are not supported",

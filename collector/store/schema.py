@@ -194,3 +194,64 @@ processes = Table(
     Column("stopped_at", UTCDateTime),
     UniqueConstraint("agent_id", "key_sha256", name="uq_processes_agent_key"),
 )
+
+# -- delivery: refusals, collector events, per-agent counters, token limits --------------
+
+# Refused envelopes kept for the analyst, bounded per agent and by age (collector.store.delivery).
+refusals = Table(
+    "refusals",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("envelope", LargeBinary),  # NULL when over the size kept
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_refusals_agent_seq", "agent_id", "seq"),
+    Index("ix_refusals_received_at", "received_at"),
+)
+
+# What the collector itself saw about an agent (event.dataset shadowai.collector).
+collector_events = Table(
+    "collector_events",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("body", Text, nullable=False),  # the flat event as JSON text
+    Index("ix_collector_events_agent_id", "agent_id", "id"),
+)
+
+# Per agent: refused.<code>, gaps, duplicates, late, snapshot_requests, silence.
+delivery_counters = Table(
+    "delivery_counters",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    UniqueConstraint("agent_id", "name", name="uq_delivery_counters_agent_name"),
+)
+
+# Use counts and revocation of enrollment tokens; a token without a row here is single-use.
+enrollment_token_uses = Table(
+    "enrollment_token_uses",
+    metadata,
+    _id(),
+    Column("token_id", Text, nullable=False, unique=True),
+    Column("max_uses", BigInteger, nullable=False),
+    Column("uses", BigInteger, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+api_token_revocations = Table(
+    "api_token_revocations",
+    metadata,
+    _id(),
+    Column("token_id", Text, nullable=False, unique=True),
+    Column("revoked_at", UTCDateTime, nullable=False),
+)

@@ -8,7 +8,7 @@ from interleaving one agent's chain.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from collector.errors import CollectorError
-from collector.store import queries, schema, writes
+from collector.store import delivery, grants, queries, schema, writes
 from collector.store.engine import WRITE_OPTION, create_store_engine
 from collector.store.inventory import clean_text
 from collector.store.records import AgentRecord, AgentState, Gap, NewAlert, StoredEvent
@@ -83,25 +83,36 @@ class Store:
     def redeem_enrollment_token(
         self, *, token_id: str, secret_sha256: bytes, now: datetime
     ) -> str | None:
-        """Mark the token used and return its group; None if unknown, used, expired or wrong."""
-        tokens = schema.enrollment_tokens
+        """Count one use and return the token's group; None if unknown, spent, expired or wrong."""
         with self._write() as conn:
-            row = conn.execute(
-                select(tokens).where(tokens.c.token_id == token_id).with_for_update()
-            ).first()
-            if row is None or row.used_at is not None:
-                return None
-            if not hmac.compare_digest(bytes(row.secret_sha256), secret_sha256):
-                return None
-            if row.expires_at is not None and row.expires_at <= now:
-                return None
-            # The used_at guard makes single use hold even where FOR UPDATE is a no-op.
-            marked = conn.execute(
-                update(tokens)
-                .where(tokens.c.id == row.id, tokens.c.used_at.is_(None))
-                .values(used_at=now)
-            )
-            return str(row.group_name) if marked.rowcount == 1 else None
+            return grants.redeem(conn, token_id=token_id, secret_sha256=secret_sha256, now=now)
+
+    def enrollment_token_usable(
+        self, *, token_id: str, secret_sha256: bytes, now: datetime
+    ) -> bool:
+        with self._read() as conn:
+            return grants.usable(conn, token_id=token_id, secret_sha256=secret_sha256, now=now)
+
+    def limit_enrollment_token(self, token_id: str, *, max_uses: int) -> None:
+        """Let the token enroll up to `max_uses` agents (default: one)."""
+        with self._unique(f"enrollment token {token_id!r} has limits"), self._write() as conn:
+            grants.add_limits(conn, token_id, max_uses)
+
+    def list_enrollment_tokens(self) -> list[dict[str, object]]:
+        with self._read() as conn:
+            return grants.list_enrollment(conn)
+
+    def revoke_enrollment_token(self, token_id: str, *, now: datetime) -> bool:
+        with self._write() as conn:
+            return grants.revoke_enrollment(conn, token_id, now)
+
+    def list_api_tokens(self) -> list[dict[str, object]]:
+        with self._read() as conn:
+            return grants.list_api(conn)
+
+    def revoke_api_token(self, token_id: str, *, now: datetime) -> bool:
+        with self._write() as conn:
+            return grants.revoke_api(conn, token_id, now)
 
     # agents
 
@@ -159,11 +170,63 @@ class Store:
         gaps: Sequence[Gap],
         alerts: Sequence[NewAlert],
         now: datetime,
+        refusals: Sequence[delivery.Refusal] = (),
+        notes: Sequence[delivery.CollectorEvent] = (),
+        counts: Mapping[str, int] | None = None,
     ) -> None:
-        """Store one verified batch in one transaction, or nothing (ConcurrentUpdate)."""
+        """Store one verified batch in one transaction, or nothing (ConcurrentUpdate).
+
+        `refusals`, `notes` (shadowai.collector events) and `counts` (delivery counters)
+        are what the batch taught about the agent; they share the transaction.
+        """
         with self._unique(f"ingest for agent {agent_id}"), self._write() as conn:
-            self._advance(conn, agent_id, expected_last_seq, last_seq, last_digest, now)
+            seen = now if events or last_seq != expected_last_seq else None
+            self._advance(conn, agent_id, expected_last_seq, last_seq, last_digest, seen)
             writes.ingest(conn, agent_id, events, gaps, alerts, now)
+            delivery.add(conn, refusals, notes, counts or {}, agent_id, now)
+
+    def record_notes(
+        self,
+        agent_id: str,
+        notes: Sequence[delivery.CollectorEvent],
+        alerts: Sequence[NewAlert],
+        counts: Mapping[str, int],
+        now: datetime,
+    ) -> None:
+        """Collector events outside any batch (silence, a revoked key sending)."""
+        with self._write() as conn:
+            writes.ingest(conn, agent_id, [], [], alerts, now)
+            delivery.add(conn, [], notes, counts, agent_id, now)
+
+    def held_digests(self, agent_id: str, seqs: Sequence[int]) -> dict[int, bytes]:
+        with self._read() as conn:
+            return delivery.held_digests(conn, agent_id, seqs)
+
+    def fork_digests(self, agent_id: str, *, above_seq: int) -> set[bytes]:
+        with self._read() as conn:
+            return delivery.fork_digests(conn, agent_id, above_seq)
+
+    def delivery_counters(self, agent_id: str | None = None) -> dict[str, dict[str, int]]:
+        with self._read() as conn:
+            return delivery.counters(conn, agent_id)
+
+    def list_refusals(
+        self, *, agent_id: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[dict[str, object]]:
+        with self._read() as conn:
+            return delivery.list_refusals(conn, agent_id=agent_id, limit=limit, before_id=before_id)
+
+    def list_collector_events(
+        self, *, agent_id: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[dict[str, object]]:
+        with self._read() as conn:
+            return delivery.list_collector_events(
+                conn, agent_id=agent_id, limit=limit, before_id=before_id
+            )
+
+    def silent_agents(self, *, seen_before: datetime) -> list[tuple[str, datetime]]:
+        with self._read() as conn:
+            return delivery.silent_agents(conn, seen_before=seen_before)
 
     def _advance(
         self,
@@ -172,14 +235,19 @@ class Store:
         expected_last_seq: int,
         last_seq: int,
         last_digest: bytes,
-        now: datetime,
+        seen: datetime | None,
     ) -> None:
+        """Compare-and-set the chain; `seen` (None: only refusals came) moves last_seen, which
+        the clone and silence checks read as "the genuine chain was alive then"."""
         agents = schema.agents
+        values: dict[str, object] = {"last_seq": last_seq, "last_digest": last_digest}
+        if seen is not None:
+            values["last_seen"] = seen
         result = conn.execute(
             update(agents)
             .where(agents.c.agent_id == agent_id, agents.c.last_seq == expected_last_seq)
             .where(agents.c.revoked.is_(False))
-            .values(last_seq=last_seq, last_digest=last_digest, last_seen=now)
+            .values(**values)
         )
         if result.rowcount == 1:
             return
@@ -265,8 +333,10 @@ class Store:
             row = conn.execute(
                 select(tokens.c.secret_sha256, tokens.c.role).where(tokens.c.token_id == token_id)
             ).first()
-        if row is None or not hmac.compare_digest(bytes(row.secret_sha256), secret_sha256):
-            return None
+            if row is None or not hmac.compare_digest(bytes(row.secret_sha256), secret_sha256):
+                return None
+            if grants.api_revoked(conn, token_id):
+                return None
         return str(row.role)
 
     @staticmethod

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
 from collector.store import ALERT_STATUSES, AgentState, Store
+from collector.web import delivery_api
 from collector.web.auth import bearer_token, parse_api_token, role_allows
 
 # Anything list-of-mappings shaped; the governance side decides the keys (id, title, ...).
@@ -211,6 +212,7 @@ def _api(store: Store, rules_summary: RulesSummary | None) -> APIRouter:
     router = APIRouter()
     _inventory_api(router, store)
     _alerts_api(router, store, rules_summary)
+    delivery_api.add_routes(router, store, _require)  # refusals, collector events, tokens
     return router
 
 
@@ -241,8 +243,15 @@ def _inventory_api(router: APIRouter, store: Store) -> None:
 
     @router.get("/agents", dependencies=viewer)
     def agents() -> Items:
-        """{"items": [agent]}: enrollment and chain state; the public key as hex."""
-        return {"items": [agent_item(state) for state in store.list_agents()]}
+        """{"items": [agent]}: enrollment and chain state; the public key as hex; `delivery`
+        counts refusals by code, gaps, duplicates and snapshot requests."""
+        counters = store.delivery_counters()
+        return {
+            "items": [
+                {**agent_item(s), "delivery": counters.get(s.record.agent_id, {})}
+                for s in store.list_agents()
+            ]
+        }
 
 
 def _alerts_api(router: APIRouter, store: Store, rules_summary: RulesSummary | None) -> None:

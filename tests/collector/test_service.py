@@ -129,18 +129,17 @@ def test_a_chained_batch_is_acked_up_to_its_last_seq(
     assert {m["file.path"] for m in running[1].list_models()} == {"/m/llama.gguf", "/m/other.gguf"}
 
 
-def test_a_flipped_payload_byte_is_refused_as_unauthenticated(agent: Agent) -> None:
+def test_a_flipped_payload_byte_is_refused_for_its_signature(agent: Agent) -> None:
     env = agent.envelope()
     env.payload = env.payload[:-1] + bytes([env.payload[-1] ^ 1])
-    with pytest.raises(grpc.RpcError) as refused:
-        agent.publish(env)
-    assert _status(refused.value) == grpc.StatusCode.UNAUTHENTICATED
+    reply = agent.publish(env)
+    assert [(r.code, r.index) for r in reply.rejections] == [("signature", 0)]
+    assert reply.accepted == 0
 
 
 def test_a_signature_by_another_key_is_refused(agent: Agent) -> None:
-    with pytest.raises(grpc.RpcError) as refused:
-        agent.publish(agent.envelope(key=Ed25519PrivateKey.generate()))
-    assert _status(refused.value) == grpc.StatusCode.UNAUTHENTICATED
+    reply = agent.publish(agent.envelope(key=Ed25519PrivateKey.generate()))
+    assert [r.code for r in reply.rejections] == ["signature"]
 
 
 def test_an_unknown_agent_is_refused(agent: Agent) -> None:
@@ -152,43 +151,103 @@ def test_an_unknown_agent_is_refused(agent: Agent) -> None:
     assert "unknown agent" in (refused.value.details() or "")
 
 
-def test_a_replayed_sequence_number_is_refused_with_the_acked_seq(agent: Agent) -> None:
+def test_a_replay_with_the_same_digest_is_a_duplicate_and_acked(agent: Agent) -> None:
     env = agent.envelope()
     assert agent.publish(env).acked_seq == 1
-    with pytest.raises(grpc.RpcError) as refused:
-        agent.publish(env)
-    assert _status(refused.value) == grpc.StatusCode.ALREADY_EXISTS
-    assert ("shadowai-acked-seq", "1") in tuple(refused.value.trailing_metadata())
+    again = agent.publish(env)
+    assert (again.acked_seq, again.duplicates, len(again.rejections)) == (1, 1, 0)
+    assert again.last_digest == envelope.digest(env)
 
 
-def test_a_fork_of_the_hash_chain_is_refused(agent: Agent) -> None:
+def test_a_replay_with_another_digest_is_refused_not_acked_as_stored(
+    agent: Agent, running: tuple[Running, Store]
+) -> None:
     agent.send_next()
-    with pytest.raises(grpc.RpcError) as refused:
-        agent.publish(agent.envelope(prev=b"\x00" * 32))
-    assert _status(refused.value) == grpc.StatusCode.FAILED_PRECONDITION
+    other = agent.envelope(seq=1, prev=b"", path="/m/clone.gguf")
+    reply = agent.publish(other)
+    assert [r.code for r in reply.rejections] == ["replay_mismatch"]
+    assert reply.duplicates == 0
+    reasons = {e["event.reason"] for e in running[1].list_collector_events()}
+    assert reasons & {"cloned_identity", "replay_mismatch"}
 
 
-def test_a_clock_far_in_the_future_is_refused(agent: Agent) -> None:
+def test_a_fork_of_the_hash_chain_is_refused_and_its_descendants_too(agent: Agent) -> None:
+    agent.send_next()
+    fork = agent.envelope(prev=b"\x00" * 32)
+    child = agent.envelope(seq=3, prev=envelope.digest(fork))
+    grandchild = agent.envelope(seq=4, prev=b"whatever")
+    reply = agent.publish(fork)
+    assert [r.code for r in reply.rejections] == ["fork"]
+    later = agent.publish(child)
+    assert [r.code for r in later.rejections] == ["fork"]
+    assert later.last_seq == 1
+    # A jump whose parent is unknown is a gap: the chain cannot tell it from dropped envelopes.
+    assert agent.publish(grandchild).rejections == []
+
+
+def test_a_clock_far_in_the_future_is_refused_and_the_chain_moves_past_it(agent: Agent) -> None:
     future = int(time.time() * 1000) + 3600 * 1000
-    with pytest.raises(grpc.RpcError) as refused:
-        agent.publish(agent.envelope(created_ms=future))
-    assert _status(refused.value) == grpc.StatusCode.OUT_OF_RANGE
+    skewed = agent.envelope(created_ms=future)
+    after = agent.envelope(seq=2, prev=envelope.digest(skewed))
+    reply = agent.publish(skewed, after)
+    assert [(r.code, r.seq) for r in reply.rejections] == [("clock", 1)]
+    assert (reply.accepted, reply.acked_seq, reply.last_seq) == (1, 2, 2)
 
 
-def test_a_gap_is_accepted_and_recorded(agent: Agent, running: tuple[Running, Store]) -> None:
+def test_a_gap_is_accepted_recorded_and_asks_for_a_snapshot(
+    agent: Agent, running: tuple[Running, Store]
+) -> None:
     reply = agent.publish(agent.envelope(seq=5))
-    assert reply.acked_seq == 5
+    assert (reply.acked_seq, reply.snapshot_requested) == (5, True)
     state = running[1].get_agent(agent.agent_id)
     assert state is not None and state.last_seq == 5
+    assert running[1].delivery_counters(agent.agent_id)[agent.agent_id]["gaps"] == 1
 
 
-def test_a_refusal_mid_batch_keeps_what_came_before(agent: Agent) -> None:
+def test_reordered_envelopes_are_all_stored_once(
+    agent: Agent, running: tuple[Running, Store]
+) -> None:
+    one = agent.envelope(path="/m/1.gguf")
+    two = agent.envelope(seq=2, prev=envelope.digest(one), path="/m/2.gguf")
+    three = agent.envelope(seq=3, prev=envelope.digest(two), path="/m/3.gguf")
+    agent.publish(one)
+    agent.publish(three)
+    late = agent.publish(two)
+    assert (late.accepted, late.last_seq) == (1, 3)
+    assert agent.publish(two).duplicates == 1
+    paths = sorted(str(m["file.path"]) for m in running[1].list_models())
+    assert paths == ["/m/1.gguf", "/m/2.gguf", "/m/3.gguf"]
+
+
+def test_a_refusal_mid_batch_does_not_hold_back_the_rest(agent: Agent) -> None:
     good = agent.envelope()
     bad = agent.envelope(seq=2, prev=b"\x01" * 32)
     reply = agent.publish(good, bad)
-    assert reply.acked_seq == 1
-    assert [r.seq for r in reply.rejections] == [2]
-    assert "fork" in reply.rejections[0].reason
+    assert reply.last_seq == 1
+    assert [(r.seq, r.code) for r in reply.rejections] == [(2, "fork")]
+    assert reply.acked_seq == 2
+
+
+def test_an_empty_publish_reports_the_position(agent: Agent) -> None:
+    agent.send_next()
+    reply = agent.stub.Publish(collector_pb2.PublishRequest(agent_id=agent.agent_id), timeout=10)
+    assert (reply.last_seq, reply.last_digest) == (1, agent.prev)
+
+
+def test_a_revoked_agent_is_told_so(agent: Agent, running: tuple[Running, Store]) -> None:
+    running[1].revoke_agent(agent.agent_id)
+    with pytest.raises(grpc.RpcError) as refused:
+        agent.send_next()
+    assert _status(refused.value) == grpc.StatusCode.PERMISSION_DENIED
+    assert ("shadowai-revoked", "1") in tuple(refused.value.trailing_metadata())
+
+
+def test_refused_envelopes_are_kept_for_the_analyst(
+    agent: Agent, running: tuple[Running, Store]
+) -> None:
+    agent.publish(agent.envelope(key=Ed25519PrivateKey.generate()))
+    (kept,) = running[1].list_refusals(agent_id=agent.agent_id)
+    assert kept["code"] == "signature" and kept["envelope_bytes"]
 
 
 def test_a_gguf_event_raises_an_alert(agent: Agent, running: tuple[Running, Store]) -> None:
@@ -198,6 +257,35 @@ def test_a_gguf_event_raises_an_alert(agent: Agent, running: tuple[Running, Stor
 
 
 def test_refusals_are_counted_by_check(agent: Agent, running: tuple[Running, Store]) -> None:
-    with pytest.raises(grpc.RpcError):
+    for _ in range(3):
         agent.publish(agent.envelope(key=Ed25519PrivateKey.generate()))
-    assert running[0].service.counters.refused["signature"] == 1
+    assert running[0].service.counters.refused["signature"] == 3
+    counters = running[1].delivery_counters(agent.agent_id)[agent.agent_id]
+    assert counters["refused.signature"] == 3
+
+
+def test_enrollment_is_rate_limited_per_address_with_a_retry_hint(agent: Agent) -> None:
+    codes = []
+    for _ in range(12):
+        try:
+            agent.stub.Enroll(collector_pb2.EnrollRequest(public_key=b"bad"), timeout=10)
+        except grpc.RpcError as exc:
+            codes.append(_status(exc))
+            last = exc
+    assert codes[-1] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert grpc.StatusCode.INVALID_ARGUMENT in codes
+    hints = dict(last.trailing_metadata() or ())
+    assert int(hints["grpc-retry-pushback-ms"]) > 0
+
+
+def test_a_silent_agent_raises_a_collector_event_and_an_alert_once(
+    agent: Agent, running: tuple[Running, Store]
+) -> None:
+    agent.send_next()
+    service, store = running[0].service, running[1]
+    assert service.report_silence(silent_after=0) == 1
+    assert service.report_silence(silent_after=0) == 0
+    (note,) = store.list_collector_events(agent_id=agent.agent_id)
+    assert note["event.reason"] == "silence" and note["agent.id"] == agent.agent_id
+    titles = {a["rule_title"] for a in store.list_alerts()}
+    assert "Agent silent for a long time" in titles

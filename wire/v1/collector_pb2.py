@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from wire.v1 import events_pb2 as wire_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wire/v1/collector.proto\x12\x10shadowai.wire.v1\x1a\x14wire/v1/events.proto\"\x8b\x01\n\rEnrollRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x14\n\x0ctoken_secret\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\thost_name\x18\x04 \x01(\t\x12\x14\n\x0chost_os_type\x18\x05 \x01(\t\x12\x15\n\ragent_version\x18\x06 \x01(\t\"H\n\x0e\x45nrollResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nhost_group\x18\x02 \x01(\t\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\"?\n\x0ePublishRequest\x12-\n\tenvelopes\x18\x01 \x03(\x0b\x32\x1a.shadowai.wire.v1.Envelope\"(\n\tRejection\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"g\n\x0fPublishResponse\x12\x11\n\tacked_seq\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12/\n\nrejections\x18\x03 \x03(\x0b\x32\x1b.shadowai.wire.v1.Rejection2\xa8\x01\n\tCollector\x12K\n\x06\x45nroll\x12\x1f.shadowai.wire.v1.EnrollRequest\x1a .shadowai.wire.v1.EnrollResponse\x12N\n\x07Publish\x12 .shadowai.wire.v1.PublishRequest\x1a!.shadowai.wire.v1.PublishResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wire/v1/collector.proto\x12\x10shadowai.wire.v1\x1a\x14wire/v1/events.proto\"\x9c\x01\n\rEnrollRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x14\n\x0ctoken_secret\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\thost_name\x18\x04 \x01(\t\x12\x14\n\x0chost_os_type\x18\x05 \x01(\t\x12\x15\n\ragent_version\x18\x06 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x07 \x01(\x0c\"\x89\x01\n\x0e\x45nrollResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nhost_group\x18\x02 \x01(\t\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\x13\n\x0blast_digest\x18\x04 \x01(\x0c\x12\x17\n\x0f\x63lient_cert_pem\x18\x05 \x01(\x0c\x12\x11\n\tmtls_port\x18\x06 \x01(\r\"Q\n\x0ePublishRequest\x12-\n\tenvelopes\x18\x01 \x03(\x0b\x32\x1a.shadowai.wire.v1.Envelope\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"E\n\tRejection\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\r\n\x05index\x18\x04 \x01(\r\"\xbe\x01\n\x0fPublishResponse\x12\x11\n\tacked_seq\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12/\n\nrejections\x18\x03 \x03(\x0b\x32\x1b.shadowai.wire.v1.Rejection\x12\x10\n\x08last_seq\x18\x04 \x01(\x04\x12\x13\n\x0blast_digest\x18\x05 \x01(\x0c\x12\x1a\n\x12snapshot_requested\x18\x06 \x01(\x08\x12\x12\n\nduplicates\x18\x07 \x01(\r2\xa8\x01\n\tCollector\x12K\n\x06\x45nroll\x12\x1f.shadowai.wire.v1.EnrollRequest\x1a .shadowai.wire.v1.EnrollResponse\x12N\n\x07Publish\x12 .shadowai.wire.v1.PublishRequest\x1a!.shadowai.wire.v1.PublishResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,15 +33,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wire.v1.collector_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENROLLREQUEST']._serialized_start=68
-  _globals['_ENROLLREQUEST']._serialized_end=207
-  _globals['_ENROLLRESPONSE']._serialized_start=209
-  _globals['_ENROLLRESPONSE']._serialized_end=281
-  _globals['_PUBLISHREQUEST']._serialized_start=283
-  _globals['_PUBLISHREQUEST']._serialized_end=346
-  _globals['_REJECTION']._serialized_start=348
-  _globals['_REJECTION']._serialized_end=388
-  _globals['_PUBLISHRESPONSE']._serialized_start=390
-  _globals['_PUBLISHRESPONSE']._serialized_end=493
-  _globals['_COLLECTOR']._serialized_start=496
-  _globals['_COLLECTOR']._serialized_end=664
+  _globals['_ENROLLREQUEST']._serialized_end=224
+  _globals['_ENROLLRESPONSE']._serialized_start=227
+  _globals['_ENROLLRESPONSE']._serialized_end=364
+  _globals['_PUBLISHREQUEST']._serialized_start=366
+  _globals['_PUBLISHREQUEST']._serialized_end=447
+  _globals['_REJECTION']._serialized_start=449
+  _globals['_REJECTION']._serialized_end=518
+  _globals['_PUBLISHRESPONSE']._serialized_start=521
+  _globals['_PUBLISHRESPONSE']._serialized_end=711
+  _globals['_COLLECTOR']._serialized_start=714
+  _globals['_COLLECTOR']._serialized_end=882
 # @@protoc_insertion_point(module_scope)

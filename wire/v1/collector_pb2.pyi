@@ -29,6 +29,7 @@ class EnrollRequest(_message.Message):
     HOST_NAME_FIELD_NUMBER: _builtins.int
     HOST_OS_TYPE_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    CSR_PEM_FIELD_NUMBER: _builtins.int
     token_id: _builtins.str
     token_secret: _builtins.bytes
     public_key: _builtins.bytes
@@ -36,6 +37,8 @@ class EnrollRequest(_message.Message):
     host_name: _builtins.str
     host_os_type: _builtins.str
     agent_version: _builtins.str
+    csr_pem: _builtins.bytes
+    """PKCS#10 for the mTLS client certificate (optional)"""
     def __init__(
         self,
         *,
@@ -45,10 +48,11 @@ class EnrollRequest(_message.Message):
         host_name: _builtins.str = ...,
         host_os_type: _builtins.str = ...,
         agent_version: _builtins.str = ...,
+        csr_pem: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "host_name", b"host_name", "host_os_type", b"host_os_type", "public_key", b"public_key", "token_id", b"token_id", "token_secret", b"token_secret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "csr_pem", b"csr_pem", "host_name", b"host_name", "host_os_type", b"host_os_type", "public_key", b"public_key", "token_id", b"token_id", "token_secret", b"token_secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -61,20 +65,32 @@ class EnrollResponse(_message.Message):
     AGENT_ID_FIELD_NUMBER: _builtins.int
     HOST_GROUP_FIELD_NUMBER: _builtins.int
     LAST_SEQ_FIELD_NUMBER: _builtins.int
+    LAST_DIGEST_FIELD_NUMBER: _builtins.int
+    CLIENT_CERT_PEM_FIELD_NUMBER: _builtins.int
+    MTLS_PORT_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     host_group: _builtins.str
     last_seq: _builtins.int
     """what the collector already holds for this key"""
+    last_digest: _builtins.bytes
+    """digest of the envelope at last_seq (empty at 0)"""
+    client_cert_pem: _builtins.bytes
+    """issued from csr_pem by the collector's CA"""
+    mtls_port: _builtins.int
+    """where to Publish with it (same host); 0: here"""
     def __init__(
         self,
         *,
         agent_id: _builtins.str = ...,
         host_group: _builtins.str = ...,
         last_seq: _builtins.int = ...,
+        last_digest: _builtins.bytes = ...,
+        client_cert_pem: _builtins.bytes = ...,
+        mtls_port: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "host_group", b"host_group", "last_seq", b"last_seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "client_cert_pem", b"client_cert_pem", "host_group", b"host_group", "last_digest", b"last_digest", "last_seq", b"last_seq", "mtls_port", b"mtls_port"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -85,16 +101,20 @@ class PublishRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ENVELOPES_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    agent_id: _builtins.str
+    """With no envelopes: ask where the collector stands for this agent (a resync probe)."""
     @_builtins.property
     def envelopes(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.Envelope]: ...
     def __init__(
         self,
         *,
         envelopes: _abc.Iterable[_events_pb2.Envelope] | None = ...,
+        agent_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelopes", b"envelopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "envelopes", b"envelopes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -106,17 +126,25 @@ class Rejection(_message.Message):
 
     SEQ_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     reason: _builtins.str
+    code: _builtins.str
+    """the check that failed: fork, clock, signature, ..."""
+    index: _builtins.int
+    """position in the request (a bad signature's seq is not believed)"""
     def __init__(
         self,
         *,
         seq: _builtins.int = ...,
         reason: _builtins.str = ...,
+        code: _builtins.str = ...,
+        index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "index", b"index", "reason", b"reason", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -129,12 +157,24 @@ class PublishResponse(_message.Message):
     ACKED_SEQ_FIELD_NUMBER: _builtins.int
     ACCEPTED_FIELD_NUMBER: _builtins.int
     REJECTIONS_FIELD_NUMBER: _builtins.int
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
+    LAST_DIGEST_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_REQUESTED_FIELD_NUMBER: _builtins.int
+    DUPLICATES_FIELD_NUMBER: _builtins.int
     acked_seq: _builtins.int
-    """every seq <= acked_seq is stored"""
+    """every seq <= acked_seq is stored or refused for good"""
     accepted: _builtins.int
+    last_seq: _builtins.int
+    """the collector's position in the agent's chain"""
+    last_digest: _builtins.bytes
+    """and the digest it holds at last_seq"""
+    snapshot_requested: _builtins.bool
+    """a gap or a refusal: send a full state snapshot"""
+    duplicates: _builtins.int
+    """envelopes already stored with the same digest"""
     @_builtins.property
     def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rejection]:
-        """refused envelopes past acked_seq"""
+        """refused for good: quarantine them, do not resend"""
 
     def __init__(
         self,
@@ -142,10 +182,14 @@ class PublishResponse(_message.Message):
         acked_seq: _builtins.int = ...,
         accepted: _builtins.int = ...,
         rejections: _abc.Iterable[Global___Rejection] | None = ...,
+        last_seq: _builtins.int = ...,
+        last_digest: _builtins.bytes = ...,
+        snapshot_requested: _builtins.bool = ...,
+        duplicates: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "acked_seq", b"acked_seq", "rejections", b"rejections"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "acked_seq", b"acked_seq", "duplicates", b"duplicates", "last_digest", b"last_digest", "last_seq", b"last_seq", "rejections", b"rejections", "snapshot_requested", b"snapshot_requested"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -57,7 +57,8 @@ class CollectorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Publish(self, request, context):
-        """Delivers envelopes in seq order; the reply acks every seq up to acked_seq.
+        """Delivers envelopes in seq order; the reply acks every seq up to acked_seq and says
+        where the collector's copy of the agent's chain stands.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

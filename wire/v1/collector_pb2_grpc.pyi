@@ -34,7 +34,9 @@ class CollectorStub:
     Enroll: _grpc.UnaryUnaryMultiCallable[_collector_pb2.EnrollRequest, _collector_pb2.EnrollResponse]
     """Binds an agent's public key to the fleet, once per enrollment token."""
     Publish: _grpc.UnaryUnaryMultiCallable[_collector_pb2.PublishRequest, _collector_pb2.PublishResponse]
-    """Delivers envelopes in seq order; the reply acks every seq up to acked_seq."""
+    """Delivers envelopes in seq order; the reply acks every seq up to acked_seq and says
+    where the collector's copy of the agent's chain stands.
+    """
 
 @_typing.type_check_only
 class CollectorAsyncStub(CollectorStub):
@@ -42,7 +44,9 @@ class CollectorAsyncStub(CollectorStub):
     Enroll: _aio.UnaryUnaryMultiCallable[_collector_pb2.EnrollRequest, _collector_pb2.EnrollResponse]  # type: ignore[assignment]
     """Binds an agent's public key to the fleet, once per enrollment token."""
     Publish: _aio.UnaryUnaryMultiCallable[_collector_pb2.PublishRequest, _collector_pb2.PublishResponse]  # type: ignore[assignment]
-    """Delivers envelopes in seq order; the reply acks every seq up to acked_seq."""
+    """Delivers envelopes in seq order; the reply acks every seq up to acked_seq and says
+    where the collector's copy of the agent's chain stands.
+    """
 
 class CollectorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -59,6 +63,8 @@ class CollectorServicer(metaclass=_abc_1.ABCMeta):
         request: _collector_pb2.PublishRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_collector_pb2.PublishResponse, _abc.Awaitable[_collector_pb2.PublishResponse]]:
-        """Delivers envelopes in seq order; the reply acks every seq up to acked_seq."""
+        """Delivers envelopes in seq order; the reply acks every seq up to acked_seq and says
+        where the collector's copy of the agent's chain stands.
+        """
 
 def add_CollectorServicer_to_server(servicer: CollectorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
