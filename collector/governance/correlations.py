@@ -39,7 +39,9 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def parse_correlation(data: dict[Any, Any], where: Where, problems: list[str]) -> Correlation | None:
+def parse_correlation(
+    data: dict[Any, Any], where: Where, problems: list[str]
+) -> Correlation | None:
     before = len(problems)
     try:
         parsed = SigmaCorrelationRule.from_dict(data, collect_errors=True)
@@ -58,7 +60,9 @@ def parse_correlation(data: dict[Any, Any], where: Where, problems: list[str]) -
     if parsed.errors:
         return None
     if kind is None:
-        problems.append(where.at("correlation.type") + f"{parsed.type.name.lower()} is not supported")
+        problems.append(
+            where.at("correlation.type") + f"{parsed.type.name.lower()} is not supported"
+        )
     condition = parsed.condition
     if not isinstance(condition, SigmaCorrelationCondition):
         problems.append(where.at("correlation.condition") + "extended conditions are not supported")

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
-    ConditionNOT,
     ConditionOR,
 )
 from sigma.types import SigmaBool, SigmaExists, SigmaExpansion, SigmaNull, SigmaString, SigmaType

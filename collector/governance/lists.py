@@ -18,7 +18,13 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.types import Placeholder, SigmaExpansion, SigmaString, SigmaType
+from sigma.types import (
+    Placeholder,
+    SigmaExpansion,
+    SigmaRegularExpression,
+    SigmaString,
+    SigmaType,
+)
 
 from collector.governance.source import read_documents, yaml_problem
 
@@ -79,8 +85,11 @@ def _leaves(
 
 
 def _has_placeholder(value: SigmaType) -> bool:
-    contains = getattr(value, "contains_placeholder", None)
-    return bool(contains()) if callable(contains) else False
+    if isinstance(value, SigmaString):
+        return value.contains_placeholder()
+    if isinstance(value, SigmaRegularExpression) and isinstance(value.regexp, SigmaString):
+        return value.regexp.contains_placeholder()
+    return False
 
 
 def _expand(value: SigmaType, lists: Lists, field: str | None, report: Report) -> list[SigmaType]:
