@@ -15,6 +15,7 @@ from pathlib import Path
 from collector import __version__
 from collector.errors import CollectorError, RuleError
 from collector.governance import load_rule_dir
+from collector.governance.live import LiveRules
 from collector.governance.ruletest import run_rule_test_dir
 from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
@@ -102,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"--http {args.http}: the dashboard has no login yet; bind it to loopback or pass "
             "--unsafe-dashboard-without-login"
         )
-    ruleset = load_rule_dir(args.rules or default_rules_dir())
+    live = LiveRules(args.rules or default_rules_dir())
     grpc_host, _ = split_address(args.grpc)
     pki = None
     if not args.unsafe_plaintext_grpc:
@@ -110,14 +111,15 @@ def _serve(args: argparse.Namespace) -> int:
         pki = ensure_pki(data_dir / "pki", names=names, now=datetime.now(UTC))
     store = _open_store(args)
     running = start(
-        store=store, rules=ruleset, grpc_address=args.grpc, http_address=args.http, pki=pki
+        store=store, rules=live, grpc_address=args.grpc, http_address=args.http, pki=pki
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     print(f"grpc listening on {running.grpc_address}", flush=True)
     print(f"dashboard on http://{running.http_address}/", flush=True)
-    log.info("%d rules loaded; tls=%s", len(ruleset.rules), pki is not None)
+    rules_count = len(live.current().rules)
+    log.info("%d rules loaded, watching %s; tls=%s", rules_count, live.path, pki is not None)
     stop.wait()
     running.stop()
     store.close()
@@ -187,9 +189,12 @@ def _agents(args: argparse.Namespace) -> int:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    ruleset = load_rule_dir(args.path)
+    ruleset = load_rule_dir(args.path)  # RuleError lists every problem of every file
     if args.action == "validate":
-        print(f"{len(ruleset.rules)} rules OK in {args.path}")
+        print(
+            f"{len(ruleset.rules)} rules, {len(ruleset.waivers)} exceptions and "
+            f"{len(ruleset.correlations)} correlations OK in {args.path}"
+        )
         return 0
     results = run_rule_test_dir(args.path, args.tests or args.path / "tests")
     failed = [r for r in results if not r.passed]

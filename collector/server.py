@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import uvicorn
 
 from collector.errors import CollectorError
 from collector.governance import RuleSet
+from collector.governance.live import LiveRules
 from collector.pki import ServerPki
 from collector.service import CollectorService
 from collector.store import Store
@@ -51,8 +53,11 @@ class Running:
     _grpc: grpc.Server
     _http: uvicorn.Server
     _http_thread: threading.Thread
+    _live: LiveRules | None = None
 
     def stop(self, grace: float = 2.0) -> None:
+        if self._live is not None:
+            self._live.stop()
         self._http.should_exit = True
         self._grpc.stop(grace).wait(grace + 1)
         self._http_thread.join(grace + 3)
@@ -61,13 +66,16 @@ class Running:
 def start(
     *,
     store: Store,
-    rules: RuleSet,
+    rules: RuleSet | LiveRules,
     grpc_address: str,
     http_address: str,
     pki: ServerPki | None,
 ) -> Running:
-    """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted)."""
-    service = CollectorService(store=store, rules=lambda: rules)
+    """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted).
+    LiveRules are watched for changes until the collector stops."""
+    live = rules if isinstance(rules, LiveRules) else None
+    current = live.current if live is not None else lambda: rules
+    service = CollectorService(store=store, rules=current)  # type: ignore[arg-type]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", 16 * 2**20)],
@@ -83,18 +91,26 @@ def start(
     if bound == 0:
         raise CollectorError(f"grpc: cannot listen on {target}")
     server.start()
-    http, thread, http_port = _start_http(store, rules, http_address)
+    http, thread, http_port = _start_http(store, current, live, http_address)  # type: ignore[arg-type]
     http_host = split_address(http_address)[0]
+    if live is not None:
+        live.set_emit(service.record_collector_event)
+        live.check()  # report exceptions already expired at start
+        live.start()
     return Running(
-        _hostport(host, bound), _hostport(http_host, http_port), service, server, http, thread
+        _hostport(host, bound), _hostport(http_host, http_port), service, server, http, thread, live
     )
 
 
 def _start_http(
-    store: Store, rules: RuleSet, address: str
+    store: Store, current: Callable[[], RuleSet], live: LiveRules | None, address: str
 ) -> tuple[uvicorn.Server, threading.Thread, int]:
     host, port = split_address(address)
-    app = create_app(store, rules_summary=lambda: rules_summary(rules))
+    app = create_app(
+        store,
+        rules_summary=lambda: rules_summary(current()),
+        rules_status=live.status if live is not None else None,
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     http = uvicorn.Server(config)
     thread = threading.Thread(target=http.run, name="http", daemon=True)
@@ -115,7 +131,19 @@ def rules_summary(rules: RuleSet) -> list[dict[str, object]]:
             "level": rule.level,
             "dataset": rule.dataset,
             "tags": list(rule.tags),
+            "action": rule.action,
             "source": rule.source,
         }
         for rule in rules.rules
+    ] + [
+        {
+            "id": c.id,
+            "title": c.title,
+            "level": c.level,
+            "dataset": f"correlation: {c.kind}",
+            "tags": list(c.tags),
+            "action": c.action,
+            "source": c.source,
+        }
+        for c in rules.correlations
     ]

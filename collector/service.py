@@ -21,7 +21,8 @@ from google.protobuf.message import DecodeError
 from collector.chain import ChainState, check_link
 from collector.errors import RefusedEnvelope
 from collector.governance import RuleSet
-from collector.store import AgentRecord, AgentState, Gap, NewAlert, Store, StoredEvent
+from collector.outcome import Outcome, correlation_alerts, evaluate_event
+from collector.store import AgentRecord, AgentState, Gap, Store, StoredEvent
 from collector.store.store import ConcurrentUpdate
 from wire import ACKED_SEQ_METADATA, envelope
 from wire.events import flatten_payload
@@ -71,7 +72,7 @@ class _Batch:
     state: ChainState
     events: list[StoredEvent] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
-    alerts: list[NewAlert] = field(default_factory=list)
+    outcome: Outcome = field(default_factory=Outcome)
     refusal: RefusedEnvelope | None = None
     refused_seq: int = 0
 
@@ -145,12 +146,13 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
                     last_digest=batch.state.last_digest,
                     events=batch.events,
                     gaps=batch.gaps,
-                    alerts=batch.alerts,
+                    alerts=batch.outcome.alerts,
                     now=self._clock(),
                 )
             except ConcurrentUpdate:
                 _abort(context, grpc.StatusCode.ABORTED, "another replica advanced this agent")
             self.counters.count(accepted=len(batch.events))
+            self._correlate(batch.outcome)
         if batch.refusal is not None:
             return self._refuse(batch, context)
         return collector_pb2.PublishResponse(
@@ -172,6 +174,29 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             self.counters.count("revoked")
             _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"agent {key_id} is revoked")
         return agent
+
+    def _correlate(self, outcome: Outcome) -> None:
+        """Count the batch's matches in the stored windows; alert where a window fires."""
+        if not outcome.window:
+            return
+        rules, now = self._rules(), self._clock()
+        seconds = {c.id: c.seconds for c in rules.correlations}
+        entries = [e for e in outcome.window if e.correlation_id in seconds]
+        tallies = self._store.correlate(entries, seconds=seconds, now=now)
+        alerts = correlation_alerts(rules, tallies, entries, now)
+        if alerts:
+            self._store.raise_alerts(alerts)
+
+    def record_collector_event(self, event: dict[str, Any]) -> None:
+        """Evaluate and store one shadowai.collector event from the collector itself."""
+        now = self._clock()
+        event.setdefault("@timestamp", now.isoformat())
+        event["event.dataset"] = "shadowai.collector"
+        outcome = Outcome()
+        agent_id = str(event.get("agent.id", ""))
+        evaluate_event(self._rules(), event, agent_id=agent_id, seq=0, now=now, into=outcome)
+        self._store.add_collector_event(event, alerts=outcome.alerts, at=now)
+        self._correlate(outcome)
 
     def _check(self, agent: AgentState, envelopes: Sequence[Envelope]) -> _Batch:
         """Accept envelopes in order up to the first refusal."""
@@ -202,7 +227,14 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             batch.events.append(
                 StoredEvent(payload.seq, digest, env.SerializeToString(), now, flat)
             )
-            batch.alerts.extend(_alerts(rules, flat, agent, payload.seq, now))
+            evaluate_event(
+                rules,
+                flat,
+                agent_id=agent.record.agent_id,
+                seq=payload.seq,
+                now=now,
+                into=batch.outcome,
+            )
         return batch
 
     def _refuse(
@@ -243,36 +275,3 @@ def _trusted_fields(flat: dict[str, Any], agent: AgentState) -> dict[str, Any]:
     flat.setdefault("host.name", agent.record.host_name)
     flat.setdefault("host.os.type", agent.record.os_type)
     return flat
-
-
-def _alerts(
-    rules: RuleSet, flat: dict[str, Any], agent: AgentState, seq: int, now: datetime
-) -> list[NewAlert]:
-    subject = str(
-        flat.get("file.path") or flat.get("process.executable") or flat.get("event.dataset")
-    )
-    alerts = []
-    for match in rules.evaluate(flat):
-        alerts.append(
-            NewAlert(
-                rule_id=match.rule_id,
-                rule_title=match.title,
-                level=match.level,
-                agent_id=agent.record.agent_id,
-                host_name=str(flat.get("host.name", "")),
-                dedup_key=f"{match.rule_id}|{agent.record.agent_id}|{subject}",
-                event_seq=seq,
-                summary=_summary(flat, subject),
-                at=now,
-            )
-        )
-    return alerts
-
-
-def _summary(flat: dict[str, Any], subject: str) -> str:
-    details = [
-        str(flat[name])
-        for name in ("ai.model.format", "ai.model.name", "ai.model.quantization", "ai.runtime.name")
-        if flat.get(name)
-    ]
-    return f"{subject} ({', '.join(details)})" if details else subject
