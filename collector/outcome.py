@@ -32,6 +32,7 @@ def evaluate_event(
     into: Outcome,
 ) -> None:
     """Evaluate one event; matched rules are named on it (`rule.id`, `rule.name`)."""
+    flat.update(rules.enrich(flat))
     matches = rules.evaluate(flat, today=now.date())
     if not matches:
         return

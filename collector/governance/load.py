@@ -17,6 +17,7 @@ from sigma.rule.detection import EmptySigmaDetections, SigmaDetections
 from sigma.rule.logsource import EmptyLogSource
 
 from collector.errors import RuleError
+from collector.governance.advisories import Advisory, parse_advisories
 from collector.governance.correlations import parse_correlation
 from collector.governance.evaluate import compile_condition
 from collector.governance.index import Keys, condition_keys
@@ -35,7 +36,9 @@ Found = tuple[Rule | Waiver | Correlation, Where]
 
 
 def parse_rules(
-    documents: Iterable[tuple[str, str]], lists: Mapping[str, tuple[str, ...]] | None = None
+    documents: Iterable[tuple[str, str]],
+    lists: Mapping[str, tuple[str, ...]] | None = None,
+    advisories: Iterable[Advisory] = (),
 ) -> RuleSet:
     """Parse (source label, YAML text) pairs; raise RuleError listing every problem found."""
     problems: list[str] = []
@@ -60,6 +63,7 @@ def parse_rules(
         tuple(rule for rule, _ in rules),
         tuple(waiver for waiver, _ in waivers),
         tuple(correlation for correlation, _ in correlations),
+        tuple(advisories),
     )
 
 
@@ -74,13 +78,18 @@ def load_rule_dir(path: Path) -> RuleSet:
         text = _read(file, problems)
         if text is not None:
             lists[file.stem] = parse_list(str(file), text, problems)
+    advisories: list[Advisory] = []
+    for file in _yaml_files(path / "advisories"):
+        text = _read(file, problems)
+        if text is not None:
+            advisories.extend(parse_advisories(str(file), text, problems))
     documents = []
     for file in _rule_files(path):
         text = _read(file, problems)
         if text is not None:
             documents.append((str(file), text))
     try:
-        ruleset = parse_rules(documents, lists)
+        ruleset = parse_rules(documents, lists, advisories)
     except RuleError as exc:
         raise RuleError(problems + exc.problems) from None
     if problems:
@@ -91,7 +100,8 @@ def load_rule_dir(path: Path) -> RuleSet:
 def rule_files_signature(path: Path) -> tuple[tuple[str, int, int], ...]:
     """(path, mtime_ns, size) of everything `load_rule_dir` reads: a change means reload."""
     found = []
-    for file in [*_rule_files(path), *_yaml_files(path / "lists")]:
+    data = [*_yaml_files(path / "lists"), *_yaml_files(path / "advisories")]
+    for file in [*_rule_files(path), *data]:
         try:
             stat = file.stat()
         except OSError:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+from collector.governance.advisories import Advisory, vulnerability_fields
 from collector.governance.index import Key, RuleIndex
 
 Event = Mapping[str, object]
@@ -97,6 +98,7 @@ class RuleSet:
     rules: tuple[Rule, ...]
     waivers: tuple[Waiver, ...] = ()
     correlations: tuple[Correlation, ...] = ()
+    advisories: tuple[Advisory, ...] = ()
     _index: RuleIndex = field(init=False, repr=False, compare=False)
     _waivers_of: dict[str, tuple[Waiver, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -109,6 +111,10 @@ class RuleSet:
         for waiver in self.waivers:
             for rule_id in waiver.rule_ids:
                 self._waivers_of[rule_id] = (*self._waivers_of.get(rule_id, ()), waiver)
+
+    def enrich(self, event: Event) -> dict[str, object]:
+        """Fields the collector adds before evaluation: known vulnerabilities of the runtime."""
+        return vulnerability_fields(event, self.advisories)
 
     def evaluate(self, event: Event, *, today: date | None = None) -> list[Match]:
         """The rules that fire on `event`; without `today` no exception applies (fail closed)."""

@@ -117,6 +117,7 @@ class _Runner:
         if isinstance(tested, Rule):
             event = case["event"]
             assert isinstance(event, dict)
+            event = {**event, **self.ruleset.enrich(event)}
             matches = self.ruleset.evaluate(event, today=today)
             return any(m.rule_id == tested.id for m in matches)
         events = case["events"]
@@ -130,6 +131,7 @@ class _Runner:
         window = []
         for index, event in enumerate(events):
             at = _time(event.get("@timestamp")) or start + timedelta(seconds=index)
+            event = {**event, **self.ruleset.enrich(event)}
             for match in self.ruleset.evaluate(event, today=today):
                 if match.rule_id in correlation.rule_ids:
                     agent = str(event.get("agent.id", ""))
