@@ -73,11 +73,7 @@ def load_rule_dir(path: Path) -> RuleSet:
     if not path.is_dir():
         raise RuleError([f"{path}: not a directory of rules"])
     problems: list[str] = []
-    lists: dict[str, tuple[str, ...]] = {}
-    for file in _yaml_files(path / "lists"):
-        text = _read(file, problems)
-        if text is not None:
-            lists[file.stem] = parse_list(str(file), text, problems)
+    lists = _read_lists(path, problems)
     advisories: list[Advisory] = []
     for file in _yaml_files(path / "advisories"):
         text = _read(file, problems)
@@ -95,6 +91,24 @@ def load_rule_dir(path: Path) -> RuleSet:
     if problems:
         raise RuleError(problems)
     return ruleset
+
+
+def load_value_lists(path: Path) -> dict[str, tuple[str, ...]]:
+    """The value lists of a rules path (lists/NAME.yml), for tools such as the SIEM pipeline."""
+    problems: list[str] = []
+    lists = _read_lists(path, problems)
+    if problems:
+        raise RuleError(problems)
+    return lists
+
+
+def _read_lists(path: Path, problems: list[str]) -> dict[str, tuple[str, ...]]:
+    lists: dict[str, tuple[str, ...]] = {}
+    for file in _yaml_files(path / "lists"):
+        text = _read(file, problems)
+        if text is not None:
+            lists[file.stem] = parse_list(str(file), text, problems)
+    return lists
 
 
 def rule_files_signature(path: Path) -> tuple[tuple[str, int, int], ...]:
