@@ -25,7 +25,7 @@ from collector.governance.lists import Lists, expand_placeholders, parse_list
 from collector.governance.model import ACTIONS, Correlation, Matcher, Rule, RuleSet, Waiver
 from collector.governance.pysigma import detection_problems, error_path, metadata_errors
 from collector.governance.source import Where, read_documents, yaml_problem
-from collector.governance.waivers import check_references, parse_waiver
+from collector.governance.waivers import References, check_references, parse_waiver
 
 CATEGORIES = ("model_file", "inference_process", "agent_health", "collector")
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -43,14 +43,15 @@ def parse_rules(
     """Parse (source label, YAML text) pairs; raise RuleError listing every problem found."""
     problems: list[str] = []
     found: list[Found] = []
+    references: References = []
     for label, text in documents:
-        found.extend(_parse_text(label, text, problems, lists or {}))
+        found.extend(_parse_text(label, text, problems, lists or {}, references))
     rules = [(item, where) for item, where in found if isinstance(item, Rule)]
     waivers = [(item, where) for item, where in found if isinstance(item, Waiver)]
     correlations = [(item, where) for item, where in found if isinstance(item, Correlation)]
     problems.extend(_duplicate_ids(found))
     known = {rule.id for rule, _ in rules}
-    check_references(waivers, known, problems)
+    check_references(references, known, problems)
     for correlation, where in correlations:
         for rule_id in correlation.rule_ids:
             if rule_id not in known:
@@ -148,12 +149,18 @@ def _rule_files(path: Path) -> list[Path]:
     )
 
 
-def _parse_text(label: str, text: str, problems: list[str], lists: Lists) -> list[Found]:
+def _parse_text(
+    label: str, text: str, problems: list[str], lists: Lists, references: References
+) -> list[Found]:
     found: list[Found] = []
     try:
         for node, data in read_documents(text):
             where = Where.of(label, node)
-            item = _parse_document(data, where, problems, lists) if data is not None else None
+            item = (
+                _parse_document(data, where, problems, lists, references)
+                if data is not None
+                else None
+            )
             if item is not None:
                 found.append((item, where))
     except yaml.YAMLError as exc:
@@ -164,7 +171,7 @@ def _parse_text(label: str, text: str, problems: list[str], lists: Lists) -> lis
 
 
 def _parse_document(
-    data: object, where: Where, problems: list[str], lists: Lists
+    data: object, where: Where, problems: list[str], lists: Lists, references: References
 ) -> Rule | Waiver | Correlation | None:
     if not isinstance(data, dict):
         problems.append(f"{where.label}:{where.line}: a rule document must be a mapping")
@@ -175,7 +182,8 @@ def _parse_document(
         )
         return None
     if "filter" in data:
-        return parse_waiver(data, where, problems, lambda d, w, p: _compile(d, w, p, lists)[0])
+        compile_filter = lambda d, w, p: _compile(d, w, p, lists)[0]  # noqa: E731
+        return parse_waiver(data, where, problems, compile_filter, references)
     if "correlation" in data:
         return parse_correlation(data, where, problems)
     return _parse_rule(data, where, problems, lists)

@@ -29,16 +29,25 @@ from collector.governance.source import Where
 Compile = Callable[[Any, Where, list[str]], Matcher | None]
 
 
+References = list[tuple[tuple[str, ...], Where]]
+
+
 def parse_waiver(
-    data: dict[Any, Any], where: Where, problems: list[str], compile_detections: Compile
+    data: dict[Any, Any],
+    where: Where,
+    problems: list[str],
+    compile_detections: Compile,
+    references: References,
 ) -> Waiver | None:
-    """An exception, or None after adding every problem found to `problems`."""
+    """An exception, or None after adding every problem found to `problems`; the rules it
+    names go to `references` either way, so an unknown one is reported with the rest."""
     before = len(problems)
     owner, reason = _text(data, "owner", where, problems), _text(data, "reason", where, problems)
     expires = _expiry(data.get("expires"), where, problems)
     if not isinstance(data.get("id"), str):
         problems.append(where.at("id") + "required: a UUID naming this exception")
     rule_ids = _rule_ids(data.get("filter"), where, problems)
+    references.append((rule_ids, where))
     try:
         parsed = SigmaFilter.from_dict(data, collect_errors=True)
     except Exception as exc:  # pySigma raises built-in errors on some malformed input
@@ -97,11 +106,9 @@ def _rule_ids(section: object, where: Where, problems: list[str]) -> tuple[str, 
     return tuple(rule.strip().lower() for rule in rules)
 
 
-def check_references(
-    waivers: list[tuple[Waiver, Where]], known: set[str], problems: list[str]
-) -> None:
+def check_references(references: References, known: set[str], problems: list[str]) -> None:
     """Every exception must name rules that exist in the same rule set."""
-    for waiver, where in waivers:
-        for rule_id in waiver.rule_ids:
+    for rule_ids, where in references:
+        for rule_id in rule_ids:
             if rule_id not in known:
                 problems.append(where.at("filter.rules") + f"unknown rule {rule_id}")

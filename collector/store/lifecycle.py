@@ -96,11 +96,16 @@ def on_match(current: Current | None, alert: NewAlert) -> Transition:
         "host_name": alert.host_name,
     }
     if current.status == "resolved":
-        return Transition({**values, "status": "open"}, "open", "matched again: it changed")
+        return _reopen(values, alert.at, "matched again: it changed")
     until = current.suppressed_until
     if current.status == "suppressed" and until is not None and until <= alert.at:
-        return Transition({**values, "status": "open"}, "open", "suppression ended")
+        return _reopen(values, alert.at, "suppression ended")
     return Transition(values)
+
+
+def _reopen(values: dict[str, object], at: datetime, reason: str) -> Transition:
+    change = {"status": "open", "status_by": SYSTEM, "status_at": at, "status_reason": reason}
+    return Transition({**values, **change, "suppressed_until": None}, "open", reason)
 
 
 def on_end(current: Current, reason: str) -> Transition | None:
