@@ -124,7 +124,8 @@ def _start_http(
 
 
 def rules_summary(rules: RuleSet) -> list[dict[str, object]]:
-    return [
+    rows: list[dict[str, object]] = []
+    rows += [
         {
             "id": rule.id,
             "title": rule.title,
@@ -135,7 +136,8 @@ def rules_summary(rules: RuleSet) -> list[dict[str, object]]:
             "source": rule.source,
         }
         for rule in rules.rules
-    ] + [
+    ]
+    rows += [
         {
             "id": c.id,
             "title": c.title,
@@ -147,3 +149,4 @@ def rules_summary(rules: RuleSet) -> list[dict[str, object]]:
         }
         for c in rules.correlations
     ]
+    return rows

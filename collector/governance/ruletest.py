@@ -69,7 +69,8 @@ def run_rule_tests(
 
 def _untested(ruleset: RuleSet, tested: set[str]) -> list[TestResult]:
     missing = []
-    for rule in (*ruleset.rules, *ruleset.correlations):
+    every: list[Tested] = [*ruleset.rules, *ruleset.correlations]
+    for rule in every:
         if rule.id.lower() in tested or rule.status == "experimental":
             continue
         file, _, line = rule.source.rpartition(":")

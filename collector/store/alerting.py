@@ -122,7 +122,8 @@ def apply_ends(conn: Connection, ends: Sequence[End]) -> None:
         )
         for row in rows.all():
             transition = on_end(
-                Current(row.id, row.status, row.count, row.fingerprint, None), end.reason
+                Current(row.id, row.status, row._mapping["count"], row.fingerprint, None),
+                end.reason,
             )
             if transition is not None:
                 set_status(conn, row.id, "resolved", SYSTEM, end.at, end.reason, None)
@@ -206,7 +207,7 @@ def _current(conn: Connection, keys: list[bytes]) -> dict[bytes, Current]:
         )
         for r in rows:
             found[bytes(r.dedup_sha256)] = Current(
-                r.id, r.status, r.count, r.fingerprint, r.suppressed_until
+                r.id, r.status, r._mapping["count"], r.fingerprint, r.suppressed_until
             )
     return found
 
