@@ -176,16 +176,22 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         return agent
 
     def _correlate(self, outcome: Outcome) -> None:
-        """Count the batch's matches in the stored windows; alert where a window fires."""
+        """Count the batch's matches in the stored windows; alert where a window fires.
+
+        Runs after the batch is stored: a failure here is logged, never turned into a
+        refusal of events already kept (the agent would resend them as replays)."""
         if not outcome.window:
             return
         rules, now = self._rules(), self._clock()
         seconds = {c.id: c.seconds for c in rules.correlations}
         entries = [e for e in outcome.window if e.correlation_id in seconds]
-        tallies = self._store.correlate(entries, seconds=seconds, now=now)
-        alerts = correlation_alerts(rules, tallies, entries, now)
-        if alerts:
-            self._store.raise_alerts(alerts)
+        try:
+            tallies = self._store.correlate(entries, seconds=seconds, now=now)
+            alerts = correlation_alerts(rules, tallies, entries, now)
+            if alerts:
+                self._store.raise_alerts(alerts)
+        except Exception:  # the store is away or a bug: the matches are lost, not the events
+            log.exception("correlation of %d matches failed", len(entries))
 
     def record_collector_event(self, event: dict[str, Any]) -> None:
         """Evaluate and store one shadowai.collector event from the collector itself."""
