@@ -24,6 +24,7 @@ SYSTEM = "system"
 _VOLATILE = frozenset(
     {
         "@timestamp",
+        "agent.version",
         "event.action",
         "event.sequence",
         "ai.gpu.utilization",

@@ -149,3 +149,75 @@ cases:
     match: true
 """
     assert [r.passed for r in run_rule_tests(ruleset, [("t.yml", cases)])] == [True, True]
+
+
+CORRELATIONS = f"""\
+title: bursts
+id: 23232323-2323-4323-8323-232323232323
+status: test
+level: high
+correlation:
+  type: event_count
+  rules: [{RULE_ID}]
+  group-by: [host.name]
+  timespan: 10m
+  condition: {{gt: 2}}
+---
+title: both
+id: 34343434-3434-4343-8343-343434343434
+status: test
+level: high
+correlation:
+  type: temporal
+  rules: [{RULE_ID}, 45454545-4545-4545-8545-454545454545]
+  group-by: [host.name]
+  timespan: 1h
+---
+title: exposed
+id: 45454545-4545-4545-8545-454545454545
+status: test
+level: high
+logsource: {{product: shadowai, category: inference_process}}
+detection:
+  sel: {{ai.listen.exposed: true}}
+  condition: sel
+"""
+MODEL = "{event.dataset: shadowai.model_file, ai.model.format: gguf, host.name: h1"
+SERVER = "{event.dataset: shadowai.inference_process, ai.listen.exposed: true, host.name: h1"
+
+
+def test_event_count_and_temporal_correlations_fire_on_their_windows() -> None:
+    ruleset = parse_rules([("r.yml", RULE), ("c.yml", CORRELATIONS)], {"approved": ()})
+    cases = f"""\
+rule: 23232323-2323-4323-8323-232323232323
+cases:
+  - name: three within ten minutes
+    events: [{MODEL}}}, {MODEL}}}, {MODEL}}}]
+    match: true
+  - name: two
+    events: [{MODEL}}}, {MODEL}}}]
+    match: false
+  - name: three spread over an hour
+    events:
+      - {MODEL}, '@timestamp': '2027-01-01T10:00:00+00:00'}}
+      - {MODEL}, '@timestamp': '2027-01-01T10:30:00+00:00'}}
+      - {MODEL}, '@timestamp': '2027-01-01T11:00:00+00:00'}}
+    match: false
+---
+rule: 34343434-3434-4343-8343-343434343434
+cases:
+  - name: a model and an exposed server on one host
+    events: [{MODEL}}}, {SERVER}}}]
+    match: true
+  - name: on two hosts
+    events: [{MODEL}}}, {SERVER.replace("h1", "h2")}}}]
+    match: false
+"""
+    results = run_rule_tests(ruleset, [("t.yml", cases)])
+    assert [(r.case, r.passed) for r in results if r.case != "(no test cases)"] == [
+        ("three within ten minutes", True),
+        ("two", True),
+        ("three spread over an hour", True),
+        ("a model and an exposed server on one host", True),
+        ("on two hosts", True),
+    ]
