@@ -17,6 +17,7 @@ from collector.errors import CollectorError, RuleError
 from collector.governance import load_rule_dir
 from collector.governance.live import LiveRules
 from collector.governance.ruletest import run_rule_test_dir
+from collector.governance.siem import convert_rules
 from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
 from collector.server import is_loopback, split_address, start
@@ -81,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     test = rules_sub.add_parser("test", parents=[common], help="run a rule pack's tests")
     test.add_argument("path", type=Path)
     test.add_argument("--tests", type=Path, default=None, help="default: PATH/tests")
+    convert = rules_sub.add_parser(
+        "convert", parents=[common], help="rules as SQL queries over exported events"
+    )
+    convert.add_argument("path", type=Path, help="rules path (for its value lists)")
+    convert.add_argument("files", type=Path, nargs="*", help="rule files (default: every rule)")
+    convert.add_argument("--dotted", action="store_true", help="keep dotted field names")
     return parser
 
 
@@ -189,6 +196,10 @@ def _agents(args: argparse.Namespace) -> int:
 
 
 def _rules(args: argparse.Namespace) -> int:
+    if args.action == "convert":
+        for line in convert_rules(args.path, args.files, columns=not args.dotted):
+            print(line)
+        return 0
     ruleset = load_rule_dir(args.path)  # RuleError lists every problem of every file
     if args.action == "validate":
         print(

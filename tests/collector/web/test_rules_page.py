@@ -56,6 +56,7 @@ def test_the_page_shows_the_refused_change_and_the_last_good_load(
         assert "r.yml:4: level" in page
         assert 'data-rule-id="88888888-8888-4888-8888-888888888888"' in page
         assert "gguf &lt;weights&gt;" in page
+        assert 'data-expired-id="99999999-9999-4999-8999-999999999999"' in page
         assert 'data-exception-id="99999999-9999-4999-8999-999999999999"' in page
         text, token_id, secret = mint_api_token()
         store.add_api_token(
