@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from collector.store import schema
+from collector.store import writes as _writes  # its fast executemany; writes imports us
 from collector.store.inventory import clean_text, dedup_sha256
 from collector.store.lifecycle import SYSTEM, Current, Transition, on_end, on_match
 from collector.store.records import NewAlert
@@ -49,20 +50,22 @@ def apply_matches(conn: Connection, alerts: Sequence[NewAlert]) -> None:
     new: dict[bytes, dict[str, object]] = {}
     for alert in alerts:
         key = dedup_sha256(alert.dedup_key)
+        existed = state[key] is not None
         transition = on_match(state[key], alert)
-        if state[key] is None:
+        if not existed:
             new[key] = _new_row(key, alert)
             state[key] = Current(0, "open", 1, alert.fingerprint, None)
         else:
             pending.setdefault(key, {}).update(_clean(transition.values))
             state[key] = _advance(state[key], transition)
-        if transition.status is not None:
+        # A new alert's opening is on its own row (status_by/at/reason); history holds changes.
+        if existed and transition.status is not None:
             changes.append((key, transition, alert.at))
     for key, values in pending.items():
         if key in new:
             new[key].update(values)
     if new:
-        conn.execute(insert(_alerts), list(new.values()))
+        _writes.execute_many(conn, _writes.plain_insert("alerts"), list(new.values()))
     for key, values in pending.items():
         if key not in new:
             conn.execute(update(_alerts).where(_alerts.c.dedup_sha256 == key).values(values))
@@ -157,10 +160,21 @@ def set_status(
 
 
 def history(conn: Connection, alert_id: int) -> list[dict[str, object]]:
+    """Every status change, oldest first, starting with the opening (kept on the alert row)."""
+    first = conn.execute(select(_alerts.c.first_seen).where(_alerts.c.id == alert_id)).first()
+    if first is None:
+        return []
+    opened: dict[str, object] = {
+        "status": "open",
+        "by": SYSTEM,
+        "at": first.first_seen.isoformat(),
+        "reason": "rule matched",
+        "until": None,
+    }
     rows = conn.execute(
         select(_changes).where(_changes.c.alert_id == alert_id).order_by(_changes.c.id)
     )
-    return [
+    return [opened] + [
         {
             "status": r.status,
             "by": r.changed_by,
@@ -188,7 +202,7 @@ def _record(
         for alert_id, status, by, at, reason, until in changes
     ]
     if rows:
-        conn.execute(insert(_changes), rows)
+        _writes.execute_many(conn, _writes.plain_insert("alert_changes"), rows)
 
 
 def _current(conn: Connection, keys: list[bytes]) -> dict[bytes, Current]:

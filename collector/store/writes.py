@@ -291,3 +291,8 @@ def _execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) 
     except Exception as exc:  # a value its type refuses, wrapped as conn.execute would
         raise StatementError(str(exc), prepared.sql, None, exc) from exc
     conn.exec_driver_sql(prepared.sql, parameters)
+
+
+# For alerting.py: the same fast path for its inserts.
+execute_many = _execute_many
+plain_insert = _plain_insert
