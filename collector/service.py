@@ -186,7 +186,8 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         seconds = {c.id: c.seconds for c in rules.correlations}
         entries = [e for e in outcome.window if e.correlation_id in seconds]
         try:
-            tallies = self._store.correlate(entries, seconds=seconds, now=now)
+            counted = frozenset(c.id for c in rules.correlations if c.kind == "event_count")
+            tallies = self._store.correlate(entries, seconds=seconds, now=now, counted=counted)
             alerts = correlation_alerts(rules, tallies, entries, now)
             if alerts:
                 self._store.raise_alerts(alerts)

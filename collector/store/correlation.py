@@ -6,11 +6,15 @@ window. Rows older than the window are pruned as new ones arrive, in the same tr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from collector.governance.correlations import Tally, WindowEntry
@@ -21,25 +25,29 @@ _window = schema.correlation_window
 
 
 def add_and_tally(
-    conn: Connection, entries: Sequence[WindowEntry], seconds: Mapping[str, int], now: datetime
+    conn: Connection,
+    entries: Sequence[WindowEntry],
+    seconds: Mapping[str, int],
+    now: datetime,
+    counted: frozenset[str] = frozenset(),
 ) -> dict[tuple[str, str], Tally]:
-    """Keep `entries`, drop what fell out of each window, and tally every touched group."""
+    """Keep `entries`, drop what fell out of each window, and tally every touched group.
+
+    Correlations in `counted` (event_count) keep every match; the others only need each
+    (group, rule, value) once, so a repeat moves its row's time instead of adding a row.
+    """
     if not entries:
         return {}
-    conn.execute(
-        insert(_window),
-        [
-            {
-                "correlation_id": e.correlation_id,
-                "group_sha256": e.group_key,
-                "rule_id": e.rule_id,
-                "value": clean_text(e.value, 1000),
-                "agent_id": e.agent_id,
-                "at": e.at,
-            }
-            for e in entries
-        ],
-    )
+    plain = [_row(e, None) for e in entries if e.correlation_id in counted]
+    latest: dict[tuple[str, str], dict[str, object]] = {}
+    for e in entries:
+        if e.correlation_id not in counted:
+            key = hashlib.sha256(f"{e.group_key}|{e.rule_id}|{e.value}".encode(errors="replace"))
+            latest[(e.correlation_id, key.hexdigest())] = _row(e, key.hexdigest())
+    if plain:
+        conn.execute(insert(_window), plain)
+    if latest:
+        conn.execute(_distinct_upsert(conn.dialect.name), list(latest.values()))
     tallies = {}
     for correlation_id, group in dict.fromkeys((e.correlation_id, e.group_key) for e in entries):
         since = now - timedelta(seconds=seconds[correlation_id])
@@ -59,6 +67,26 @@ def add_and_tally(
         ).one()
         tallies[(correlation_id, group)] = Tally(int(row[0]), int(row[1]), int(row[2]))
     return tallies
+
+
+def _row(e: WindowEntry, distinct: str | None) -> dict[str, object]:
+    return {
+        "correlation_id": e.correlation_id,
+        "group_sha256": e.group_key,
+        "rule_id": e.rule_id,
+        "value": clean_text(e.value, 1000),
+        "agent_id": e.agent_id,
+        "at": e.at,
+        "distinct_sha256": distinct,
+    }
+
+
+def _distinct_upsert(dialect: str) -> Any:
+    statement = sqlite_insert(_window) if dialect == "sqlite" else pg_insert(_window)
+    return statement.on_conflict_do_update(
+        index_elements=["correlation_id", "distinct_sha256"],
+        set_={"at": statement.excluded.at, "agent_id": statement.excluded.agent_id},
+    )
 
 
 def add_collector_event(conn: Connection, event: Mapping[str, object], at: datetime) -> None:

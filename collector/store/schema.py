@@ -232,7 +232,11 @@ correlation_window = Table(
     Column("value", Text, nullable=False),
     Column("agent_id", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    # value_count and temporal need each (group, rule, value) once, at its latest time:
+    # keyed here so that repeated snapshots update one row; event_count rows leave it NULL.
+    Column("distinct_sha256", Text),
     Index("ix_correlation_window_group_at", "correlation_id", "group_sha256", "at"),
+    UniqueConstraint("correlation_id", "distinct_sha256", name="uq_correlation_window_distinct"),
 )
 
 # What the collector itself reported (event.dataset shadowai.collector) from governance:

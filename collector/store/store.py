@@ -268,10 +268,12 @@ class Store:
         *,
         seconds: dict[str, int],
         now: datetime,
+        counted: frozenset[str] = frozenset(),
     ) -> dict[tuple[str, str], Tally]:
-        """Keep base-rule matches in their correlation windows; tally each touched group."""
+        """Keep base-rule matches in their correlation windows; tally each touched group.
+        `counted`: the correlations that count every match (event_count)."""
         with self._write() as conn:
-            return correlation.add_and_tally(conn, entries, seconds, now)
+            return correlation.add_and_tally(conn, entries, seconds, now, counted)
 
     def raise_alerts(self, alerts: Sequence[NewAlert]) -> None:
         """Alerts from outside an agent's batch (correlations, the collector's own events)."""

@@ -181,3 +181,14 @@ def test_fingerprints_ignore_what_changes_when_nothing_did() -> None:
     assert fingerprint_of(one) == fingerprint_of(two)
     assert fingerprint_of(one) != fingerprint_of({**one, "file.size": 5})
     assert subject_of(one) == "/home/dev/m.gguf"
+
+
+def test_repeats_move_one_row_unless_every_match_counts(store: Store) -> None:
+    (correlation,) = RULESET.correlations
+    seconds = {correlation.id: correlation.seconds}
+    repeats = [entry("a1", T0 + timedelta(minutes=i)) for i in range(3)]
+    (distinct,) = store.correlate(repeats, seconds=seconds, now=T0).values()
+    assert (distinct.events, distinct.values) == (1, 1), "value_count keeps one row per value"
+    counted = frozenset({correlation.id})
+    (every,) = store.correlate(repeats, seconds=seconds, now=T0, counted=counted).values()
+    assert every.events == 4, "event_count keeps every match (plus the distinct row)"
