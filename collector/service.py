@@ -21,8 +21,10 @@ from google.protobuf.message import DecodeError
 from collector.chain import ChainState, check_link
 from collector.errors import RefusedEnvelope
 from collector.governance import RuleSet
+from collector.governance.correlations import Tally
 from collector.outcome import Outcome, correlation_alerts, evaluate_event
 from collector.store import AgentRecord, AgentState, Gap, Store, StoredEvent
+from collector.store.correlation import Window
 from collector.store.store import ConcurrentUpdate
 from wire import ACKED_SEQ_METADATA, envelope
 from wire.events import flatten_payload
@@ -73,6 +75,7 @@ class _Batch:
     events: list[StoredEvent] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
+    rules: RuleSet = field(default_factory=lambda: RuleSet(()))
     refusal: RefusedEnvelope | None = None
     refused_seq: int = 0
 
@@ -138,8 +141,9 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         agent = self._authenticate(envelopes, context)
         batch = self._check(agent, envelopes)
         if batch.events or batch.gaps:
+            window = _window(batch.rules, batch.outcome)
             try:
-                self._store.ingest(
+                tallies = self._store.ingest(
                     agent_id=agent.record.agent_id,
                     expected_last_seq=agent.last_seq,
                     last_seq=batch.state.last_seq,
@@ -148,11 +152,13 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
                     gaps=batch.gaps,
                     alerts=batch.outcome.alerts,
                     now=self._clock(),
+                    window=window,
                 )
             except ConcurrentUpdate:
                 _abort(context, grpc.StatusCode.ABORTED, "another replica advanced this agent")
             self.counters.count(accepted=len(batch.events))
-            self._correlate(batch.outcome)
+            if tallies:
+                self._raise_correlations(batch.rules, tallies, window)
         if batch.refusal is not None:
             return self._refuse(batch, context)
         return collector_pb2.PublishResponse(
@@ -175,24 +181,35 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"agent {key_id} is revoked")
         return agent
 
-    def _correlate(self, outcome: Outcome) -> None:
-        """Count the batch's matches in the stored windows; alert where a window fires.
-
-        Runs after the batch is stored: a failure here is logged, never turned into a
-        refusal of events already kept (the agent would resend them as replays)."""
-        if not outcome.window:
-            return
-        rules, now = self._rules(), self._clock()
-        seconds = {c.id: c.seconds for c in rules.correlations}
-        entries = [e for e in outcome.window if e.correlation_id in seconds]
+    def _raise_correlations(
+        self, rules: RuleSet, tallies: dict[tuple[str, str], Tally], window: Window
+    ) -> None:
+        """Alert where a window fires. The matches were kept with the batch; a failure here
+        is logged, never turned into a refusal of events already stored (the agent would
+        resend them as replays)."""
         try:
-            counted = frozenset(c.id for c in rules.correlations if c.kind == "event_count")
-            tallies = self._store.correlate(entries, seconds=seconds, now=now, counted=counted)
-            alerts = correlation_alerts(rules, tallies, entries, now)
+            alerts = correlation_alerts(rules, tallies, list(window.entries), self._clock())
             if alerts:
                 self._store.raise_alerts(alerts)
-        except Exception:  # the store is away or a bug: the matches are lost, not the events
-            log.exception("correlation of %d matches failed", len(entries))
+        except Exception:  # the store is away or a bug: the alert comes with the next match
+            log.exception("raising correlation alerts failed")
+
+    def _correlate(self, rules: RuleSet, outcome: Outcome) -> None:
+        """The same, in a transaction of its own, for the collector's own events."""
+        window = _window(rules, outcome)
+        if not window.entries:
+            return
+        try:
+            tallies = self._store.correlate(
+                window.entries,
+                seconds=dict(window.seconds),
+                now=self._clock(),
+                counted=window.counted,
+            )
+        except Exception:  # reporting must not fail the caller
+            log.exception("correlation of %d matches failed", len(window.entries))
+            return
+        self._raise_correlations(rules, tallies, window)
 
     def record_collector_event(self, event: dict[str, Any]) -> None:
         """Evaluate and store one shadowai.collector event from the collector itself."""
@@ -200,17 +217,17 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         event.setdefault("@timestamp", now.isoformat())
         event["event.dataset"] = "shadowai.collector"
         outcome = Outcome()
-        agent_id = str(event.get("agent.id", ""))
-        evaluate_event(self._rules(), event, agent_id=agent_id, seq=0, now=now, into=outcome)
+        agent_id, rules = str(event.get("agent.id", "")), self._rules()
+        evaluate_event(rules, event, agent_id=agent_id, seq=0, now=now, into=outcome)
         self._store.add_collector_event(event, alerts=outcome.alerts, at=now)
-        self._correlate(outcome)
+        self._correlate(rules, outcome)
 
     def _check(self, agent: AgentState, envelopes: Sequence[Envelope]) -> _Batch:
         """Accept envelopes in order up to the first refusal."""
         public_key = Ed25519PublicKey.from_public_bytes(agent.record.public_key)
         batch = _Batch(state=ChainState(agent.last_seq, agent.last_digest))
         now = self._clock()
-        rules = self._rules()
+        rules = batch.rules = self._rules()  # one rule set for the whole batch
         for env in envelopes:
             try:
                 payload = _open(env, public_key)
@@ -282,3 +299,10 @@ def _trusted_fields(flat: dict[str, Any], agent: AgentState) -> dict[str, Any]:
     flat.setdefault("host.name", agent.record.host_name)
     flat.setdefault("host.os.type", agent.record.os_type)
     return flat
+
+
+def _window(rules: RuleSet, outcome: Outcome) -> Window:
+    seconds = {c.id: c.seconds for c in rules.correlations}
+    counted = frozenset(c.id for c in rules.correlations if c.kind == "event_count")
+    entries = [e for e in outcome.window if e.correlation_id in seconds]
+    return Window(entries, seconds, counted)

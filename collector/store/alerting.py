@@ -190,7 +190,7 @@ def _record(
     conn: Connection,
     changes: Iterable[tuple[int, str, str, datetime, str, datetime | None]],
 ) -> None:
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "alert_id": alert_id,
             "status": status,

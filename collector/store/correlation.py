@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,15 @@ from collector.store import schema
 from collector.store.inventory import clean_event, clean_text, dumps
 
 _window = schema.correlation_window
+
+
+@dataclass(frozen=True)
+class Window:
+    """A batch's base-rule matches for the correlation windows, and how to keep them."""
+
+    entries: Sequence[WindowEntry]
+    seconds: Mapping[str, int]  # each correlation's timespan
+    counted: frozenset[str] = frozenset()  # event_count correlations: keep every match
 
 
 def add_and_tally(

@@ -161,11 +161,19 @@ class Store:
         gaps: Sequence[Gap],
         alerts: Sequence[NewAlert],
         now: datetime,
-    ) -> None:
-        """Store one verified batch in one transaction, or nothing (ConcurrentUpdate)."""
+        window: correlation.Window | None = None,
+    ) -> dict[tuple[str, str], Tally]:
+        """Store one verified batch in one transaction, or nothing (ConcurrentUpdate); with
+        `window`, keep its correlation matches in the same transaction and return the
+        tallies of the groups they touched."""
         with self._unique(f"ingest for agent {agent_id}"), self._write() as conn:
             self._advance(conn, agent_id, expected_last_seq, last_seq, last_digest, now)
             writes.ingest(conn, agent_id, events, gaps, alerts, now)
+            if window is None or not window.entries:
+                return {}
+            return correlation.add_and_tally(
+                conn, window.entries, window.seconds, now, window.counted
+            )
 
     def _advance(
         self,

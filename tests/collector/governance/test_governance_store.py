@@ -192,3 +192,33 @@ def test_repeats_move_one_row_unless_every_match_counts(store: Store) -> None:
     counted = frozenset({correlation.id})
     (every,) = store.correlate(repeats, seconds=seconds, now=T0, counted=counted).values()
     assert every.events == 4, "event_count keeps every match (plus the distinct row)"
+
+
+def test_a_batch_keeps_its_matches_in_the_window_in_its_own_transaction(
+    open_store: Callable[[], Store],
+) -> None:
+    from collector.store.correlation import Window
+
+    (correlation,) = RULESET.correlations
+    stores = [open_store() for _ in range(3)]  # one replica per agent
+    tallies = {}
+    for i, store in enumerate(stores):
+        agent_id = enroll(store, f"agent-{i}")
+        event = {**model_event("discovered"), "agent.id": agent_id}
+        outcome = Outcome()
+        evaluate_event(RULESET, event, agent_id=agent_id, seq=1, now=T0, into=outcome)
+        tallies = store.ingest(
+            agent_id=agent_id,
+            expected_last_seq=0,
+            last_seq=1,
+            last_digest=b"d",
+            events=[StoredEvent(1, b"d", b"env", T0, event)],
+            gaps=[],
+            alerts=outcome.alerts,
+            now=T0,
+            window=Window(outcome.window, {correlation.id: correlation.seconds}),
+        )
+    (alert,) = correlation_alerts(RULESET, tallies, [entry("agent-2", T0)], T0)
+    assert alert.rule_id == CORRELATION
+    for store in stores:
+        store.close()
