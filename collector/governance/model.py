@@ -103,6 +103,9 @@ class RuleSet:
     _waivers_of: dict[str, tuple[Waiver, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    _correlations_of: dict[str, tuple[Correlation, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -111,6 +114,10 @@ class RuleSet:
         for waiver in self.waivers:
             for rule_id in waiver.rule_ids:
                 self._waivers_of[rule_id] = (*self._waivers_of.get(rule_id, ()), waiver)
+        for correlation in self.correlations:
+            for rule_id in correlation.rule_ids:
+                found = self._correlations_of.get(rule_id, ())
+                self._correlations_of[rule_id] = (*found, correlation)
 
     def enrich(self, event: Event) -> dict[str, object]:
         """Fields the collector adds before evaluation: known vulnerabilities of the runtime."""
@@ -127,6 +134,8 @@ class RuleSet:
         return matches
 
     def _waived(self, rule_id: str, event: Event, today: date | None) -> bool:
+        if not self._waivers_of:
+            return False
         waivers = self._waivers_of.get(rule_id)
         if not waivers:
             return False
@@ -137,4 +146,4 @@ class RuleSet:
         return tuple(waiver for waiver in self.waivers if not waiver.applies(today))
 
     def correlations_of(self, rule_id: str) -> tuple[Correlation, ...]:
-        return tuple(c for c in self.correlations if rule_id in c.rule_ids)
+        return self._correlations_of.get(rule_id, ())
