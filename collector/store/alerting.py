@@ -85,6 +85,7 @@ def _advance(current: Current | None, transition: Transition) -> Current:
     return replace(
         current,
         status=str(values.get("status", current.status)),
+        reason=str(values.get("status_reason", current.reason)),
         count=int(str(values.get("count", current.count))),
         fingerprint=str(values["fingerprint"]) if "fingerprint" in values else current.fingerprint,
     )
@@ -217,11 +218,17 @@ def _current(conn: Connection, keys: list[bytes]) -> dict[bytes, Current]:
                 _alerts.c.count,
                 _alerts.c.fingerprint,
                 _alerts.c.suppressed_until,
+                _alerts.c.status_reason,
             ).where(_alerts.c.dedup_sha256.in_(chunk))
         )
         for r in rows:
             found[bytes(r.dedup_sha256)] = Current(
-                r.id, r.status, r._mapping["count"], r.fingerprint, r.suppressed_until
+                r.id,
+                r.status,
+                r._mapping["count"],
+                r.fingerprint,
+                r.suppressed_until,
+                r.status_reason or "",
             )
     return found
 

@@ -5,7 +5,8 @@
   of an unchanged file or process) changes nothing but `last_seen`: no count, no reopening.
 - A changed observation counts once more, and reopens a resolved alert or one whose
   suppression has ended; an acknowledged or still-suppressed alert keeps its status.
-- A removed model or a stopped process resolves its open or acknowledged alerts, with why.
+- A removed model or a stopped process resolves its open or acknowledged alerts, with why;
+  if it comes back, the next match reopens the alert whatever the fingerprint.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Current:
     count: int
     fingerprint: str | None
     suppressed_until: datetime | None
+    reason: str = ""  # why it has its status (status_reason)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ def on_match(current: Current | None, alert: NewAlert) -> Transition:
     seen: dict[str, object] = {"last_seen": alert.at}
     if current is None:
         return Transition({**seen, "count": 1, "status": "open"}, "open", "rule matched")
+    if current.status == "resolved" and current.reason in _ENDS.values():
+        # Resolved because the file or process went away: a match means it is back.
+        back = {**seen, "count": current.count + 1, "fingerprint": alert.fingerprint}
+        return _reopen({**back, "event_seq": alert.event_seq}, alert.at, "it is back")
     if alert.fingerprint and alert.fingerprint == current.fingerprint:
         return Transition(seen)
     values: dict[str, object] = {

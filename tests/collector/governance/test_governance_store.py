@@ -222,3 +222,13 @@ def test_a_batch_keeps_its_matches_in_the_window_in_its_own_transaction(
     assert alert.rule_id == CORRELATION
     for store in stores:
         store.close()
+
+
+def test_a_model_that_comes_back_reopens_its_alert_even_unchanged(store: Store) -> None:
+    agent_id = enroll(store)
+    ship(store, agent_id, 1, model_event("discovered"), T0)
+    ship(store, agent_id, 2, model_event("removed"), T0 + timedelta(hours=1))
+    assert only_alert(store)["status"] == "resolved"
+    ship(store, agent_id, 3, model_event("discovered"), T0 + timedelta(hours=2))
+    alert = only_alert(store)
+    assert (alert["status"], alert["status_reason"], alert["count"]) == ("open", "it is back", 2)
