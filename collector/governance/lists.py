@@ -24,6 +24,7 @@ from sigma.types import (
     SigmaRegularExpression,
     SigmaString,
     SigmaType,
+    SpecialChars,
 )
 
 from collector.governance.source import read_documents, yaml_problem
@@ -32,6 +33,8 @@ Lists = Mapping[str, tuple[str, ...]]
 Report = Callable[[str | None, str], None]
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 MAX_ENTRIES = 100_000
+MAX_EXPANSION = 100_000  # values one placeholder string may become
+Part = str | SpecialChars | Placeholder
 
 
 def parse_list(label: str, text: str, problems: list[str]) -> tuple[str, ...]:
@@ -102,8 +105,28 @@ def _expand(value: SigmaType, lists: Lists, field: str | None, report: Report) -
     if missing:
         report(field, f"unknown value list %{missing[0]}%: no lists/{missing[0]}.yml")
         return []
+    # Our own expansion: pySigma's stops at 200 values, and approval lists grow past that.
+    combos: list[list[Part]] = [[]]
+    for part in value.s:
+        if isinstance(part, Placeholder):
+            entries = [list(SigmaString(entry).s) for entry in lists[part.name]]
+            combos = [done + entry for done in combos for entry in entries]
+        else:
+            combos = [[*done, part] for done in combos]
+        if len(combos) > MAX_EXPANSION:
+            report(field, f"placeholders expand to more than {MAX_EXPANSION} values")
+            return []
+    return [_string(type(value), parts) for parts in combos]
 
-    def values(placeholder: Placeholder) -> Iterator[SigmaString]:
-        yield from (SigmaString(entry) for entry in lists[placeholder.name])
 
-    return list(value.replace_placeholders(values))
+def _string(kind: type[SigmaString], parts: list[Part]) -> SigmaString:
+    """A SigmaString (or cased one) of these parts, adjacent text merged."""
+    merged: list[Part] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] = merged[-1] + part
+        else:
+            merged.append(part)
+    result = kind()
+    result.s = merged
+    return result
