@@ -224,7 +224,7 @@ cases:
 
 
 def test_a_list_of_thousands_loads_and_matches_by_name_digest_or_pattern() -> None:
-    names = tuple(f"Model-{i}" for i in range(5000)) + ("Qwen2.5-*",)
+    names = (*(f"Model-{i}" for i in range(5000)), "Qwen2.5-*")
     rules = [("r.yml", RULE)]
     assert not fired(rules, {**EVENT, "ai.model.name": "model-4999"}, lists={"approved": names})
     assert not fired(rules, {**EVENT, "ai.model.name": "qwen2.5-7b"}, lists={"approved": names})
