@@ -294,6 +294,7 @@ def _compile(
 
     matchers: list[Matcher] = []
     trees: list[object] = []
+    before = len(problems)
     for condition in detection.parsed_condition:
         try:
             tree = condition.parse()
@@ -306,7 +307,8 @@ def _compile(
         expand_placeholders(tree, lists, report)
         trees.append(tree)
         matchers.append(compile_condition(tree, report))
-    keys = condition_keys(trees) if len(trees) == len(matchers) else None
+    # Only for a rule that compiled: a refused one may nest deeper than the walk should go.
+    keys = condition_keys(trees) if len(problems) == before else None
     # Several conditions are alternatives: the rule fires if any of them holds.
     if len(matchers) == 1:
         return matchers[0], keys
