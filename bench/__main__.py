@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from bench import classifier, pipeline, processes, scanning, watch_idle
+from bench import classifier, pipeline, processes, rules, scanning, watch_idle
 
 
 def main() -> int:
-    for module in (pipeline, scanning, processes, classifier):
+    for module in (pipeline, scanning, processes, classifier, rules):
         for line in module.run():
             print(line, flush=True)
     for line in watch_idle.measure(dirs=5000, seconds=10.0, unfiltered=False):

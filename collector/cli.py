@@ -15,7 +15,9 @@ from pathlib import Path
 from collector import __version__
 from collector.errors import CollectorError, RuleError
 from collector.governance import load_rule_dir
+from collector.governance.live import LiveRules
 from collector.governance.ruletest import run_rule_test_dir
+from collector.governance.siem import convert_rules
 from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
 from collector.server import is_loopback, split_address, start
@@ -101,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     test = rules_sub.add_parser("test", parents=[common], help="run a rule pack's tests")
     test.add_argument("path", type=Path)
     test.add_argument("--tests", type=Path, default=None, help="default: PATH/tests")
+    convert = rules_sub.add_parser(
+        "convert", parents=[common], help="rules as SQL queries over exported events"
+    )
+    convert.add_argument("path", type=Path, help="rules path (for its value lists)")
+    convert.add_argument("files", type=Path, nargs="*", help="rule files (default: every rule)")
+    convert.add_argument("--dotted", action="store_true", help="keep dotted field names")
     return parser
 
 
@@ -123,7 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"--http {args.http}: the dashboard has no login yet; bind it to loopback or pass "
             "--unsafe-dashboard-without-login"
         )
-    ruleset = load_rule_dir(args.rules or default_rules_dir())
+    live = LiveRules(args.rules or default_rules_dir())
     grpc_host, _ = split_address(args.grpc)
     pki = None
     if not args.unsafe_plaintext_grpc:
@@ -132,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = _open_store(args)
     running = start(
         store=store,
-        rules=ruleset,
+        rules=live,
         grpc_address=args.grpc,
         http_address=args.http,
         pki=pki,
@@ -147,7 +155,8 @@ def _serve(args: argparse.Namespace) -> int:
     if running.service.mtls_port:
         host = running.grpc_address.rpartition(":")[0]
         print(f"grpc mtls listening on {host}:{running.service.mtls_port}", flush=True)
-    log.info("%d rules loaded; tls=%s", len(ruleset.rules), pki is not None)
+    rules_count = len(live.current().rules)
+    log.info("%d rules loaded, watching %s; tls=%s", rules_count, live.path, pki is not None)
     stop.wait()
     running.stop()
     store.close()
@@ -264,9 +273,16 @@ def _agents(args: argparse.Namespace) -> int:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    ruleset = load_rule_dir(args.path)
+    if args.action == "convert":
+        for line in convert_rules(args.path, args.files, columns=not args.dotted):
+            print(line)
+        return 0
+    ruleset = load_rule_dir(args.path)  # RuleError lists every problem of every file
     if args.action == "validate":
-        print(f"{len(ruleset.rules)} rules OK in {args.path}")
+        print(
+            f"{len(ruleset.rules)} rules, {len(ruleset.waivers)} exceptions and "
+            f"{len(ruleset.correlations)} correlations OK in {args.path}"
+        )
         return 0
     results = run_rule_test_dir(args.path, args.tests or args.path / "tests")
     failed = [r for r in results if not r.passed]

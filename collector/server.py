@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import uvicorn
 
 from collector.errors import CollectorError
 from collector.governance import RuleSet
+from collector.governance.live import LiveRules
 from collector.pki import ServerPki
 from collector.ratelimit import Buckets
 from collector.service import CollectorService
@@ -56,9 +58,12 @@ class Running:
     _http_thread: threading.Thread
     _watch_stop: threading.Event
     _watch_thread: threading.Thread
+    _live: LiveRules | None = None
 
     def stop(self, grace: float = 2.0) -> None:
         self._watch_stop.set()
+        if self._live is not None:
+            self._live.stop()
         self._http.should_exit = True
         self._grpc.stop(grace).wait(grace + 1)
         self._http_thread.join(grace + 3)
@@ -68,7 +73,7 @@ class Running:
 def start(
     *,
     store: Store,
-    rules: RuleSet,
+    rules: RuleSet | LiveRules,
     grpc_address: str,
     http_address: str,
     pki: ServerPki | None,
@@ -82,14 +87,17 @@ def start(
     collector's CA, and Publish is refused anywhere else: the first port then only serves
     enrollment, which issues those certificates (gRPC cannot ask for a client certificate
     optionally, so one port cannot serve both). A watcher thread raises a silence event
-    for agents quiet longer than `silent_after` seconds.
+    for agents quiet longer than `silent_after` seconds. LiveRules are watched for changes
+    until the collector stops.
     """
+    live = rules if isinstance(rules, LiveRules) else None
+    current = live.current if live is not None else lambda: rules
     mtls = pki is not None and bool(pki.ca_key_pem) and mtls_address is not None
     if enroll_per_minute <= 0:
         raise CollectorError(f"enrollment rate {enroll_per_minute}/min: must be > 0")
     service = CollectorService(
         store=store,
-        rules=lambda: rules,
+        rules=current,  # type: ignore[arg-type]
         pki=pki,
         require_client_cert=mtls,
         enroll_limit=Buckets(per_second=enroll_per_minute / 60, burst=10),
@@ -111,8 +119,12 @@ def start(
     if mtls and pki is not None and mtls_address is not None:
         service.mtls_port = _add_mtls_port(server, pki, mtls_address)
     server.start()
-    http, thread, http_port = _start_http(store, rules, http_address)
+    http, thread, http_port = _start_http(store, current, live, http_address)  # type: ignore[arg-type]
     http_host = split_address(http_address)[0]
+    if live is not None:
+        live.set_emit(service.record_collector_event)
+        live.check()  # report exceptions already expired at start
+        live.start()
     watch_stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_silence, args=(service, watch_stop, silent_after), name="silence"
@@ -127,6 +139,7 @@ def start(
         thread,
         watch_stop,
         watcher,
+        live,
     )
 
 
@@ -151,10 +164,14 @@ def _watch_silence(service: CollectorService, stop: threading.Event, silent_afte
 
 
 def _start_http(
-    store: Store, rules: RuleSet, address: str
+    store: Store, current: Callable[[], RuleSet], live: LiveRules | None, address: str
 ) -> tuple[uvicorn.Server, threading.Thread, int]:
     host, port = split_address(address)
-    app = create_app(store, rules_summary=lambda: rules_summary(rules))
+    app = create_app(
+        store,
+        rules_summary=lambda: rules_summary(current()),
+        rules_status=live.status if live is not None else None,
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     http = uvicorn.Server(config)
     thread = threading.Thread(target=http.run, name="http", daemon=True)
@@ -168,14 +185,29 @@ def _start_http(
 
 
 def rules_summary(rules: RuleSet) -> list[dict[str, object]]:
-    return [
+    rows: list[dict[str, object]] = []
+    rows += [
         {
             "id": rule.id,
             "title": rule.title,
             "level": rule.level,
             "dataset": rule.dataset,
             "tags": list(rule.tags),
+            "action": rule.action,
             "source": rule.source,
         }
         for rule in rules.rules
     ]
+    rows += [
+        {
+            "id": c.id,
+            "title": c.title,
+            "level": c.level,
+            "dataset": f"correlation: {c.kind}",
+            "tags": list(c.tags),
+            "action": c.action,
+            "source": c.source,
+        }
+        for c in rules.correlations
+    ]
+    return rows

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -24,9 +24,12 @@ from sqlalchemy.exc import OperationalError
 from collector import notes
 from collector.batch import Batch, Lookups, check_batch
 from collector.governance import RuleSet
+from collector.governance.correlations import Tally
+from collector.outcome import Outcome, correlation_alerts, evaluate_event
 from collector.pki import CsrError, ServerPki, issue_client_cert
 from collector.ratelimit import Buckets, peer_host
-from collector.store import AgentRecord, AgentState, NewAlert, Store
+from collector.store import AgentRecord, AgentState, Store
+from collector.store.correlation import Window
 from collector.store.delivery import CollectorEvent
 from collector.store.store import ConcurrentUpdate
 from wire import RETRY_PUSHBACK_METADATA, REVOKED_METADATA, envelope
@@ -260,28 +263,34 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         return agent
 
     def _store_batch(self, agent: AgentState, batch: Batch, now: datetime) -> None:
-        rules = self._rules()
-        alerts = [
-            alert
-            for event in batch.events
-            for alert in _alerts(rules, dict(event.event), agent, event.seq, now)
-        ]
+        rules, outcome = self._rules(), Outcome()
+        agent_id = agent.record.agent_id
+        for event in batch.events:
+            # The flat event is the dict batch.py built: matches tag it before it is stored.
+            flat = cast(dict[str, object], event.event)
+            evaluate_event(rules, flat, agent_id=agent_id, seq=event.seq, now=now, into=outcome)
         collector_events = self._notes(agent, batch, now)
         for note in collector_events:
-            alerts.extend(_alerts(rules, dict(note.fields), agent, 0, now))
-        self._store.ingest(
-            agent_id=agent.record.agent_id,
+            evaluate_event(
+                rules, dict(note.fields), agent_id=agent_id, seq=0, now=now, into=outcome
+            )
+        window = _window(rules, outcome)
+        tallies = self._store.ingest(
+            agent_id=agent_id,
             expected_last_seq=agent.last_seq,
             last_seq=batch.state.last_seq,
             last_digest=batch.state.last_digest,
             events=batch.events,
             gaps=batch.gaps,
-            alerts=alerts,
+            alerts=outcome.alerts,
             now=now,
             refusals=batch.refusals,
             notes=collector_events,
             counts=batch.counts(),
+            window=window,
         )
+        if tallies:
+            self._raise_correlations(rules, tallies, window)
 
     def _notes(self, agent: AgentState, batch: Batch, now: datetime) -> list[CollectorEvent]:
         found = [notes.for_gap(agent, gap.from_seq, gap.to_seq, now) for gap in batch.gaps]
@@ -293,6 +302,47 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
                 agent, batch.by_code, totals, accepted_now=bool(batch.events), now=now
             )
         return found
+
+    def _raise_correlations(
+        self, rules: RuleSet, tallies: dict[tuple[str, str], Tally], window: Window
+    ) -> None:
+        """Alert where a window fires. The matches were kept with the batch; a failure here
+        is logged, never turned into a refusal of events already stored (the agent would
+        resend them as replays)."""
+        try:
+            alerts = correlation_alerts(rules, tallies, list(window.entries), self._clock())
+            if alerts:
+                self._store.raise_alerts(alerts)
+        except Exception:  # the store is away or a bug: the alert comes with the next match
+            log.exception("raising correlation alerts failed")
+
+    def _correlate(self, rules: RuleSet, outcome: Outcome) -> None:
+        """The same, in a transaction of its own, for the collector's own events."""
+        window = _window(rules, outcome)
+        if not window.entries:
+            return
+        try:
+            tallies = self._store.correlate(
+                window.entries,
+                seconds=dict(window.seconds),
+                now=self._clock(),
+                counted=window.counted,
+            )
+        except Exception:  # reporting must not fail the caller
+            log.exception("correlation of %d matches failed", len(window.entries))
+            return
+        self._raise_correlations(rules, tallies, window)
+
+    def record_collector_event(self, event: dict[str, Any]) -> None:
+        """Evaluate and store one shadowai.collector event from the collector itself."""
+        now = self._clock()
+        event.setdefault("@timestamp", now.isoformat())
+        event["event.dataset"] = "shadowai.collector"
+        outcome = Outcome()
+        agent_id, rules = str(event.get("agent.id", "")), self._rules()
+        evaluate_event(rules, event, agent_id=agent_id, seq=0, now=now, into=outcome)
+        self._store.add_collector_event(event, alerts=outcome.alerts, at=now)
+        self._correlate(rules, outcome)
 
     # -- silence -----------------------------------------------------------------------
 
@@ -306,9 +356,12 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             agent = self._store.get_agent(agent_id)
             if agent is None:
                 continue
-            note = notes.for_silence(agent, last_seen, now)
-            alerts = _alerts(rules, dict(note.fields), agent, 0, now)
-            self._store.record_notes(agent_id, [note], alerts, {"silence": 1}, now)
+            note, outcome = notes.for_silence(agent, last_seen, now), Outcome()
+            evaluate_event(
+                rules, dict(note.fields), agent_id=agent_id, seq=0, now=now, into=outcome
+            )
+            self._store.record_notes(agent_id, [note], outcome.alerts, {"silence": 1}, now)
+            self._correlate(rules, outcome)
             reported += 1
         return reported
 
@@ -333,40 +386,8 @@ def _trusted_fields(flat: dict[str, Any], agent: AgentState) -> dict[str, Any]:
     return flat
 
 
-def _alerts(
-    rules: RuleSet, flat: dict[str, Any], agent: AgentState, seq: int, now: datetime
-) -> list[NewAlert]:
-    subject = str(
-        flat.get("file.path")
-        or flat.get("process.executable")
-        or flat.get("event.reason")
-        or flat.get("event.dataset")
-    )
-    alerts = []
-    for match in rules.evaluate(flat):
-        alerts.append(
-            NewAlert(
-                rule_id=match.rule_id,
-                rule_title=match.title,
-                level=match.level,
-                agent_id=agent.record.agent_id,
-                host_name=str(flat.get("host.name", "")),
-                dedup_key=f"{match.rule_id}|{agent.record.agent_id}|{subject}",
-                event_seq=seq,
-                summary=_summary(flat, subject),
-                at=now,
-            )
-        )
-    return alerts
-
-
-def _summary(flat: dict[str, Any], subject: str) -> str:
-    if flat.get("event.dataset") == notes.DATASET:
-        text = f"agent {flat.get('agent.id')}: {flat.get('event.reason')}"
-        return f"{text}: {flat['message']}" if flat.get("message") else text
-    details = [
-        str(flat[name])
-        for name in ("ai.model.format", "ai.model.name", "ai.model.quantization", "ai.runtime.name")
-        if flat.get(name)
-    ]
-    return f"{subject} ({', '.join(details)})" if details else subject
+def _window(rules: RuleSet, outcome: Outcome) -> Window:
+    seconds = {c.id: c.seconds for c in rules.correlations}
+    counted = frozenset(c.id for c in rules.correlations if c.kind == "event_count")
+    entries = [e for e in outcome.window if e.correlation_id in seconds]
+    return Window(entries, seconds, counted)

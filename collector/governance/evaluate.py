@@ -154,11 +154,7 @@ def _keyword_matcher(value: SigmaType, report: Report) -> Matcher:
 def value_check(value: SigmaType, fail: Fail, keyword: bool = False) -> Check | None:
     """A check for one rule value, or None after calling `fail` if it cannot be evaluated."""
     if isinstance(value, SigmaExpansion):
-        checks = [value_check(item, fail, keyword) for item in value.values]
-        valid = tuple(check for check in checks if check is not None)
-        if len(valid) != len(checks):
-            return None
-        return lambda found: any(check(found) for check in valid)
+        return _expansion_check(value, fail, keyword)
     if isinstance(value, SigmaString):
         return _string_check(value, fail, keyword)
     if isinstance(value, SigmaRegularExpression):
@@ -183,6 +179,39 @@ def value_check(value: SigmaType, fail: Fail, keyword: bool = False) -> Check | 
         return None
     fail(f"values of type {type(value).__name__} are not supported")
     return None
+
+
+def _expansion_check(value: SigmaExpansion, fail: Fail, keyword: bool) -> Check | None:
+    """Any of the values; plain strings (value lists are mostly names and digests) are one
+    set lookup instead of a comparison each."""
+    exact: set[str] = set()
+    others = []
+    for item in value.values:
+        plain = None if keyword else _plain_folded(item)
+        if plain is None:
+            others.append(item)
+        else:
+            exact.add(plain)
+    checks = [value_check(item, fail, keyword) for item in others]
+    valid = tuple(check for check in checks if check is not None)
+    if len(valid) != len(checks):
+        return None
+    members = frozenset(exact)
+    if not valid:
+        return lambda found: (text := _lower_text(found)) is not None and text in members
+    return lambda found: (
+        ((text := _lower_text(found)) is not None and text in members)
+        or any(check(found) for check in valid)
+    )
+
+
+def _plain_folded(value: SigmaType) -> str | None:
+    """The folded text a case-insensitive string without wildcards equals, else None."""
+    if type(value) is not SigmaString or any(isinstance(p, Placeholder) for p in value.s):
+        return None
+    if not all(isinstance(part, str) for part in value.s):
+        return None
+    return "".join(str(part).lower() for part in value.s)
 
 
 def _text(found: object) -> str | None:

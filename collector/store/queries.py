@@ -135,6 +135,10 @@ def list_alerts(conn: Connection, *, status: str | None, limit: int | None) -> l
             "event_seq": r.event_seq,
             "first_seen": iso(r.first_seen),
             "last_seen": iso(r.last_seen),
+            "status_by": r.status_by,
+            "status_at": iso(r.status_at),
+            "status_reason": r.status_reason,
+            "suppressed_until": iso(r.suppressed_until),
         }
         for r in conn.execute(query)
     ]

@@ -55,6 +55,8 @@ class NewAlert:
     event_seq: int
     summary: str
     at: datetime
+    subject: str = ""  # what the alert is about: resolved when it is removed or stops
+    fingerprint: str = ""  # the observation; an unchanged one does not count again
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,16 @@ alerts = Table(
     Column("count", BigInteger, nullable=False),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
+    # The lifecycle (collector/store/alerting.py): what the alert is about, the observation
+    # last counted, and the latest status change with who made it, when and why.
+    Column("subject_sha256", LargeBinary),
+    Column("fingerprint", Text),
+    Column("status_by", Text),
+    Column("status_at", UTCDateTime),
+    Column("status_reason", Text),
+    Column("suppressed_until", UTCDateTime),
     Index("ix_alerts_status_last_seen", "status", "last_seen"),
+    Index("ix_alerts_agent_subject", "agent_id", "subject_sha256"),
 )
 
 hosts = Table(
@@ -213,7 +222,8 @@ refusals = Table(
     Index("ix_refusals_received_at", "received_at"),
 )
 
-# What the collector itself saw about an agent (event.dataset shadowai.collector).
+# What the collector itself saw (event.dataset shadowai.collector): delivery refusals, forks,
+# silence, and governance's failed reloads and expired exceptions (agent_id "" for those).
 collector_events = Table(
     "collector_events",
     metadata,
@@ -254,4 +264,38 @@ api_token_revocations = Table(
     _id(),
     Column("token_id", Text, nullable=False, unique=True),
     Column("revoked_at", UTCDateTime, nullable=False),
+)
+
+# Governance (collector/store/alerting.py, correlation.py).
+
+# Every status change of every alert: who, when, why (and until when, for suppressed).
+alert_changes = Table(
+    "alert_changes",
+    metadata,
+    _id(),
+    Column("alert_id", Id, nullable=False, index=True),
+    Column("status", Text, nullable=False),
+    Column("changed_by", Text, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("until", UTCDateTime),
+)
+
+# The matches correlation rules count, kept in the database so that a window outlives a
+# restart and is shared by every replica.
+correlation_window = Table(
+    "correlation_window",
+    metadata,
+    _id(),
+    Column("correlation_id", Text, nullable=False),
+    Column("group_sha256", Text, nullable=False),
+    Column("rule_id", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("agent_id", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    # value_count and temporal need each (group, rule, value) once, at its latest time:
+    # keyed here so that repeated snapshots update one row; event_count rows leave it NULL.
+    Column("distinct_sha256", Text),
+    Index("ix_correlation_window_group_at", "correlation_id", "group_sha256", "at"),
+    UniqueConstraint("correlation_id", "distinct_sha256", name="uq_correlation_window_distinct"),
 )

@@ -10,20 +10,22 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from collector.errors import CollectorError
-from collector.store import delivery, grants, queries, schema, writes
+from collector.governance.correlations import Tally, WindowEntry
+from collector.store import alerting, correlation, delivery, grants, queries, schema, writes
 from collector.store.engine import WRITE_OPTION, create_store_engine
 from collector.store.inventory import clean_text
+from collector.store.lifecycle import STATUSES, check_change
 from collector.store.records import AgentRecord, AgentState, Gap, NewAlert, StoredEvent
 from collector.store.schema import metadata
 
-ALERT_STATUSES = ("open", "acknowledged", "resolved")
+ALERT_STATUSES = STATUSES
 
 
 class ConcurrentUpdate(CollectorError):
@@ -173,17 +175,25 @@ class Store:
         refusals: Sequence[delivery.Refusal] = (),
         notes: Sequence[delivery.CollectorEvent] = (),
         counts: Mapping[str, int] | None = None,
-    ) -> None:
+        window: correlation.Window | None = None,
+    ) -> dict[tuple[str, str], Tally]:
         """Store one verified batch in one transaction, or nothing (ConcurrentUpdate).
 
-        `refusals`, `notes` (shadowai.collector events) and `counts` (delivery counters)
-        are what the batch taught about the agent; they share the transaction.
+        `refusals`, `notes` (shadowai.collector events) and `counts` (delivery counters) are
+        what the batch taught about the agent; with `window`, its correlation matches are
+        kept too and the tallies of the groups they touched returned. All share the
+        transaction.
         """
         with self._unique(f"ingest for agent {agent_id}"), self._write() as conn:
             seen = now if events or last_seq != expected_last_seq else None
             self._advance(conn, agent_id, expected_last_seq, last_seq, last_digest, seen)
             writes.ingest(conn, agent_id, events, gaps, alerts, now)
             delivery.add(conn, refusals, notes, counts or {}, agent_id, now)
+            if window is None or not window.entries:
+                return {}
+            return correlation.add_and_tally(
+                conn, window.entries, window.seconds, now, window.counted
+            )
 
     def record_notes(
         self,
@@ -302,16 +312,57 @@ class Store:
         with self._read() as conn:
             return queries.list_gaps(conn, agent_id=agent_id)
 
-    def set_alert_status(self, alert_id: int, status: str) -> bool:
-        """False if there is no such alert."""
-        if status not in ALERT_STATUSES:
-            raise ValueError(f"alert status {status!r} is not one of {', '.join(ALERT_STATUSES)}")
-        alerts = schema.alerts
+    def set_alert_status(
+        self,
+        alert_id: int,
+        status: str,
+        *,
+        by: str = "api",
+        until: datetime | None = None,
+        reason: str = "",
+        now: datetime | None = None,
+    ) -> bool:
+        """Change an alert's status and record who and when; False if there is no such alert.
+        ValueError for an unknown status, or suppressed without a future `until`."""
+        at = now or datetime.now(UTC)
+        refused = check_change(status, until, at)
+        if refused is not None:
+            raise ValueError(refused)
         with self._write() as conn:
-            result = conn.execute(
-                update(alerts).where(alerts.c.id == alert_id).values(status=status)
-            )
-            return result.rowcount == 1
+            return alerting.set_status(conn, alert_id, status, by, at, reason, until)
+
+    def alert_history(self, alert_id: int) -> list[dict[str, object]]:
+        """Every status change of the alert, oldest first: status, by, at, reason, until."""
+        with self._read() as conn:
+            return alerting.history(conn, alert_id)
+
+    # governance
+
+    def correlate(
+        self,
+        entries: Sequence[WindowEntry],
+        *,
+        seconds: dict[str, int],
+        now: datetime,
+        counted: frozenset[str] = frozenset(),
+    ) -> dict[tuple[str, str], Tally]:
+        """Keep base-rule matches in their correlation windows; tally each touched group.
+        `counted`: the correlations that count every match (event_count)."""
+        with self._write() as conn:
+            return correlation.add_and_tally(conn, entries, seconds, now, counted)
+
+    def raise_alerts(self, alerts: Sequence[NewAlert]) -> None:
+        """Alerts from outside an agent's batch (correlations, the collector's own events)."""
+        with self._write() as conn:
+            alerting.apply_matches(conn, alerts)
+
+    def add_collector_event(
+        self, event: dict[str, object], *, alerts: Sequence[NewAlert], at: datetime
+    ) -> None:
+        """Store one shadowai.collector event from governance, and the alerts it raised."""
+        with self._write() as conn:
+            correlation.add_collector_event(conn, event, at)
+            alerting.apply_matches(conn, alerts)
 
     # API tokens
 

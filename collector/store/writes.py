@@ -5,7 +5,6 @@ Each table gets one executemany per batch, of a statement compiled once per dial
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,7 @@ from functools import cache, lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Dialect, Table, bindparam, case, update
+from sqlalchemy import Dialect, Table, bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -23,19 +22,18 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, Update, UpdateBase
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from collector.store import schema
+from collector.store import alerting, schema
 from collector.store.inventory import (
     InventoryEnd,
     InventoryRow,
     clean_event,
-    clean_text,
-    dedup_sha256,
     dumps,
     host_update,
     inventory_change,
     label,
     net_changes,
 )
+from collector.store.lifecycle import end_reason, subject_of
 from collector.store.records import Gap, NewAlert, StoredEvent
 
 Excluded = ReadOnlyColumnCollection[str, KeyedColumnElement[Any]]
@@ -66,8 +64,21 @@ def ingest(
                 for g in gaps
             ],
         )
-    _upsert_alerts(conn, alerts)
+    alerting.apply_matches(conn, alerts)
+    alerting.apply_ends(conn, _ends(agent_id, events))
     _update_inventory(conn, agent_id, events, cleaned, now)
+
+
+def _ends(agent_id: str, events: Sequence[StoredEvent]) -> list[alerting.End]:
+    """Subjects whose last event in the batch removed or stopped them."""
+    last: dict[str, tuple[str | None, datetime]] = {}
+    for e in events:
+        last[subject_of(e.event)] = (end_reason(e.event), e.received_at)
+    return [
+        alerting.End(agent_id, subject, reason, at)
+        for subject, (reason, at) in last.items()
+        if reason is not None
+    ]
 
 
 def _insert_events(
@@ -105,40 +116,6 @@ def _insert_events(
             for e, clean in zip(events, cleaned, strict=True)
         ],
     )
-
-
-def _upsert_alerts(conn: Connection, alerts: Sequence[NewAlert]) -> None:
-    """A new alert opens with count 1; a repeat counts up and reopens a resolved one."""
-    first: dict[bytes, NewAlert] = {}
-    last: dict[bytes, NewAlert] = {}
-    count: Counter[bytes] = Counter()
-    for alert in alerts:
-        key = dedup_sha256(alert.dedup_key)
-        first.setdefault(key, alert)
-        last[key] = alert
-        count[key] += 1
-    rows = [_alert_row(key, first[key], last[key], count[key]) for key in first]
-    _execute_many(conn, _alert_upsert(conn.dialect.name), rows)
-
-
-def _alert_row(key: bytes, first: NewAlert, last: NewAlert, count: int) -> Row:
-    """A key's alerts in a batch as upserting them one by one would leave the row:
-    the first inserts it, each later one counts up and overwrites the latest fields."""
-    return {
-        "dedup_sha256": key,
-        "dedup_key": clean_text(first.dedup_key),
-        "rule_id": clean_text(first.rule_id),
-        "rule_title": clean_text(last.rule_title),
-        "level": clean_text(last.level),
-        "status": "open",
-        "agent_id": first.agent_id,
-        "host_name": clean_text(last.host_name),
-        "summary": clean_text(last.summary),
-        "event_seq": last.event_seq,
-        "count": count,
-        "first_seen": first.at,
-        "last_seen": last.at,
-    }
 
 
 def _update_inventory(
@@ -204,26 +181,6 @@ def _upsert(
         return lite.on_conflict_do_update(index_elements=keys, set_=update_set(lite.excluded))
     pg = pg_insert(table)
     return pg.on_conflict_do_update(index_elements=keys, set_=update_set(pg.excluded))
-
-
-@cache
-def _alert_upsert(dialect: str) -> Insert:
-    alerts = schema.alerts
-    return _upsert(
-        dialect,
-        alerts,
-        ["dedup_sha256"],
-        lambda new: {
-            "count": alerts.c.count + new.count,
-            "status": case((alerts.c.status == "resolved", "open"), else_=alerts.c.status),
-            "last_seen": new.last_seen,
-            "event_seq": new.event_seq,
-            "summary": new.summary,
-            "host_name": new.host_name,
-            "rule_title": new.rule_title,
-            "level": new.level,
-        },
-    )
 
 
 @cache
@@ -334,3 +291,8 @@ def _execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) 
     except Exception as exc:  # a value its type refuses, wrapped as conn.execute would
         raise StatementError(str(exc), prepared.sql, None, exc) from exc
     conn.exec_driver_sql(prepared.sql, parameters)
+
+
+# For alerting.py: the same fast path for its inserts.
+execute_many = _execute_many
+plain_insert = _plain_insert

@@ -23,9 +23,10 @@ from collector.web.auth import bearer_token, parse_api_token, role_allows
 
 # Anything list-of-mappings shaped; the governance side decides the keys (id, title, ...).
 RulesSummary = Callable[[], Sequence[Mapping[str, object]]]
+RulesStatus = Callable[[], Mapping[str, object]]  # last good load, error, expired exceptions
 Item = dict[str, object]
 Items = dict[str, list[Item]]
-AlertStatus = Literal["open", "acknowledged", "resolved"]
+AlertStatus = Literal["open", "acknowledged", "resolved", "suppressed"]
 
 _HERE = Path(__file__).parent
 _SECURITY_HEADERS = {
@@ -41,9 +42,16 @@ _SECURITY_HEADERS = {
 
 class StatusChange(BaseModel):
     status: AlertStatus
+    until: datetime | None = None  # required for suppressed, and only for it
+    reason: str = ""
 
 
-def create_app(store: Store, *, rules_summary: RulesSummary | None = None) -> FastAPI:
+def create_app(
+    store: Store,
+    *,
+    rules_summary: RulesSummary | None = None,
+    rules_status: RulesStatus | None = None,
+) -> FastAPI:
     """The collector's HTTP app.
 
     The dashboard pages need no login yet: `shadowai-collector serve` binds HTTP to
@@ -67,15 +75,17 @@ def create_app(store: Store, *, rules_summary: RulesSummary | None = None) -> Fa
         return response
 
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
-    app.include_router(_pages(store, rules_summary))
-    app.include_router(_api(store, rules_summary), prefix="/api/v1")
+    app.include_router(_pages(store, rules_summary, rules_status))
+    app.include_router(_api(store, rules_summary, rules_status), prefix="/api/v1")
     return app
 
 
 # pages
 
 
-def _pages(store: Store, rules_summary: RulesSummary | None) -> APIRouter:
+def _pages(
+    store: Store, rules_summary: RulesSummary | None, rules_status: RulesStatus | None
+) -> APIRouter:
     router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
     env = _environment()
 
@@ -113,7 +123,8 @@ def _pages(store: Store, rules_summary: RulesSummary | None) -> APIRouter:
         @router.get("/rules")
         def rules() -> HTMLResponse:
             rows = [dict(rule) for rule in summary()]
-            return page("rules.html", rules=rows, columns=_columns(rows))
+            status = dict(rules_status()) if rules_status is not None else {}
+            return page("rules.html", rules=rows, columns=_columns(rows), status=status)
 
     return router
 
@@ -207,13 +218,21 @@ def _require(store: Store, required: str) -> Callable[..., str]:
     return check
 
 
-def _api(store: Store, rules_summary: RulesSummary | None) -> APIRouter:
+def _api(
+    store: Store, rules_summary: RulesSummary | None, rules_status: RulesStatus | None
+) -> APIRouter:
     """Every GET answers {"items": [...]}: room for paging later without breaking clients."""
     router = APIRouter()
     _inventory_api(router, store)
-    _alerts_api(router, store, rules_summary)
+    _alerts_api(router, store, rules_summary, rules_status)
     delivery_api.add_routes(router, store, _require)  # refusals, collector events, tokens
     return router
+
+
+def _who(authorization: Annotated[str | None, Header()] = None) -> str:
+    """Who changes an alert: the API token's id (its secret never leaves the header)."""
+    parsed = parse_api_token(bearer_token(authorization) or "")
+    return f"api-token:{parsed[0]}" if parsed is not None else "api"
 
 
 def _inventory_api(router: APIRouter, store: Store) -> None:
@@ -254,7 +273,12 @@ def _inventory_api(router: APIRouter, store: Store) -> None:
         }
 
 
-def _alerts_api(router: APIRouter, store: Store, rules_summary: RulesSummary | None) -> None:
+def _alerts_api(
+    router: APIRouter,
+    store: Store,
+    rules_summary: RulesSummary | None,
+    rules_status: RulesStatus | None,
+) -> None:
     viewer = [Depends(_require(store, "viewer"))]
     analyst = [Depends(_require(store, "analyst"))]
 
@@ -264,11 +288,34 @@ def _alerts_api(router: APIRouter, store: Store, rules_summary: RulesSummary | N
         return {"items": store.list_alerts(status=status)}
 
     @router.post("/alerts/{alert_id}/status", dependencies=analyst)
-    def set_status(alert_id: int, change: StatusChange) -> Item:
-        """{"id", "status"} of the changed alert; 404 if there is none."""
-        if not store.set_alert_status(alert_id, change.status):
+    def set_status(alert_id: int, change: StatusChange, who: Annotated[str, Depends(_who)]) -> Item:
+        """{"id", "status", "by", "until"} of the changed alert; 404 if there is none, 422 for
+        suppressed without a future until (or until on another status)."""
+        until = change.until
+        if until is not None and until.tzinfo is None:
+            raise HTTPException(status_code=422, detail="until needs a time zone (UTC: ...Z)")
+        try:
+            changed = store.set_alert_status(
+                alert_id, change.status, by=who, until=until, reason=change.reason
+            )
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        if not changed:
             raise HTTPException(status_code=404, detail=f"no alert {alert_id}")
-        return {"id": alert_id, "status": change.status}
+        shown = None if until is None else until.isoformat()
+        return {"id": alert_id, "status": change.status, "by": who, "until": shown}
+
+    @router.get("/alerts/{alert_id}/history", dependencies=viewer)
+    def alert_history(alert_id: int) -> Items:
+        """{"items": [{status, by, at, reason, until}]}: every status change, oldest first."""
+        return {"items": store.alert_history(alert_id)}
+
+    @router.get("/rules/status", dependencies=viewer)
+    def rules_state() -> Item:
+        """The rule set's last good load, its last reload error, and expired exceptions."""
+        if rules_status is None:
+            raise HTTPException(status_code=404, detail="no live rule set")
+        return dict(rules_status())
 
     @router.get("/rules", dependencies=viewer)
     def rules() -> Items:

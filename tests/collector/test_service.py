@@ -253,7 +253,9 @@ def test_refused_envelopes_are_kept_for_the_analyst(
 def test_a_gguf_event_raises_an_alert(agent: Agent, running: tuple[Running, Store]) -> None:
     agent.send_next()
     alerts = running[1].list_alerts()
-    assert any("GGUF" in str(a["rule_title"]) for a in alerts)
+    assert [a["rule_title"] for a in alerts] == ["Model not on the approved list"]
+    (event,) = running[1].list_events()
+    assert "Model inventory" in event["event"]["rule.name"]  # type: ignore[index]
 
 
 def test_refusals_are_counted_by_check(agent: Agent, running: tuple[Running, Store]) -> None:

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 from gguf import GGUFWriter
 
-GGUF_RULE_TITLE = "Local LLM weights (GGUF) on an endpoint"
+GGUF_RULE_TITLE = "Model not on the approved list"
 
 
 def write_gguf(path: Path) -> None:

@@ -16,7 +16,7 @@ from bench import model_layouts as layouts
 from collector.governance import load_rule_dir
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
-LARGE = "Large language model (over 30B parameters) on an endpoint"
+LARGE = "Model over 30B parameters on an endpoint"
 LLAMA_33_70B = 70_553_706_496
 
 

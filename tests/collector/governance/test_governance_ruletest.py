@@ -13,6 +13,7 @@ RULE_ID = "16b06d23-c82f-42a1-b761-37aadf88c93c"
 RULE = f"""\
 title: gguf on an endpoint
 id: {RULE_ID}
+status: experimental
 level: medium
 logsource: {{product: shadowai, category: model_file}}
 detection:

@@ -168,7 +168,7 @@ def test_batch_reopens_ends_and_counts_rows_from_earlier_batches(
     for target in (store, other_store):
         ship(target, agent_id, 1, before)
         (alert,) = target.list_alerts()
-        target.set_alert_status(int(str(alert["id"])), "resolved")
+        target.set_alert_status(int(str(alert["id"])), "resolved", now=t[0])
     steps = [
         model("removed", "/m/a.gguf", 0, t[1]),
         model("snapshot", "/m/a.gguf", 7, t[2], pickle_alert(agent_id, "k", "new", t[2], 4)),
@@ -265,7 +265,7 @@ def test_any_batch_ends_as_its_events_one_by_one(
         mine = [a for a in target.list_alerts() if a["agent_id"] == agent_id]
         by_rule = sorted(mine, key=lambda a: str(a["rule_id"]))
         for alert, status in zip(by_rule, ALERT_STATES, strict=False):
-            target.set_alert_status(int(str(alert["id"])), status)
+            target.set_alert_status(int(str(alert["id"])), status, now=T0)
     ship(store, agent_id, split + 1, batch)
     ship_one_by_one(other_store, agent_id, split + 1, batch)
     assert snapshot(store, agent_id) == snapshot(other_store, agent_id)

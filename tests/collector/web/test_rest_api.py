@@ -115,8 +115,43 @@ def test_analyst_changes_alert_status(
         headers=bearer(store, role),
     )
     assert response.status_code == 200
-    assert response.json() == {"id": alert_id, "status": "acknowledged"}
-    assert store.list_alerts()[0]["status"] == "acknowledged"
+    body = response.json()
+    assert (body["id"], body["status"], body["until"]) == (alert_id, "acknowledged", None)
+    assert body["by"].startswith("api-token:")
+    (alert,) = store.list_alerts()
+    assert (alert["status"], alert["status_by"]) == ("acknowledged", body["by"])
+    changes = store.alert_history(int(str(alert_id)))
+    assert [(c["status"], c["by"]) for c in changes] == [
+        ("open", "system"),
+        ("acknowledged", body["by"]),
+    ]
+
+
+def test_suppressing_needs_a_future_until_and_records_it(
+    client: TestClient, store: Store, seed_fleet: Seeder
+) -> None:
+    seed_fleet(store)
+    alert_id = store.list_alerts()[0]["id"]
+    url, headers = f"/api/v1/alerts/{alert_id}/status", bearer(store, "analyst")
+    without = client.post(url, json={"status": "suppressed"}, headers=headers)
+    assert without.status_code == 422
+    past = client.post(
+        url, json={"status": "suppressed", "until": "2000-01-01T00:00:00Z"}, headers=headers
+    )
+    assert past.status_code == 422
+    until = "2999-01-01T00:00:00+00:00"
+    ok = client.post(
+        url,
+        json={"status": "suppressed", "until": until, "reason": "vendor fix due"},
+        headers=headers,
+    )
+    assert ok.status_code == 200
+    (alert,) = store.list_alerts()
+    assert (alert["status"], alert["suppressed_until"]) == ("suppressed", until)
+    history = client.get(f"/api/v1/alerts/{alert_id}/history", headers=headers).json()["items"]
+    assert [(c["status"], c["until"], c["reason"]) for c in history][1:] == [
+        ("suppressed", until, "vendor fix due")
+    ]
 
 
 def test_status_change_checks_the_alert_and_the_status(client: TestClient, store: Store) -> None:

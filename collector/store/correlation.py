@@ -1,0 +1,109 @@
+"""The SQL of correlation windows and of the collector's own governance events.
+
+A window row is one base-rule match; a tally counts a group's rows since the start of the
+window. Rows older than the window are pruned as new ones arrive, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from collector.governance.correlations import Tally, WindowEntry
+from collector.store import schema
+from collector.store.inventory import clean_event, clean_text, dumps
+
+_window = schema.correlation_window
+
+
+@dataclass(frozen=True)
+class Window:
+    """A batch's base-rule matches for the correlation windows, and how to keep them."""
+
+    entries: Sequence[WindowEntry]
+    seconds: Mapping[str, int]  # each correlation's timespan
+    counted: frozenset[str] = frozenset()  # event_count correlations: keep every match
+
+
+def add_and_tally(
+    conn: Connection,
+    entries: Sequence[WindowEntry],
+    seconds: Mapping[str, int],
+    now: datetime,
+    counted: frozenset[str] = frozenset(),
+) -> dict[tuple[str, str], Tally]:
+    """Keep `entries`, drop what fell out of each window, and tally every touched group.
+
+    Correlations in `counted` (event_count) keep every match; the others only need each
+    (group, rule, value) once, so a repeat moves its row's time instead of adding a row.
+    """
+    if not entries:
+        return {}
+    plain = [_row(e, None) for e in entries if e.correlation_id in counted]
+    latest: dict[tuple[str, str], dict[str, object]] = {}
+    for e in entries:
+        if e.correlation_id not in counted:
+            key = hashlib.sha256(f"{e.group_key}|{e.rule_id}|{e.value}".encode(errors="replace"))
+            latest[(e.correlation_id, key.hexdigest())] = _row(e, key.hexdigest())
+    if plain:
+        conn.execute(insert(_window), plain)
+    if latest:
+        conn.execute(_distinct_upsert(conn.dialect.name), list(latest.values()))
+    tallies = {}
+    for correlation_id, group in dict.fromkeys((e.correlation_id, e.group_key) for e in entries):
+        since = now - timedelta(seconds=seconds[correlation_id])
+        conn.execute(
+            delete(_window).where(_window.c.correlation_id == correlation_id, _window.c.at < since)
+        )
+        row = conn.execute(
+            select(
+                func.count(),
+                func.count(func.distinct(_window.c.value)),
+                func.count(func.distinct(_window.c.rule_id)),
+            ).where(
+                _window.c.correlation_id == correlation_id,
+                _window.c.group_sha256 == group,
+                _window.c.at >= since,
+            )
+        ).one()
+        tallies[(correlation_id, group)] = Tally(int(row[0]), int(row[1]), int(row[2]))
+    return tallies
+
+
+def _row(e: WindowEntry, distinct: str | None) -> dict[str, object]:
+    return {
+        "correlation_id": e.correlation_id,
+        "group_sha256": e.group_key,
+        "rule_id": e.rule_id,
+        "value": clean_text(e.value, 1000),
+        "agent_id": e.agent_id,
+        "at": e.at,
+        "distinct_sha256": distinct,
+    }
+
+
+def _distinct_upsert(dialect: str) -> Any:
+    statement = sqlite_insert(_window) if dialect == "sqlite" else pg_insert(_window)
+    return statement.on_conflict_do_update(
+        index_elements=["correlation_id", "distinct_sha256"],
+        set_={"at": statement.excluded.at, "agent_id": statement.excluded.agent_id},
+    )
+
+
+def add_collector_event(conn: Connection, event: Mapping[str, object], at: datetime) -> None:
+    conn.execute(
+        insert(schema.collector_events).values(
+            reason=clean_text(str(event.get("event.reason", "")), 255),
+            agent_id=clean_text(str(event.get("agent.id", "")), 255),
+            at=at,
+            body=dumps(clean_event(event)),
+        )
+    )

@@ -1,0 +1,68 @@
+"""The rules page says which set is in force: when it loaded, why a change was refused, and
+which exceptions expired; the API gives the same."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from collector.governance.live import LiveRules
+from collector.server import rules_summary
+from collector.store import Store
+from collector.web.app import create_app
+from collector.web.auth import mint_api_token
+
+RULE = """\
+title: gguf <weights>
+id: 88888888-8888-4888-8888-888888888888
+status: experimental
+level: high
+logsource: {product: shadowai, category: model_file}
+detection:
+  sel: {ai.model.format: gguf}
+  condition: sel
+"""
+EXPIRED = """\
+title: old lab exception
+id: 99999999-9999-4999-8999-999999999999
+owner: sec@example.com
+reason: lab
+expires: 2020-01-01
+logsource: {product: shadowai, category: model_file}
+filter:
+  rules: [88888888-8888-4888-8888-888888888888]
+  lab: {host.group: lab}
+  condition: not lab
+"""
+
+
+def test_the_page_shows_the_refused_change_and_the_last_good_load(
+    store: Store, tmp_path: Path
+) -> None:
+    (tmp_path / "r.yml").write_text(RULE)
+    (tmp_path / "x.yml").write_text(EXPIRED)
+    live = LiveRules(tmp_path)
+    (tmp_path / "r.yml").write_text(RULE.replace("level: high", "level: <loud>") + "\n")
+    live.check()
+    live.check()
+    app = create_app(
+        store, rules_summary=lambda: rules_summary(live.current()), rules_status=live.status
+    )
+    with TestClient(app) as client:
+        page = client.get("/rules").text
+        assert 'id="rules-error"' in page and "level: &lt;loud&gt;" not in page
+        assert "r.yml:4: level" in page
+        assert 'data-rule-id="88888888-8888-4888-8888-888888888888"' in page
+        assert "gguf &lt;weights&gt;" in page
+        assert 'data-expired-id="99999999-9999-4999-8999-999999999999"' in page
+        assert 'data-exception-id="99999999-9999-4999-8999-999999999999"' in page
+        text, token_id, secret = mint_api_token()
+        store.add_api_token(
+            token_id=token_id, secret_sha256=secret, role="viewer", created_at=datetime.now(UTC)
+        )
+        status = client.get(
+            "/api/v1/rules/status", headers={"Authorization": f"Bearer {text}"}
+        ).json()
+        assert status["loaded_at"] and status["error"] and status["expired"][0]["owner"]
