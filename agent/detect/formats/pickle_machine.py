@@ -28,6 +28,7 @@ MAX_RECORDS = 1 << 17
 MAX_NAME = 512
 MAX_PROTOCOL = 5
 JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+COMPUTED = "import of a computed name"
 
 # The renames pickle's fix_imports applies to protocol 0-2 pickles written by Python 2.
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
@@ -40,7 +41,7 @@ class Records:
     keep: frozenset[str]
     max_opcodes: int
     opcodes: int = 0
-    imports: dict[str, None] = field(default_factory=dict)
+    imports: dict[str, str] = field(default_factory=dict)  # module.name -> name (its qualname)
     unresolved: list[str] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     builds: list[Call] = field(default_factory=list)
@@ -52,7 +53,7 @@ class Records:
         full = f"{module}.{name}"[:MAX_NAME]
         if full not in self.imports:
             if len(self.imports) < MAX_IMPORTS:
-                self.imports[full] = None
+                self.imports[full] = name[:MAX_NAME]
             elif not self.too_many_imports:
                 self.too_many_imports = True
                 self.unresolved.append(f"more than {MAX_IMPORTS} distinct imports")
@@ -93,6 +94,7 @@ class Machine:
             protocol=self.protocol,
             root=root,
             imports=tuple(r.imports),
+            qualnames=tuple(r.imports.values()),
             unresolved=tuple(r.unresolved),
             calls=tuple(r.calls),
             builds=tuple(r.builds),
@@ -345,7 +347,7 @@ class Machine:
             self.push(Global(self.r.import_name(module, name)))
             return
         if len(self.r.unresolved) < MAX_IMPORTS:
-            self.r.unresolved.append(f"import of a computed name at byte {self.at}")
+            self.r.unresolved.append(f"{COMPUTED} at byte {self.at}")
         self.push(Opaque("global"))
 
     def inst(self) -> None:

@@ -1,5 +1,5 @@
-"""Read a zip archive's central directory through ReadAt, and one member at a time with a hard
-cap on what it inflates to: enough to tell PyTorch, Keras, NumPy and llamafile archives apart.
+"""Read a zip archive's central directory (or, as streaming loaders do, its local headers) through
+ReadAt, and one member at a time with a hard cap on what it inflates to.
 
 Stored and deflated members only; claimed sizes are checked against the file and each other
 before anything is read, so zip bombs (high ratios, overlapping members) are refused.
@@ -241,9 +241,10 @@ def data_offset(read_at: ReadAt, archive: Archive, member: Member, fmt: str = FO
 def read_member(
     read_at: ReadAt, archive: Archive, member: Member, *, limit: int, fmt: str = FORMAT
 ) -> bytes:
-    """The first min(file size, limit) bytes of a member, inflating no more than that."""
-    if member.flags & 1:
-        raise FormatError(fmt, member.header_offset, f"{member.name[:200]!r} is encrypted")
+    """The first min(file size, limit) bytes of a member, inflating no more than that.
+
+    Flag bits (0x1 encrypted, 0x20 patched, 0x40 strong encryption) are ignored, as PyTorch's
+    reader ignores them: the bytes are read as they stand, so a loader's view is scanned."""
     start = data_offset(read_at, archive, member, fmt)
     want = min(member.file_size, limit)
     if member.method == STORED:
@@ -282,7 +283,7 @@ def member_reader(
 ) -> tuple[ReadAt, int]:
     """A ReadAt over one member and its size: a window on the file for a stored member, the
     first `limit` inflated bytes for a deflated one."""
-    if member.method != STORED or member.flags & 1:
+    if member.method != STORED:
         data = read_member(read_at, archive, member, limit=limit, fmt=fmt)
         return (lambda o, n: data[o : o + n]), len(data)
     base, size = data_offset(read_at, archive, member, fmt), member.file_size
@@ -325,3 +326,63 @@ def zip_kind(read_at: ReadAt, size: int) -> str | None:
         return None
     archive = read_archive(read_at, size)
     return archive_kind(archive, head) if archive is not None else None
+
+
+def local_members(
+    read_at: ReadAt, size: int, known: dict[int, Member] | None = None, start: int = 0
+) -> list[Member]:
+    """Members as the local headers lay them out, one after another from `start`; a member
+    whose sizes follow its data (flag 0x8) takes them from the central directory entry at the
+    same offset (`known`), and the walk stops where neither says."""
+    members: list[Member] = []
+    pos = start
+    while len(members) < MAX_MEMBERS and pos + _LOCAL.size <= size:
+        raw = read_at(pos, _LOCAL.size)
+        if len(raw) < _LOCAL.size or raw[:4] != LOCAL_SIG:
+            break
+        _, _, flags, method, _, _, _, csize, usize, n_name, n_extra = _LOCAL.unpack(raw)
+        name_raw = read_at(pos + _LOCAL.size, min(n_name, MAX_NAME))
+        extra = read_at(pos + _LOCAL.size + n_name, n_extra)
+        usize, csize, _ = _zip64_sizes(extra, usize, csize, 0, pos, FORMAT)
+        central = (known or {}).get(pos)
+        if flags & 0x8 and central is not None:
+            csize, usize = central.compressed_size, central.file_size
+        elif flags & 0x8 and csize == 0:
+            break
+        name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
+        data_at = pos + _LOCAL.size + n_name + n_extra
+        if data_at + csize > size:
+            break
+        members.append(Member(name, method, flags, csize, usize, pos, n_name))
+        pos = data_at + csize + (_descriptor(read_at, data_at + csize) if flags & 0x8 else 0)
+    return members
+
+
+def _descriptor(read_at: ReadAt, at: int) -> int:
+    """Bytes of the data descriptor at `at`: its signature is optional."""
+    return 16 if read_at(at, 4) == b"PK\x07\x08" else 12
+
+
+def every_member(read_at: ReadAt, size: int, fmt: str = FORMAT) -> tuple[Archive, list[Member]]:
+    """An archive view and every member either its central directory or its local headers
+    name (a loader may follow either), once per header offset.
+
+    A central directory that is broken or hostile is left out rather than refused, since a
+    streaming loader never reads it; FormatError only when neither view holds a member.
+    """
+    try:
+        archive = read_archive(read_at, size, fmt)
+    except FormatError:
+        archive = None
+    central = {m.header_offset: m for m in archive.members} if archive is not None else {}
+    head = read_at(0, min(size, 4096))
+    first = head.find(LOCAL_SIG)
+    local = local_members(read_at, size, central, max(first, 0)) if first >= 0 else []
+    seen = dict(central)
+    for m in local:
+        seen.setdefault(m.header_offset, m)
+    members = sorted(seen.values(), key=lambda m: m.header_offset)
+    if not members:
+        raise FormatError(fmt, 0, "no zip member in the central directory or local headers")
+    view = Archive(tuple(members), size, size, {m.name: m for m in members})
+    return view, members
