@@ -100,13 +100,12 @@ def test_every_import_of_a_state_dict_is_allowed(files: dict[str, bytes]) -> Non
     assert all(verdict(name) is Verdict.ALLOWED for name in scan_bytes(data).imports)
 
 
-def test_a_pickled_module_names_its_classes_as_unknown_imports(files: dict[str, bytes]) -> None:
+def test_a_pickled_module_of_torch_classes_is_no_risk(files: dict[str, bytes]) -> None:
     info = parse_bytes(files["whole"])
 
-    assert info is not None and info.format == "pytorch" and info.unsafe
+    assert info is not None and info.format == "pytorch"
     assert info.architecture == "Sequential" and info.parameters == PARAMETERS
-    assert "unknown import torch.nn.modules.container.Sequential" in info.unsafe_reasons
-    assert "unknown import torch.nn.modules.linear.Linear" in info.unsafe_reasons
+    assert (info.risk, info.unsafe, info.unsafe_reasons) == ("none", False, ())
 
 
 @pytest.mark.parametrize("name", ["legacy", "legacy4"])
@@ -133,7 +132,8 @@ def test_torchscript_carries_code(files: dict[str, bytes], name: str) -> None:
         PARAMETERS,
         "Sequential",
     )
-    assert info.unsafe and info.unsafe_reasons == ("torchscript code",)
+    assert (info.risk, info.unsafe) == ("suspicious", False)
+    assert info.unsafe_reasons == ("torchscript code",)
 
 
 def test_a_malicious_pickle_inside_a_real_archive_is_named(files: dict[str, bytes]) -> None:
