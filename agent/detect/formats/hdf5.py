@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from agent.detect.formats import ModelInfo, ReadAt
+from agent.detect.formats.keras_config import LAMBDA_REASON, judge_config
 from agent.errors import FormatError
 
 FORMAT = "hdf5"
@@ -26,8 +27,7 @@ MAX_BLOCK_BYTES = 1 << 20
 MAX_HEAP_OBJECTS = 1 << 16
 MAX_CONFIG = 16 << 20
 MAX_TEXT = 256
-MAX_CONFIG_NODES = 1 << 20
-LAMBDA_REASON = "keras Lambda layer"
+__all__ = ["LAMBDA_REASON", "claims", "parse"]
 _WINDOW = 4 << 10
 _ATTRIBUTE, _CONTINUATION = 0x0C, 0x10
 _FIXED_STRING, _VARIABLE_LENGTH = 3, 9
@@ -290,18 +290,19 @@ def _keras_info(attributes: dict[str, str | None], at: int) -> ModelInfo:
     version = attributes.get("keras_version")
     config_text = attributes.get("model_config")
     architecture = name = None
-    unsafe: bool | None = None
+    found = None
     if config_text:
         config = _json(config_text, at)
         architecture, name = _class_and_name(config)
-        unsafe = _has_lambda(config)
+        found = judge_config(config)
     return ModelInfo(
         format=FORMAT,
         name=name,
         architecture=architecture,
         producer=f"keras {version[:MAX_TEXT]}" if version else "keras",
-        unsafe=unsafe,
-        unsafe_reasons=(LAMBDA_REASON,) if unsafe else (),
+        unsafe=found.unsafe if found else None,
+        unsafe_reasons=found.reasons if found else (),
+        risk=found.risk if found else None,
     )
 
 
@@ -322,20 +323,3 @@ def _class_and_name(config: object) -> tuple[str | None, str | None]:
         class_name[:MAX_TEXT] if isinstance(class_name, str) else None,
         name[:MAX_TEXT] if isinstance(name, str) else None,
     )
-
-
-def _has_lambda(config: object) -> bool | None:
-    """True when any layer, at any depth of nested models, is a Lambda (it carries code);
-    None when the config is too large to look through."""
-    stack = [config]
-    for _ in range(MAX_CONFIG_NODES):
-        if not stack:
-            return False
-        node = stack.pop()
-        if isinstance(node, dict):
-            if node.get("class_name") == "Lambda":
-                return True
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return None

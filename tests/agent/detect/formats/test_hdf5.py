@@ -58,13 +58,18 @@ def test_a_keras_model_is_read(keras_files: dict[str, Path]) -> None:
         architecture="Sequential",
         producer=f"keras {keras_files['version'].name}",
         unsafe=False,
+        risk="none",
     )
 
 
 def test_a_lambda_layer_makes_the_model_unsafe(keras_files: dict[str, Path]) -> None:
     info = parsed(reader, keras_files["lambda"].read_bytes())
 
-    assert (info.unsafe, info.unsafe_reasons) == (True, ("keras Lambda layer",))
+    assert (info.risk, info.unsafe, info.unsafe_reasons) == (
+        "dangerous",
+        True,
+        ("keras Lambda layer",),
+    )
 
 
 def test_a_lambda_inside_a_nested_model_is_found(keras_files: dict[str, Path]) -> None:
