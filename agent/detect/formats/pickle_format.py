@@ -76,7 +76,7 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
     head = read_at(0, min(size, 4096))
     if is_zip_head(head):
         return _zip_info(read_at, size)
-    if ps.looks_like_pickle(head[:64], size) or _PROTO.match(head):
+    if ps.looks_like_pickle(head, size) or _PROTO.match(head):
         return _model_info(_walk(read_at, size, 0, capped=False), size)
     stream = compression(head)
     if stream is not None:
