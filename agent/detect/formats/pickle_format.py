@@ -12,7 +12,7 @@ import re
 from agent.detect.formats import ModelInfo, ReadAt
 from agent.detect.formats import pickle_scan as ps
 from agent.detect.formats.npz import dtype_name
-from agent.detect.formats.pickle_streams import Inflated, Stream, compression, inflate_head
+from agent.detect.formats.pickle_streams import Inflated, compression, inflate_head
 from agent.detect.formats.pytorch import is_legacy_head
 from agent.detect.formats.unsafe import (
     DANGEROUS,
@@ -32,6 +32,9 @@ MAX_PICKLES = 16  # pickles walked one after another in one file
 MAX_ZIP_MEMBERS = 1024
 MAX_MEMBER_PICKLE = 64 << 20
 MAX_CANDIDATES = 16
+# Opcodes a claim walks: enough to tell a pickle from text or other binary, while parse does
+# the one full walk.
+_CLAIM_OPCODES = 16
 ML_MODULES = frozenset(
     {
         "sklearn", "xgboost", "lightgbm", "catboost", "torch", "tensorflow", "keras",
@@ -65,7 +68,7 @@ def claims(head: bytes, size: int) -> bool:
     to the pytorch reader."""
     if is_legacy_head(head):
         return False
-    if ps.looks_like_pickle(head, size) or is_zip_head(head):
+    if ps.looks_like_pickle(head, size, _CLAIM_OPCODES) or is_zip_head(head):
         return True
     stream = compression(head)
     if stream is not None:
@@ -80,13 +83,14 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
     head = read_at(0, min(size, 4096))
     if is_zip_head(head):
         return _zip_info(read_at, size)
-    if ps.looks_like_pickle(head, size) or _PROTO.match(head):
+    if _PROTO.match(head) or ps.looks_like_pickle(head, size, _CLAIM_OPCODES):
         return _model_info(_walk(read_at, size, 0, capped=False), size)
     stream = compression(head)
     if stream is not None:
-        if not _inflates_to_pickle(read_at, size, stream):
-            return None
+        # One inflater: the check reads its first window, which the walk then starts from.
         inflated = Inflated(read_at, size, stream)
+        if not _inflates_to_pickle(inflated):
+            return None
         return _model_info(_walk(inflated, MAX_INFLATED, 0, capped=True), size)
     start = _embedded(head)
     if start is None:
@@ -139,9 +143,9 @@ def _candidates(head: bytes) -> list[int]:
     return sorted(found)[:MAX_CANDIDATES]
 
 
-def _inflates_to_pickle(read_at: ReadAt, size: int, stream: Stream) -> bool:
+def _inflates_to_pickle(inflated: Inflated) -> bool:
     try:
-        return ps.looks_like_pickle(Inflated(read_at, size, stream)(0, 4096))
+        return ps.looks_like_pickle(inflated(0, 4096), max_opcodes=_CLAIM_OPCODES)
     except FormatError:
         return False
 

@@ -106,6 +106,7 @@ class Machine:
 
     def run(self) -> Value:
         c, r, ops = self.c, self.r, _handlers()
+        plain = _PLAIN
         while True:
             if r.opcodes >= r.max_opcodes:
                 raise Budget(f"stopped after {r.opcodes} opcodes")
@@ -114,6 +115,11 @@ class Machine:
             r.opcodes += 1
             if op == 0x2E:  # STOP
                 return self.pop()
+            # Most opcodes take no argument: one call, without unpacking a spec (the hot path).
+            handler = plain.get(op)
+            if handler is not None:
+                handler(self)
+                continue
             entry = ops.get(op)
             if entry is None:
                 raise c.error(self.at, f"unknown opcode 0x{op:02x}")
@@ -433,11 +439,17 @@ def _callee(value: Value) -> str | None:
 _HANDLERS: dict[int, tuple[Callable[..., object], tuple[object, ...]]] = {}
 
 
+_PLAIN: dict[int, Callable[[Machine], object]] = {}
+
+
 def _handlers() -> dict[int, tuple[Callable[..., object], tuple[object, ...]]]:
-    """opcode -> (Machine method, its arguments), built once."""
+    """opcode -> (Machine method, its arguments), built once; _PLAIN holds those without."""
     if not _HANDLERS:
         for op, spec in _OPS.items():
-            _HANDLERS[ord(op)] = (getattr(Machine, str(spec[0])), spec[1:])
+            method = getattr(Machine, str(spec[0]))
+            _HANDLERS[ord(op)] = (method, spec[1:])
+            if len(spec) == 1:
+                _PLAIN[ord(op)] = method
     return _HANDLERS
 
 
