@@ -1,5 +1,5 @@
 """Raw pickle and joblib files, as loaders open them: compressed (gzip, zlib, bz2, xz, lzma),
-zipped, several pickles one after another, a pickle after junk or followed by junk.
+zipped or in a 7z archive, several pickles in a row, a pickle after junk or followed by junk.
 
 A pickle is reported when it imports ML libraries (scikit-learn, XGBoost, torch, numpy arrays
 ...) or anything dangerous or suspicious, whatever the file is called; plain data is not.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from agent.detect.formats import ModelInfo, ReadAt
+from agent.detect.formats import ModelInfo, ReadAt, sevenzip
 from agent.detect.formats import pickle_scan as ps
 from agent.detect.formats.npz import dtype_name
 from agent.detect.formats.pickle_streams import Inflated, compression, inflate_head
@@ -70,6 +70,8 @@ def claims(head: bytes, size: int) -> bool:
         return False
     if ps.looks_like_pickle(head, size, _CLAIM_OPCODES) or is_zip_head(head):
         return True
+    if sevenzip.claims(head):
+        return True
     stream = compression(head)
     if stream is not None:
         inflated = inflate_head(head, stream)
@@ -83,6 +85,8 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
     head = read_at(0, min(size, 4096))
     if is_zip_head(head):
         return _zip_info(read_at, size)
+    if sevenzip.claims(head):
+        return _sevenzip_info(read_at, size)
     if _PROTO.match(head) or ps.looks_like_pickle(head, size, _CLAIM_OPCODES):
         return _model_info(_walk(read_at, size, 0, capped=False), size)
     stream = compression(head)
@@ -165,6 +169,21 @@ def _zip_info(read_at: ReadAt, size: int) -> ModelInfo | None:
                 continue
             reader, n = member_reader(read_at, view, member, limit=MAX_MEMBER_PICKLE, fmt=FORMAT)
             scans += _walk(reader, n, 0, capped=n < member.file_size)
+        except FormatError:
+            continue
+    return _model_info(scans, size) if scans else None
+
+
+def _sevenzip_info(read_at: ReadAt, size: int) -> ModelInfo | None:
+    """The pickles among a 7z archive's files (folders our reader cannot unpack are left out:
+    an archive is reported for what it shows, not for what it hides)."""
+    files, _skipped = sevenzip.streams(read_at, size)
+    scans: list[ps.PickleScan] = []
+    for data in files[:MAX_ZIP_MEMBERS]:
+        if not ps.looks_like_pickle(data[:4096], len(data)):
+            continue
+        try:
+            scans += _walk(lambda o, n, d=data: d[o : o + n], len(data), 0, capped=False)
         except FormatError:
             continue
     return _model_info(scans, size) if scans else None

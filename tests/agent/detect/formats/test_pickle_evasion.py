@@ -5,6 +5,7 @@ chains, padding, wrappers and containers) must stay `dangerous`; plain data must
 from __future__ import annotations
 
 import bz2
+import io
 import gzip
 import lzma
 import os
@@ -207,3 +208,26 @@ def test_an_npz_member_is_judged_by_what_its_pickle_imports(tmp_path: Any) -> No
 
 def test_a_protocol_0_pickle_after_binary_junk_is_found() -> None:
     dangerous(b"\x00\x00\xff" * 8 + pickle.dumps(Shell(), protocol=0))
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [None, [{"id": lzma.FILTER_LZMA1}], [{"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2}]],
+    ids=["default", "lzma", "bcj-lzma2"],
+)
+def test_a_pickle_in_a_7z_archive_is_read(filters: list[dict[str, int]] | None) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w", **({} if filters is None else {"filters": filters})) as z:
+        z.writestr(b"readme " * 20, "readme.txt")
+        z.writestr(dumps(Shell(), 4), "model.bin")
+    dangerous(buffer.getvalue())
+
+
+def test_a_7z_archive_of_plain_files_is_not_a_model() -> None:
+    py7zr = pytest.importorskip("py7zr")
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as z:
+        z.writestr(b"readme " * 20, "readme.txt")
+        z.writestr(dumps({"a": 1}, 4), "data.pkl")
+    assert seen(buffer.getvalue()) is None
