@@ -5,9 +5,18 @@ pickle's imports are checked against the unsafe-serialization policy.
 
 from __future__ import annotations
 
+import re
+
 from agent.detect.formats import ModelInfo, ReadAt
 from agent.detect.formats import pickle_scan as ps
-from agent.detect.formats.unsafe import SUSPICIOUS, Judgement, judge, judge_pickle, merge
+from agent.detect.formats.unsafe import (
+    DANGEROUS,
+    SUSPICIOUS,
+    Judgement,
+    judge,
+    judge_pickle,
+    merge,
+)
 from agent.detect.formats.ziparchive import (
     Archive,
     Member,
@@ -17,6 +26,7 @@ from agent.detect.formats.ziparchive import (
     is_zip_head,
     member_reader,
     read_archive,
+    read_member,
 )
 from agent.errors import FormatError
 
@@ -26,6 +36,10 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 MAX_PICKLE = 64 << 20  # a deflated data.pkl is inflated up to this
 TORCHSCRIPT_REASON = "torchscript code"
+MAX_CODE = 1 << 20  # bytes of one code member that are searched
+MAX_CODE_MEMBERS = 256
+# Builtins TorchScript code can call that reach the file system (the code is Python syntax).
+_DANGEROUS_CODE = re.compile(rb"\b(?:torch|ops\.aten)\.(from_file|save|load)\s*\(")
 _HEAD_OPCODES = 64
 _LEGACY_MAGIC_BYTES = b"\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
 _ZIP_ROOT_FILES = frozenset(
@@ -100,10 +114,29 @@ def _parse_zip(read_at: ReadAt, size: int, archive: Archive, kind: str) -> Model
     if kind == FORMAT:
         return _info(FORMAT, scan, merge(judge_pickle(scan), *others), n)
     # TorchScript resolves its pickles' names against the code in the archive, not Python
-    # modules, so unknown names are no reason; the code itself makes it suspicious.
+    # modules, so unknown names are no reason; the code itself makes it suspicious, and
+    # dangerous where it reaches the file system.
     script = judge(SUSPICIOUS, [TORCHSCRIPT_REASON])
-    found = merge(script, judge_pickle(scan, unknown_is_suspicious=False), *others)
+    code = _code_judgement(read_at, archive, root)
+    found = merge(script, code, judge_pickle(scan, unknown_is_suspicious=False), *others)
     return _info(TORCHSCRIPT, scan, found, n)
+
+
+def _code_judgement(read_at: ReadAt, archive: Archive, root: str) -> Judgement:
+    """TorchScript code that calls a builtin reaching outside the model (torch.from_file
+    reads any file, torch.save writes one): dangerous."""
+    calls: dict[str, None] = {}
+    code = [m for m in archive.members if m.name.startswith(f"{root}code/")]
+    for member in code[:MAX_CODE_MEMBERS]:
+        if not member.name.endswith(".py"):
+            continue
+        try:
+            text = read_member(read_at, archive, member, limit=MAX_CODE, fmt=TORCHSCRIPT)
+        except FormatError:
+            continue
+        for match in _DANGEROUS_CODE.finditer(text):
+            calls.setdefault(f"torchscript code calls torch.{match.group(1).decode()}", None)
+    return judge(DANGEROUS, list(calls)) if calls else Judgement(None)
 
 
 def _pickles(read_at: ReadAt, size: int, data: Member) -> list[Member]:

@@ -203,3 +203,62 @@ def test_mutated_checkpoints_parse_or_raise_format_error(
     with contextlib.suppress(FormatError):
         result = parse_bytes(bytes(original))
         assert result is None or isinstance(result, ModelInfo)
+
+
+class ReadsAFile(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.from_file("/etc/hostname", False, 4, dtype=torch.uint8)
+        return x + y.sum()
+
+
+class KeepsSizes(torch.nn.Module):
+    """Like silero-vad: a list attribute TorchScript saves through torch.jit._pickle.build_intlist."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes = [256, 512]
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * self.sizes[0]
+
+
+def scripted(module: torch.nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(module), buffer)
+    return buffer.getvalue()
+
+
+def test_torchscript_with_list_attributes_is_suspicious_not_dangerous() -> None:
+    data = scripted(KeepsSizes())
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        pickled = z.read(next(n for n in z.namelist() if n.endswith("/data.pkl")))
+
+    info = parse_bytes(data)
+
+    assert "torch.jit._pickle.build_intlist" in scan_bytes(pickled).imports
+    assert info is not None and (info.risk, info.unsafe) == ("suspicious", False)
+
+
+def test_torchscript_code_that_reads_files_is_dangerous() -> None:
+    info = parse_bytes(scripted(ReadsAFile()))
+
+    assert info is not None and (info.risk, info.unsafe) == ("dangerous", True)
+    assert "torchscript code calls torch.from_file" in info.unsafe_reasons
+
+
+def test_a_second_data_pickle_only_the_local_headers_list_is_judged(
+    files: dict[str, bytes],
+) -> None:
+    payload = pickle.dumps({"weight": Shell()}, protocol=2)
+    extra = io.BytesIO()
+    with zipfile.ZipFile(extra, "w") as z:
+        z.writestr("archive/extra/evil.pkl", payload)
+    member = extra.getvalue()[: extra.getvalue().index(b"PK\x01\x02")]
+    # In front of the archive: its local header is there, the central directory omits it (zip
+    # readers take leading bytes for a self-extractor stub and shift every offset).
+    fixed = member + files["state"]
+
+    info = parse_bytes(bytes(fixed))
+
+    assert info is not None and info.risk == "dangerous"
