@@ -48,6 +48,16 @@ def _call(module: str, name: str, *args: str) -> bytes:
     return _sg(module, name) + b"(" + b"".join(_u(a) for a in args) + b"tR"
 
 
+def _apply(*args: str) -> bytes:
+    """Call what is on the stack with string arguments."""
+    return b"(" + b"".join(_u(a) for a in args) + b"tR"
+
+
+def _with(callee: bytes, *args: bytes) -> bytes:
+    """Call what `callee` pushes with the values the other opcodes push."""
+    return callee + b"(" + b"".join(args) + b"tR"
+
+
 def _p4(body: bytes) -> bytes:
     return b"\x80\x04" + body + b"."
 
@@ -70,7 +80,14 @@ class _Shell:
 
 
 def _evil_calls() -> dict[str, bytes]:
-    """Direct calls: one per dangerous module class the scanners' own test suites use."""
+    """Direct calls and gadget chains: one per class the scanners' own test suites use."""
+    memo = _u("os") + b"\x94" + _u("system") + b"\x94" + b"00h\x00h\x01\x93"
+    imported = _call("builtins", "__import__", "os")
+    located = _call("pydoc", "locate", "os")
+    module = _call("importlib", "import_module", "os")
+    popen = _sg("subprocess", "Popen") + _sg("builtins", "object")
+    getattr_, partial = _sg("builtins", "getattr"), _sg("functools", "partial")
+    attrgetter = _call("_operator", "attrgetter", "system")
     calls = {
         "p0-os-system": _p0("os", "system"),
         "p2-subprocess": pickle.dumps(_Shell(), 2).replace(b"posix", b"posix"),
@@ -95,16 +112,16 @@ def _evil_calls() -> dict[str, bytes]:
         "urllib-request": _p4(_call("urllib.request", "urlopen", "http://x")),
         "torch-collect-env": _p4(_call("torch.utils.collect_env", "run", CMD)),
         "numpy-f2py": _p4(_call("numpy.f2py.crackfortran", "getlincoef", "1", "x")),
-        "pkgutil-resolve": _p4(_call("pkgutil", "resolve_name", "os:system") + b"(" + _u(CMD) + b"tR"),
-        "dotted-name": _p4(_sg("pathlib", "os.system") + _u(CMD) + b"\x85R"),
+        "pkgutil-resolve": _p4(_call("pkgutil", "resolve_name", "os:system") + _apply(CMD)),
+        "dotted-name": _p4(_sg("pathlib", "os.system") + _apply(CMD)),
         "protocol0-stack-global": b"S'os'\nS'system'\n\x93S'id'\n\x85R.",
-        "computed-name": _p4(_call("builtins", "str", "os") + _u("system") + b"\x93" + _u(CMD) + b"\x85R"),
-        "memo-indirection": _p4(_u("os") + b"\x94" + _u("system") + b"\x94" + b"00h\x00h\x01\x93" + _u(CMD) + b"\x85R"),
-        "getattr-chain": _p4(_sg("builtins", "getattr") + b"(" + _call("builtins", "__import__", "os") + _u("system") + b"tR" + _u(CMD) + b"\x85R"),
-        "methodcaller-chain": _p4(_call("operator", "methodcaller", "system", CMD) + b"(" + _call("pydoc", "locate", "os") + b"tR"),
-        "attrgetter-chain": _p4(_call("_operator", "attrgetter", "system") + b"(" + _call("importlib", "import_module", "os") + b"tR" + _u(CMD) + b"\x85R"),
-        "functools-partial": _p4(_sg("functools", "partial") + b"(" + _sg("posix", "system") + _u(CMD) + b"tR)R"),
-        "copyreg-reconstructor": _p4(_sg("copyreg", "_reconstructor") + b"(" + _sg("subprocess", "Popen") + _sg("builtins", "object") + b"NtR"),
+        "computed-name": _p4(_call("builtins", "str", "os") + _u("system") + b"\x93" + _apply(CMD)),
+        "memo-indirection": _p4(memo + _apply(CMD)),
+        "getattr-chain": _p4(_with(getattr_, imported, _u("system")) + _apply(CMD)),
+        "methodcaller-chain": _p4(_with(_call("operator", "methodcaller", "system", CMD), located)),
+        "attrgetter-chain": _p4(_with(attrgetter, module) + _apply(CMD)),
+        "functools-partial": _p4(_with(partial, _sg("posix", "system"), _u(CMD)) + b")R"),
+        "copyreg-reconstructor": _p4(_with(_sg("copyreg", "_reconstructor"), popen, b"N")),
         "obj-then-pop": b"\x80\x04(" + _sg("smtplib", "SMTP") + _u("127.0.0.1") + b"o0N.",
     }  # fmt: skip
     return calls
@@ -123,7 +140,9 @@ def _evil_containers() -> dict[str, bytes]:
     at = doctored.index(b"PK\x01\x02") + 46
     doctored[at : at + 16] = b"archive/safe.txt"
     magic = _p4(_call("builtins", "eval", "0x1950A86A20F9469CFC6C"))
-    legacy = magic + b"".join(pickle.dumps(v, 2) for v in (1001, {}, [])) + pickle.dumps(_Shell(), 2)
+    legacy = (
+        magic + b"".join(pickle.dumps(v, 2) for v in (1001, {}, [])) + pickle.dumps(_Shell(), 2)
+    )
     return {
         "gzip": gzip.compress(payload),
         "bz2": bz2.compress(payload),
@@ -271,7 +290,9 @@ def modelscan_tool() -> Verdict | None:
     return verdict
 
 
-def measure(tool: Verdict, cases: list[tuple[Path, bool]], rounds: int = 3) -> tuple[int, int, float]:
+def measure(
+    tool: Verdict, cases: list[tuple[Path, bool]], rounds: int = 3
+) -> tuple[int, int, float]:
     """(evil files caught, benign files called dangerous, best seconds for the whole folder)."""
     best = float("inf")
     caught = false = 0

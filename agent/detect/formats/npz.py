@@ -157,4 +157,6 @@ def _object_judgement(
     reader, size = member_reader(read_at, archive, member, limit=MAX_OBJECT_PICKLE, fmt=FORMAT)
     scan = ps.scan(reader, size, header.data_offset, fmt=FORMAT, capped=size < member.file_size)
     found = judge_pickle(scan)
-    return Judgement(found.risk, (f"numpy object array in {member.name[:MAX_TEXT]!r}", *found.reasons))
+    return Judgement(
+        found.risk, (f"numpy object array in {member.name[:MAX_TEXT]!r}", *found.reasons)
+    )

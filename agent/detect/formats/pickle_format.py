@@ -183,10 +183,14 @@ def _sevenzip_info(read_at: ReadAt, size: int) -> ModelInfo | None:
         if not ps.looks_like_pickle(data[:4096], len(data)):
             continue
         try:
-            scans += _walk(lambda o, n, d=data: d[o : o + n], len(data), 0, capped=False)
+            scans += _walk(_over(data), len(data), 0, capped=False)
         except FormatError:
             continue
     return _model_info(scans, size) if scans else None
+
+
+def _over(data: bytes) -> ReadAt:
+    return lambda offset, length: data[offset : offset + length]
 
 
 def _model_info(scans: list[ps.PickleScan], size: int) -> ModelInfo | None:

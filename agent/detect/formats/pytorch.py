@@ -145,9 +145,7 @@ def _pickles(read_at: ReadAt, size: int, data: Member) -> list[Member]:
         members = every_member(read_at, size, FORMAT)[1]
     except FormatError:
         return []
-    return [
-        m for m in members if m.name.endswith(".pkl") and m.header_offset != data.header_offset
-    ]
+    return [m for m in members if m.name.endswith(".pkl") and m.header_offset != data.header_offset]
 
 
 def _member_judgement(read_at: ReadAt, archive: Archive, member: Member, kind: str) -> Judgement:

@@ -25,7 +25,11 @@ def value(arg: Arg) -> bytes:
     if isinstance(arg, str):
         return unicode(arg)
     if isinstance(arg, bytes):
-        return b"C" + bytes([len(arg)]) + arg if len(arg) < 256 else b"B" + struct.pack("<I", len(arg)) + arg
+        return (
+            b"C" + bytes([len(arg)]) + arg
+            if len(arg) < 256
+            else b"B" + struct.pack("<I", len(arg)) + arg
+        )
     if isinstance(arg, int):
         return b"J" + struct.pack("<i", arg)
     return b"(" + b"".join(value(a) for a in arg) + b"t"

@@ -190,7 +190,12 @@ def test_mutated_archives_parse_or_raise_format_error(
     ("module", "name", "risk", "reason"),
     [
         ("os", "system", "dangerous", "keras config imports dangerous os.system"),
-        ("my_project.layers", "Scale", "suspicious", "keras config imports my_project.layers.Scale"),
+        (
+            "my_project.layers",
+            "Scale",
+            "suspicious",
+            "keras config imports my_project.layers.Scale",
+        ),
         ("keras.layers", "Dense", "none", None),
     ],
 )

@@ -12,8 +12,18 @@ import struct
 import zlib
 
 import pytest
-from p_payloads import call, dumps, global_pickle, reduce_pickle, seen, stack_global, unicode
-from p_payloads import value, whole, zipped
+from p_payloads import (
+    call,
+    dumps,
+    global_pickle,
+    reduce_pickle,
+    seen,
+    stack_global,
+    unicode,
+    value,
+    whole,
+    zipped,
+)
 
 CMD = "__import__('os').system('id')"
 

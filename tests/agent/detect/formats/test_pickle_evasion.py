@@ -5,8 +5,8 @@ chains, padding, wrappers and containers) must stay `dangerous`; plain data must
 from __future__ import annotations
 
 import bz2
-import io
 import gzip
+import io
 import lzma
 import os
 import pickle
@@ -57,8 +57,14 @@ def importer(module: str, name: str, how: int, memo: int) -> bytes:
         return pushed + b"\x93"
     if memo == 1:  # both strings memoised, popped, then fetched back
         return text(module, how) + b"\x94" + text(name, how) + b"\x94" + b"00h\x00h\x01\x93"
-    return text(module, how) + b"q\x07" + b"0" + text(name, how) + b"r\x08\x00\x00\x00" + b"0" + (
-        b"h\x07j\x08\x00\x00\x00\x93"
+    return (
+        text(module, how)
+        + b"q\x07"
+        + b"0"
+        + text(name, how)
+        + b"r\x08\x00\x00\x00"
+        + b"0"
+        + (b"h\x07j\x08\x00\x00\x00\x93")
     )
 
 

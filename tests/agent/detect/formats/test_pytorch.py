@@ -212,7 +212,8 @@ class ReadsAFile(torch.nn.Module):
 
 
 class KeepsSizes(torch.nn.Module):
-    """Like silero-vad: a list attribute TorchScript saves through torch.jit._pickle.build_intlist."""
+    """Like silero-vad: a list attribute, which TorchScript saves through
+    torch.jit._pickle.build_intlist."""
 
     def __init__(self) -> None:
         super().__init__()
