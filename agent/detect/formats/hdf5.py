@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+
 from agent.detect.formats import ModelInfo, ReadAt
 from agent.detect.formats.hdf5_objects import (
     MAX_BLOCKS,
