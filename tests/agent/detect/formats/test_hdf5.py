@@ -56,6 +56,7 @@ def test_a_keras_model_is_read(keras_files: dict[str, Path]) -> None:
         format="hdf5",
         name="plain",
         architecture="Sequential",
+        parameters=4 * 3 + 3 + 3 * 2 + 2,
         producer=f"keras {keras_files['version'].name}",
         unsafe=False,
         risk="none",
