@@ -16,6 +16,7 @@ import logging
 import lzma
 import os
 import pickle
+import site
 import struct
 import sys
 import tempfile
@@ -313,18 +314,19 @@ def _safe(tool: Verdict, path: Path) -> bool:
 
 
 def site_packages() -> Iterator[str]:
-    """Counts by format and risk on this environment's site-packages, and its dangerous files."""
-    root = Path(np.__file__).resolve().parents[1]
+    """Counts by format and risk on this environment's site-packages (the venv's and the base
+    interpreter's), and the files called dangerous there."""
+    roots = sorted({Path(p).resolve() for p in site.getsitepackages() if Path(p).is_dir()})
     counts: Counter[tuple[str, str | None]] = Counter()
     dangerous = []
     stats = ScanStats()
     start = time.perf_counter()
-    for obs in scan([root], hash_contents=False, stats=stats):
+    for obs in scan(roots, hash_contents=False, stats=stats):
         counts[(obs.info.format, obs.info.risk)] += 1
         if obs.info.risk == "dangerous":
             dangerous.append(f"{obs.path}: {', '.join(obs.info.unsafe_reasons[:3])}")
     seconds = time.perf_counter() - start
-    yield f"site-packages {root}: {stats.files_seen} files in {seconds:.1f} s"
+    yield f"site-packages {', '.join(map(str, roots))}: {stats.files_seen} files in {seconds:.1f} s"
     for (fmt, risk), n in sorted(counts.items(), key=str):
         yield f"  {fmt:12} risk={risk}: {n}"
     yield f"  dangerous findings on benign package data: {len(dangerous)} (target 0)"
