@@ -22,7 +22,8 @@ from agent.detect.formats.unsafe import (
     merge,
     verdict,
 )
-from agent.detect.formats.ziparchive import every_member, is_zip_head, member_reader, read_member
+from agent.detect.formats.ziparchive import is_zip_head, member_reader, read_member
+from agent.detect.formats.zipwalk import every_member
 from agent.errors import FormatError
 
 FORMAT = "pickle"

@@ -21,13 +21,13 @@ from agent.detect.formats.ziparchive import (
     Archive,
     Member,
     archive_kind,
-    every_member,
     first_name,
     is_zip_head,
     member_reader,
     read_archive,
     read_member,
 )
+from agent.detect.formats.zipwalk import every_member
 from agent.errors import FormatError
 
 FORMAT = "pytorch"

@@ -30,7 +30,7 @@ _EOCD = struct.Struct("<4s4H2LH")
 _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _CENTRAL = struct.Struct("<4s6H3L5H2L")
-_LOCAL = struct.Struct("<4s5H3L2H")
+LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _MAX_COMMENT = 0xFFFF
 _CHUNK = 64 << 10
 _EXECUTABLE_MAGICS: tuple[bytes, ...] = (
@@ -81,10 +81,10 @@ def is_executable_head(head: bytes) -> bool:
 
 def first_name(head: bytes) -> str | None:
     """The name in the first local header when the head holds it, for cheap claims."""
-    if len(head) < _LOCAL.size or head[:4] != LOCAL_SIG:
+    if len(head) < LOCAL_HEADER.size or head[:4] != LOCAL_SIG:
         return None
     n = struct.unpack_from("<H", head, 26)[0]
-    raw = head[_LOCAL.size : _LOCAL.size + n]
+    raw = head[LOCAL_HEADER.size : LOCAL_HEADER.size + n]
     return raw.decode("utf-8", errors="replace") if len(raw) == n else None
 
 
@@ -173,14 +173,14 @@ def _parse_directory(raw: bytes, start: int, count: int, shift: int, fmt: str) -
             raise FormatError(fmt, start + pos, "central directory entry runs past its end")
         name_raw = raw[pos + _CENTRAL.size : pos + _CENTRAL.size + n_name]
         extra = raw[pos + _CENTRAL.size + n_name : pos + _CENTRAL.size + n_name + n_extra]
-        usize, csize, offset = _zip64_sizes(extra, usize, csize, offset, start + pos, fmt)
+        usize, csize, offset = zip64_sizes(extra, usize, csize, offset, start + pos, fmt)
         name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         members.append(Member(name, method, flags, csize, usize, offset + shift, n_name))
         pos = end
     return members
 
 
-def _zip64_sizes(
+def zip64_sizes(
     extra: bytes, usize: int, csize: int, offset: int, at: int, fmt: str
 ) -> tuple[int, int, int]:
     """Replace the 32-bit fields that say 0xFFFFFFFF by the zip64 extra field's values."""
@@ -219,7 +219,7 @@ def _check_layout(members: list[Member], directory_at: int, fmt: str) -> None:
     ordered = sorted(members, key=lambda m: m.header_offset)
     limits = [m.header_offset for m in ordered[1:]] + [directory_at] if ordered else []
     for m, limit in zip(ordered, limits, strict=True):
-        end = m.header_offset + _LOCAL.size + m.name_bytes + m.compressed_size
+        end = m.header_offset + LOCAL_HEADER.size + m.name_bytes + m.compressed_size
         if end > limit:
             reason = f"member {m.name[:200]!r} overlaps what follows it (a zip bomb or a cut file)"
             raise FormatError(fmt, m.header_offset, reason)
@@ -227,11 +227,11 @@ def _check_layout(members: list[Member], directory_at: int, fmt: str) -> None:
 
 def data_offset(read_at: ReadAt, archive: Archive, member: Member, fmt: str = FORMAT) -> int:
     """Where a member's bytes start, from its local header."""
-    raw = read_at(member.header_offset, _LOCAL.size)
-    if len(raw) != _LOCAL.size or raw[:4] != LOCAL_SIG:
+    raw = read_at(member.header_offset, LOCAL_HEADER.size)
+    if len(raw) != LOCAL_HEADER.size or raw[:4] != LOCAL_SIG:
         raise FormatError(fmt, member.header_offset, f"no local header for {member.name[:200]!r}")
     n_name, n_extra = struct.unpack_from("<2H", raw, 26)
-    start: int = member.header_offset + _LOCAL.size + n_name + n_extra
+    start: int = member.header_offset + LOCAL_HEADER.size + n_name + n_extra
     if start + member.compressed_size > archive.directory_offset:
         reason = f"member {member.name[:200]!r} runs into the central directory"
         raise FormatError(fmt, member.header_offset, reason)
@@ -326,63 +326,3 @@ def zip_kind(read_at: ReadAt, size: int) -> str | None:
         return None
     archive = read_archive(read_at, size)
     return archive_kind(archive, head) if archive is not None else None
-
-
-def local_members(
-    read_at: ReadAt, size: int, known: dict[int, Member] | None = None, start: int = 0
-) -> list[Member]:
-    """Members as the local headers lay them out, one after another from `start`; a member
-    whose sizes follow its data (flag 0x8) takes them from the central directory entry at the
-    same offset (`known`), and the walk stops where neither says."""
-    members: list[Member] = []
-    pos = start
-    while len(members) < MAX_MEMBERS and pos + _LOCAL.size <= size:
-        raw = read_at(pos, _LOCAL.size)
-        if len(raw) < _LOCAL.size or raw[:4] != LOCAL_SIG:
-            break
-        _, _, flags, method, _, _, _, csize, usize, n_name, n_extra = _LOCAL.unpack(raw)
-        name_raw = read_at(pos + _LOCAL.size, min(n_name, MAX_NAME))
-        extra = read_at(pos + _LOCAL.size + n_name, n_extra)
-        usize, csize, _ = _zip64_sizes(extra, usize, csize, 0, pos, FORMAT)
-        central = (known or {}).get(pos)
-        if flags & 0x8 and central is not None:
-            csize, usize = central.compressed_size, central.file_size
-        elif flags & 0x8 and csize == 0:
-            break
-        name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
-        data_at = pos + _LOCAL.size + n_name + n_extra
-        if data_at + csize > size:
-            break
-        members.append(Member(name, method, flags, csize, usize, pos, n_name))
-        pos = data_at + csize + (_descriptor(read_at, data_at + csize) if flags & 0x8 else 0)
-    return members
-
-
-def _descriptor(read_at: ReadAt, at: int) -> int:
-    """Bytes of the data descriptor at `at`: its signature is optional."""
-    return 16 if read_at(at, 4) == b"PK\x07\x08" else 12
-
-
-def every_member(read_at: ReadAt, size: int, fmt: str = FORMAT) -> tuple[Archive, list[Member]]:
-    """An archive view and every member either its central directory or its local headers
-    name (a loader may follow either), once per header offset.
-
-    A central directory that is broken or hostile is left out rather than refused, since a
-    streaming loader never reads it; FormatError only when neither view holds a member.
-    """
-    try:
-        archive = read_archive(read_at, size, fmt)
-    except FormatError:
-        archive = None
-    central = {m.header_offset: m for m in archive.members} if archive is not None else {}
-    head = read_at(0, min(size, 4096))
-    first = head.find(LOCAL_SIG)
-    local = local_members(read_at, size, central, max(first, 0)) if first >= 0 else []
-    seen = dict(central)
-    for m in local:
-        seen.setdefault(m.header_offset, m)
-    members = sorted(seen.values(), key=lambda m: m.header_offset)
-    if not members:
-        raise FormatError(fmt, 0, "no zip member in the central directory or local headers")
-    view = Archive(tuple(members), size, size, {m.name: m for m in members})
-    return view, members

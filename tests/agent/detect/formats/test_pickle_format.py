@@ -3,8 +3,10 @@ and named, plain data is not a model, malicious pickles are reported and never l
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
+import lzma
 import os
 import pickle
 import zlib
@@ -225,7 +227,8 @@ def test_every_cut_of_a_joblib_file_is_an_error(dumps: dict[str, bytes]) -> None
 @FUZZ
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_parse_or_raise_format_error(data: bytes) -> None:
-    for candidate in (data, b"\x80\x04" + data, zlib.compress(data)):
+    wrapped = (zlib.compress(data), bz2.compress(data), lzma.compress(data), b"\x5d\x00\x00" + data)
+    for candidate in (data, b"\x80\x04" + data, b"\x00\xff" + data, *wrapped):
         with contextlib.suppress(FormatError):
             pickle_format.claims(candidate[:4096], len(candidate))
             parse_bytes(candidate)

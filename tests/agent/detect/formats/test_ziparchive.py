@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from agent.detect.formats import ReadAt
 from agent.detect.formats import ziparchive as za
+from agent.detect.formats import zipwalk as zw
 from agent.errors import FormatError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -288,7 +289,7 @@ def test_local_headers_find_what_the_central_directory_leaves_out() -> None:
     hidden = hidden[: hidden.index(za.CENTRAL_SIG)]
     data = hidden + make_zip({"a": b"y" * 5, "b": b"z" * 7})
 
-    view, members = za.every_member(reader(data), len(data))
+    view, members = zw.every_member(reader(data), len(data))
 
     assert [m.name for m in members] == ["hidden.pkl", "a", "b"]
     assert za.read_member(reader(data), view, members[0], limit=100) == b"x" * 10
@@ -298,7 +299,7 @@ def test_a_broken_central_directory_leaves_the_local_headers() -> None:
     data = bytearray(make_zip({"a": b"y" * 5, "b": b"z" * 7}))
     data[data.index(za.CENTRAL_SIG)] = ord("X")
 
-    _, members = za.every_member(reader(bytes(data)), len(data))
+    _, members = zw.every_member(reader(bytes(data)), len(data))
 
     assert [m.name for m in members] == ["a", "b"]
 
@@ -318,7 +319,7 @@ def test_sizes_after_the_data_come_from_the_central_directory() -> None:
         z.writestr("b.pkl", b"y" * 50)
     data = buffer.getvalue()
 
-    view, members = za.every_member(reader(data), len(data))
+    view, members = zw.every_member(reader(data), len(data))
 
     assert all(m.flags & 0x8 for m in members)
     assert [za.read_member(reader(data), view, m, limit=200) for m in members] == [
@@ -334,7 +335,7 @@ def test_every_member_of_a_mutated_zip_parses_or_raises_format_error(data: st.Da
     for _ in range(data.draw(st.integers(1, 8))):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     with contextlib.suppress(FormatError):
-        view, members = za.every_member(reader(bytes(raw)), len(raw))
+        view, members = zw.every_member(reader(bytes(raw)), len(raw))
         for m in members:
             with contextlib.suppress(FormatError):
                 za.read_member(reader(bytes(raw)), view, m, limit=1 << 16)
