@@ -110,8 +110,13 @@ class Machine:
         while True:
             if r.opcodes >= r.max_opcodes:
                 raise Budget(f"stopped after {r.opcodes} opcodes")
-            self.at = c.pos
-            op = c.byte("opcode")
+            self.at = pos = c.pos
+            i = pos - c.buf_at
+            if 0 <= i < len(c.buf):  # Cursor.byte, inlined: the loop's hottest line
+                op = c.buf[i]
+                c.pos = pos + 1
+            else:
+                op = c.byte("opcode")
             r.opcodes += 1
             if op == 0x2E:  # STOP
                 return self.pop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from agent.detect.formats import ReadAt
-from agent.detect.formats.pickle_cursor import MAX_LINE, Cursor
+from agent.detect.formats.pickle_cursor import MAX_LINE, Budget, Cursor
 from agent.detect.formats.pickle_machine import (
     JOBLIB_WRAPPER,
     MAX_IMPORTS,
@@ -114,12 +114,14 @@ def looks_like_pickle(head: bytes, size: int | None = None, max_opcodes: int = 2
         return False
     whole = size is not None and len(head) >= size
     cursor = Cursor(lambda o, n: head[o : o + n], 0, len(head), FORMAT, capped=not whole)
-    machine = Machine(cursor, Records(frozenset(), max_opcodes), joblib=True)
+    records = Records(frozenset(), max_opcodes)
     try:
-        result = machine.scan()
+        Machine(cursor, records, joblib=True).run()
+    except Budget:
+        return True
     except FormatError:
         return False
-    return result.opcodes >= 3 or not result.complete
+    return records.opcodes >= 3
 
 
 _GLOBAL_LINE = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")

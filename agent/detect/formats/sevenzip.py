@@ -92,7 +92,7 @@ class _Bytes:
 
 def streams(read_at: ReadAt, size: int) -> tuple[list[bytes], list[str]]:
     """(the files' bytes, up to the caps, in archive order; what was skipped and why)."""
-    start = read_at(0, 32)
+    start = read_at(0, min(32, size))
     if len(start) < 32 or start[:6] != MAGIC:
         raise FormatError(FORMAT, 0, "no 7z signature header")
     offset = int.from_bytes(start[12:20], "little")
