@@ -76,7 +76,7 @@ def claims(head: bytes, size: int) -> bool:
     stream = compression(head)
     if stream is not None:
         inflated = inflate_head(head, stream)
-        return len(inflated) < 16 or ps.looks_like_pickle(inflated)
+        return len(inflated) < 16 or ps.looks_like_pickle(inflated) or bool(_embedded(inflated))
     return _embedded(head) is not None
 
 
@@ -94,14 +94,24 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
     if stream is not None:
         # One inflater: the check reads its first window, which the walk then starts from.
         inflated = Inflated(read_at, size, stream)
-        if not _inflates_to_pickle(inflated):
-            return None
-        return _model_info(_walk(inflated, MAX_INFLATED, 0, capped=True), size)
-    start = _embedded(head)
+        try:
+            first = inflated(0, 4096)
+        except FormatError:
+            return None  # it only looked compressed
+        if ps.looks_like_pickle(first, max_opcodes=_CLAIM_OPCODES):
+            return _model_info(_walk(inflated, MAX_INFLATED, 0, capped=True), size)
+        # A compressed tar (or other wrapper) with a pickle after its header.
+        return _after_junk(inflated, MAX_INFLATED, _embedded(first), capped=True)
+    return _after_junk(read_at, size, _embedded(head), capped=False)
+
+
+def _after_junk(read_at: ReadAt, size: int, start: int | None, *, capped: bool) -> ModelInfo | None:
+    """A pickle found after junk counts only when it is flagged: junk that happens to walk as
+    a pickle of plain data is no model."""
     if start is None:
         return None
     try:
-        scans = _walk(read_at, size, start, capped=False)
+        scans = _walk(read_at, size, start, capped=capped)
     except FormatError:
         return None
     info = _model_info(scans, size)
@@ -146,13 +156,6 @@ def _candidates(head: bytes) -> list[int]:
     if match is not None:
         found.append(match.start() + 1)
     return sorted(found)[:MAX_CANDIDATES]
-
-
-def _inflates_to_pickle(inflated: Inflated) -> bool:
-    try:
-        return ps.looks_like_pickle(inflated(0, 4096), max_opcodes=_CLAIM_OPCODES)
-    except FormatError:
-        return False
 
 
 def _zip_info(read_at: ReadAt, size: int) -> ModelInfo | None:

@@ -237,3 +237,16 @@ def test_a_7z_archive_of_plain_files_is_not_a_model() -> None:
         z.writestr(b"readme " * 20, "readme.txt")
         z.writestr(dumps({"a": 1}, 4), "data.pkl")
     assert seen(buffer.getvalue()) is None
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_a_pickle_inside_a_tar_is_found_after_its_header(mode: str) -> None:
+    import tarfile
+
+    payload = dumps(Shell(), 4)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as tar:  # type: ignore[call-overload]
+        entry = tarfile.TarInfo("model.pkl")
+        entry.size = len(payload)
+        tar.addfile(entry, io.BytesIO(payload))
+    dangerous(buffer.getvalue())
