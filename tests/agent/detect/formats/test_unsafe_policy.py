@@ -194,3 +194,8 @@ def test_every_list_entry_says_why_and_where_from(table: tuple[tuple[str, str, s
 
     assert len(names) == len(set(names))
     assert all(reason and source for _, reason, source in table)
+
+
+@pytest.mark.parametrize("name", ["test.MyModel", "code.Encoder", "profile.UserProfile"])
+def test_user_modules_named_like_stdlib_modules_are_only_unknown(name: str) -> None:
+    assert verdict(name) is Verdict.UNKNOWN
