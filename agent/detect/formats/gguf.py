@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 from agent.detect.formats import ModelInfo, ReadAt
+from agent.detect.formats.unsafe import DANGEROUS, NONE, SUSPICIOUS, worst
 from agent.errors import FormatError
 
 FORMAT = "gguf"
@@ -36,6 +37,7 @@ _STRING, _ARRAY = 8, 9
 CHAT_TEMPLATE = "tokenizer.chat_template"
 TEMPLATE_REASON = "chat template reaches for Python internals"
 MAX_HAZARDS = 8
+_ODD = ("{%", "self._")  # hazards that are odd in a chat template, not an escape by themselves
 
 # What Jinja2 sandbox escapes reach for: dunder attributes (__class__, __globals__, __mro__,
 # __subclasses__ ...), the attr filter, imports, and os/subprocess calls. A chat template
@@ -228,6 +230,7 @@ class _Meta:
     chat_template_sha256: str | None = None
     templates_checked: bool = False
     template_reasons: list[str] = field(default_factory=list)
+    template_risk: str | None = None
 
 
 @dataclass
@@ -275,9 +278,19 @@ def _read_template(r: _Reader, meta: _Meta, key: str) -> None:
     if key == CHAT_TEMPLATE:
         meta.chat_template_sha256 = hashlib.sha256(raw).hexdigest()
     found = template_hazards(raw.decode("utf-8", errors="replace"))
+    meta.template_risk = worst(meta.template_risk, template_risk(found))
     if found and len(meta.template_reasons) < MAX_HAZARDS:
         where = "" if key == CHAT_TEMPLATE else f" (in {key[:MAX_TEXT]})"
         meta.template_reasons.append(f"{TEMPLATE_REASON}: {', '.join(found)}{where}")
+
+
+def template_risk(hazards: tuple[str, ...]) -> str:
+    """dangerous when a hazard is a known sandbox escape (dunder attributes, |attr with a
+    computed name, os, popen, subprocess, eval); suspicious for odd but not escaping
+    constructs (template imports, private attributes); none without hazards."""
+    if any(not h.startswith(_ODD) for h in hazards):
+        return DANGEROUS
+    return SUSPICIOUS if hazards else NONE
 
 
 def template_hazards(template: str) -> tuple[str, ...]:
@@ -377,8 +390,9 @@ def _model_info(meta: _Meta, tensors: _Tensors, tensor_count: int, header_end: i
         tensor_count=tensor_count,
         header_bytes=header_end,
         chat_template_sha256=meta.chat_template_sha256,
-        unsafe=bool(meta.template_reasons) if meta.templates_checked else None,
+        unsafe=meta.template_risk == DANGEROUS if meta.templates_checked else None,
         unsafe_reasons=tuple(meta.template_reasons),
+        risk=meta.template_risk if meta.templates_checked else None,
     )
 
 

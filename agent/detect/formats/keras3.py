@@ -1,5 +1,5 @@
 """Read a Keras 3 `.keras` archive: metadata.json says which Keras wrote it, config.json what
-the model is. A Lambda layer carries marshalled Python bytecode, so it makes the file unsafe.
+the model is. A Lambda layer carries marshalled Python bytecode, so it makes the file dangerous.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from agent.detect.formats import ModelInfo, ReadAt
+from agent.detect.formats.keras_config import LAMBDA_REASON, judge_config
 from agent.detect.formats.ziparchive import (
     Archive,
     archive_kind,
@@ -19,12 +20,9 @@ from agent.errors import FormatError
 FORMAT = "keras"
 MAX_METADATA = 1 << 20
 MAX_CONFIG = 16 << 20
-MAX_NODES = 1 << 20
 MAX_TEXT = 256
-LAMBDA_REASON = "keras Lambda layer"
+__all__ = ["LAMBDA_REASON", "claims", "parse"]
 _FIRST_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5"})
-# Layers and functions whose config holds Python code rather than a reference to a class.
-_CODE_CLASSES = frozenset({"Lambda", "__lambda__"})
 
 
 def claims(head: bytes, size: int) -> bool:
@@ -43,7 +41,7 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
     version = metadata.get("keras_version")
     inner = config.get("config")
     name = inner.get("name") if isinstance(inner, dict) else None
-    reasons = (LAMBDA_REASON,) if _holds_code(config) else ()
+    found = judge_config(config)
     return ModelInfo(
         format=FORMAT,
         name=_text(name),
@@ -51,8 +49,9 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
         tensor_count=0,
         header_bytes=size - archive.directory_offset,
         producer=f"keras {_text(version)}" if _text(version) else "keras",
-        unsafe=bool(reasons),
-        unsafe_reasons=reasons,
+        unsafe=found.unsafe,
+        unsafe_reasons=found.reasons,
+        risk=found.risk,
     )
 
 
@@ -73,24 +72,6 @@ def _json_member(read_at: ReadAt, archive: Archive, name: str, cap: int) -> dict
     if not isinstance(value, dict):
         raise FormatError(FORMAT, member.header_offset, f"{name} is not a JSON object")
     return value
-
-
-def _holds_code(config: object) -> bool:
-    """True when any layer or function in the config is a Lambda; the walk is iterative and
-    stops after MAX_NODES values."""
-    pending: list[object] = [config]
-    seen = 0
-    while pending and seen < MAX_NODES:
-        node = pending.pop()
-        seen += 1
-        if isinstance(node, dict):
-            kind = node.get("class_name")
-            if isinstance(kind, str) and kind in _CODE_CLASSES:
-                return True
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    return False
 
 
 def _text(value: object) -> str | None:

@@ -2,7 +2,7 @@
 
 Every .npy file is reported (format `numpy`, parameters = element count): weights are often
 saved this way, and a plain data array costs one entry. An array of dtype object holds a
-pickle, which runs code on load, so it is flagged unsafe.
+pickle, which runs code on load; it gets the risk of what that pickle imports.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import re
 import struct
 
 from agent.detect.formats import ModelInfo, ReadAt
+from agent.detect.formats import pickle_scan as ps
+from agent.detect.formats.unsafe import NONE, Judgement, judge_pickle
 from agent.errors import FormatError
 
 FORMAT = "numpy"
@@ -60,15 +62,24 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo:
     if not is_object and itemsize is not None and start + length + elements * itemsize > size:
         reason = f"{elements} items of {itemsize} bytes do not fit the {size}-byte file"
         raise FormatError(FORMAT, start + length, reason)
+    # The format can carry a pickle; this array does not.
+    found = _object_judgement(read_at, size, start + length) if is_object else Judgement(NONE)
     return ModelInfo(
         format=FORMAT,
         parameters=elements,
         quantization=_quantization(descr),
         tensor_count=1,
         header_bytes=start + length,
-        unsafe=is_object,
-        unsafe_reasons=(OBJECT_REASON,) if is_object else (),
+        unsafe=found.unsafe,
+        unsafe_reasons=found.reasons,
+        risk=found.risk,
     )
+
+
+def _object_judgement(read_at: ReadAt, size: int, at: int) -> Judgement:
+    """An object array is a pickle after the header: judged by what it imports."""
+    found = judge_pickle(ps.scan(read_at, size, at, fmt=FORMAT))
+    return Judgement(found.risk, (OBJECT_REASON, *found.reasons))
 
 
 def _header(raw: bytes, encoding: str, at: int) -> tuple[object, tuple[int, ...]]:

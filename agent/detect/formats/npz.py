@@ -1,6 +1,6 @@
 """Read a NumPy .npz archive: a zip of .npy members, each read only as far as its header.
 
-Object arrays are pickles inside the member, so they are walked for imports and marked unsafe.
+Object arrays are pickles inside the member: they are walked and judged by what they import.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from agent.detect.formats import ModelInfo, ReadAt
 from agent.detect.formats import pickle_scan as ps
-from agent.detect.formats.unsafe import combine, pickle_reasons
+from agent.detect.formats.unsafe import NONE, Judgement, judge_pickle, merge
 from agent.detect.formats.ziparchive import (
     Archive,
     Member,
@@ -85,17 +85,18 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
     if archive is None or archive_kind(archive, read_at(0, min(size, 64))) != "npz":
         return None
     elements: dict[str, int] = {}
-    reasons: list[str] = []
+    found: list[Judgement] = []
     for member in archive.members:
         head = read_member(read_at, archive, member, limit=MAX_NPY_HEADER + 12, fmt=FORMAT)
         header = parse_npy_header(head, member.name)
         if header.is_object:
-            reasons += _object_reasons(read_at, archive, member, header)
+            found.append(_object_judgement(read_at, archive, member, header))
             continue
         name = dtype_name(header.descr) if isinstance(header.descr, str) else None
         key = name or "OTHER"
         elements[key] = elements.get(key, 0) + header.elements
     known = {k: v for k, v in elements.items() if k != "OTHER"}
+    judgement = merge(*found) if found else Judgement(NONE)
     return ModelInfo(
         format=FORMAT,
         parameters=sum(elements.values()) if elements else None,
@@ -103,8 +104,9 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
         tensor_count=len(archive.members),
         header_bytes=size - archive.directory_offset,
         producer="numpy",
-        unsafe=bool(reasons),
-        unsafe_reasons=combine(reasons),
+        unsafe=judgement.unsafe,
+        unsafe_reasons=judgement.reasons,
+        risk=judgement.risk,
     )
 
 
@@ -148,10 +150,13 @@ def _valid_shape(shape: object) -> bool:
     )
 
 
-def _object_reasons(
+def _object_judgement(
     read_at: ReadAt, archive: Archive, member: Member, header: NpyHeader
-) -> list[str]:
+) -> Judgement:
     """An object array is a pickle after the header: loading it needs allow_pickle=True."""
     reader, size = member_reader(read_at, archive, member, limit=MAX_OBJECT_PICKLE, fmt=FORMAT)
     scan = ps.scan(reader, size, header.data_offset, fmt=FORMAT, capped=size < member.file_size)
-    return [f"numpy object array in {member.name[:MAX_TEXT]!r}", *pickle_reasons(scan)]
+    found = judge_pickle(scan)
+    return Judgement(
+        found.risk, (f"numpy object array in {member.name[:MAX_TEXT]!r}", *found.reasons)
+    )

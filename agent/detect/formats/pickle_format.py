@@ -1,24 +1,41 @@
-"""Raw pickle and joblib files (also zlib- or gzip-compressed, inflated within a cap).
+"""Raw pickle and joblib files, as loaders open them: compressed (gzip, zlib, bz2, xz, lzma),
+zipped or in a 7z archive, several pickles in a row, a pickle after junk or followed by junk.
 
-A pickle is a model when it imports ML libraries (scikit-learn, XGBoost, torch, numpy
-arrays ...), and is reported anyway when it imports something dangerous; plain data is not.
+A pickle is reported when it imports ML libraries (scikit-learn, XGBoost, torch, numpy arrays
+...) or anything dangerous or suspicious, whatever the file is called; plain data is not.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
 
-from agent.detect.formats import ModelInfo, ReadAt
+from agent.detect.formats import ModelInfo, ReadAt, sevenzip
 from agent.detect.formats import pickle_scan as ps
 from agent.detect.formats.npz import dtype_name
+from agent.detect.formats.pickle_streams import Inflated, compression, inflate_head
 from agent.detect.formats.pytorch import is_legacy_head
-from agent.detect.formats.unsafe import Verdict, pickle_reasons, verdict
+from agent.detect.formats.unsafe import (
+    DANGEROUS,
+    SUSPICIOUS,
+    Verdict,
+    judge_pickle,
+    merge,
+    verdict,
+)
+from agent.detect.formats.ziparchive import is_zip_head, member_reader, read_member
+from agent.detect.formats.zipwalk import every_member
 from agent.errors import FormatError
 
 FORMAT = "pickle"
 MAX_INFLATED = 256 << 20
 MAX_TEXT = 256
+MAX_PICKLES = 16  # pickles walked one after another in one file
+MAX_ZIP_MEMBERS = 1024
+MAX_MEMBER_PICKLE = 64 << 20
+MAX_CANDIDATES = 16
+# Opcodes a claim walks: enough to tell a pickle from text or other binary, while parse does
+# the one full walk.
+_CLAIM_OPCODES = 16
 ML_MODULES = frozenset(
     {
         "sklearn", "xgboost", "lightgbm", "catboost", "torch", "tensorflow", "keras",
@@ -32,150 +49,188 @@ _ARRAY_BUILDS = frozenset(
 )
 _FROMBUFFER = frozenset({"numpy._core.numeric._frombuffer", "numpy.core.numeric._frombuffer"})
 _KEEP = _ARRAY_BUILDS | _FROMBUFFER | {ps.JOBLIB_WRAPPER}
-_GZIP, _ZLIB = 31, 15
-# joblib before 0.10 wrote "ZF", the length in hex padded with spaces, then a zlib stream.
-_ZFILE_HEADER = re.compile(rb"ZF0x[0-9a-fA-F]{1,17}L? {0,20}")
-_Stream = tuple[int, int]
-_CHUNK = 64 << 10
+_FLAGGED = (DANGEROUS, SUSPICIOUS)
+_PROTO = re.compile(rb"\x80(?:[\x00-\x05]|\Z)")
+_ESTIMATORS = ("sklearn.", "torch.nn.modules.", "xgboost.", "lightgbm.", "catboost.")
+# Where a pickle may start after junk: a protocol 2-5 header anywhere in the head (found with
+# bytes.find, at memchr speed, since every unidentified file passes here), or a protocol 0/1
+# GLOBAL right after a binary byte in the first bytes (text before it would make every word
+# list a candidate, and a regular expression over whole heads costs too much).
+_PROTOCOLS = b"\x02\x03\x04\x05"  # the byte after PROTO (0x80)
+_GLOBAL_AFTER_JUNK = re.compile(
+    rb"[\x00-\x09\x0b-\x1f\x7f-\xff]c[A-Za-z_][\w.]{0,200}\n[A-Za-z_][\w.]{0,200}\n"
+)
+_JUNK_SEARCHED = 256
 
 
 def claims(head: bytes, size: int) -> bool:
-    """A head that walks as a pickle, or a zlib/gzip head that inflates to one (or to too little
-    to tell yet); torch's legacy files are left to the pytorch reader."""
+    """A head that walks as a pickle, a compressed head that inflates to one (or to too little
+    to tell yet), a zip, or a head with a pickle after junk; torch's legacy files are left
+    to the pytorch reader."""
     if is_legacy_head(head):
         return False
-    if ps.looks_like_pickle(head, size):
+    if ps.looks_like_pickle(head, size, _CLAIM_OPCODES) or is_zip_head(head):
         return True
-    stream = _compression(head)
-    if stream is None:
-        return False
-    inflated = _inflate_head(head, stream)
-    return len(inflated) < 16 or ps.looks_like_pickle(inflated)
+    if sevenzip.claims(head):
+        return True
+    stream = compression(head)
+    if stream is not None:
+        inflated = inflate_head(head, stream)
+        return len(inflated) < 16 or ps.looks_like_pickle(inflated) or bool(_embedded(inflated))
+    return _embedded(head) is not None
 
 
 def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
-    """None for plain data and for compressed files that hold no pickle; FormatError for a
-    broken or truncated pickle."""
-    head = read_at(0, min(size, 64))
-    stream = None if ps.looks_like_pickle(head, size) else _compression(head)
-    if stream is None:
-        scan = ps.scan(read_at, size, fmt=FORMAT, keep=_KEEP, joblib=True)
-    else:
-        if not _inflates_to_pickle(read_at, size, stream):
-            return None
-        inflated = _Inflated(read_at, size, stream)
-        scan = ps.scan(inflated, MAX_INFLATED, fmt=FORMAT, keep=_KEEP, joblib=True, capped=True)
-    return _model_info(scan, size)
+    """None for plain data, for compressed files and zips that hold no pickle, and for junk
+    that only looked like one; FormatError for a broken or truncated pickle."""
+    head = read_at(0, min(size, 4096))
+    if is_zip_head(head):
+        return _zip_info(read_at, size)
+    if sevenzip.claims(head):
+        return _sevenzip_info(read_at, size)
+    if _PROTO.match(head) or ps.looks_like_pickle(head, size, _CLAIM_OPCODES):
+        return _model_info(_walk(read_at, size, 0, capped=False), size)
+    stream = compression(head)
+    if stream is not None:
+        # One inflater: the check reads its first window, which the walk then starts from.
+        inflated = Inflated(read_at, size, stream)
+        try:
+            first = inflated(0, 4096)
+        except FormatError:
+            return None  # it only looked compressed
+        if ps.looks_like_pickle(first, max_opcodes=_CLAIM_OPCODES):
+            return _model_info(_walk(inflated, MAX_INFLATED, 0, capped=True), size)
+        # A compressed tar (or other wrapper) with a pickle after its header.
+        return _after_junk(inflated, MAX_INFLATED, _embedded(first), capped=True)
+    return _after_junk(read_at, size, _embedded(head), capped=False)
 
 
-def _inflates_to_pickle(read_at: ReadAt, size: int, stream: _Stream) -> bool:
-    try:
-        return ps.looks_like_pickle(_Inflated(read_at, size, stream)(0, 4096))
-    except FormatError:
-        return False
-
-
-def _model_info(scan: ps.PickleScan, size: int) -> ModelInfo | None:
-    reasons = pickle_reasons(scan)
-    ml = [name for name in scan.imports if name.partition(".")[0] in ML_MODULES]
-    alarming = any(verdict(n) is Verdict.DENIED for n in scan.imports)
-    if not ml and not alarming and not scan.unresolved and scan.complete:
+def _after_junk(read_at: ReadAt, size: int, start: int | None, *, capped: bool) -> ModelInfo | None:
+    """A pickle found after junk counts only when it is flagged: junk that happens to walk as
+    a pickle of plain data is no model."""
+    if start is None:
         return None
-    elements = _array_elements(scan)
-    known = {k: v for k, v in elements.items() if k != "OTHER"}
-    return ModelInfo(
-        format=FORMAT,
-        architecture=_architecture(scan.root, ml),
-        parameters=sum(known.values()) if known else None,
-        quantization=max(sorted(known.items()), key=lambda kv: kv[1])[0] if known else None,
-        tensor_count=sum(1 for c in (*scan.calls, *scan.builds) if c.callee in _KEEP),
-        header_bytes=min(scan.end, size),
-        producer="joblib" if ps.JOBLIB_WRAPPER in scan.imports else None,
-        unsafe=bool(reasons),
-        unsafe_reasons=reasons,
-    )
+    try:
+        scans = _walk(read_at, size, start, capped=capped)
+    except FormatError:
+        return None
+    info = _model_info(scans, size)
+    return info if info is not None and info.risk in _FLAGGED else None
 
 
-def _compression(head: bytes) -> _Stream | None:
-    """(zlib wbits, where the stream starts) for gzip, zlib and joblib's old "ZF" files."""
-    if head[:3] == b"\x1f\x8b\x08":
-        return _GZIP, 0
-    zfile = _ZFILE_HEADER.match(head)
-    start = zfile.end() if zfile else 0
-    pair = head[start : start + 2]
-    if len(pair) == 2 and pair[0] == 0x78 and (pair[0] << 8 | pair[1]) % 31 == 0:
-        return _ZLIB, start
+def _walk(read_at: ReadAt, size: int, start: int, *, capped: bool) -> list[ps.PickleScan]:
+    """Every pickle from `start` on: loaders such as torch's legacy format read several in a
+    row, so whatever follows a STOP and walks as a pickle is read too; junk ends the walk."""
+    scans = [ps.scan(read_at, size, start, fmt=FORMAT, keep=_KEEP, joblib=True, capped=capped)]
+    while len(scans) < MAX_PICKLES and scans[-1].complete:
+        at = scans[-1].end
+        ahead = read_at(at, min(4096, size - at)) if at < size else b""
+        whole = not capped and at + len(ahead) >= size
+        if not ahead or not ps.looks_like_pickle(ahead, len(ahead) if whole else None):
+            break
+        try:
+            scans.append(
+                ps.scan(read_at, size, at, fmt=FORMAT, keep=_KEEP, joblib=True, capped=capped)
+            )
+        except FormatError:
+            break
+    return scans
+
+
+def _embedded(head: bytes) -> int | None:
+    """Where a pickle starts after junk in the head, if anywhere."""
+    for at in _candidates(head):
+        if ps.looks_like_pickle(head[at:]):
+            return at
     return None
 
 
-def _inflate_head(head: bytes, stream: _Stream) -> bytes:
-    wbits, start = stream
+def _candidates(head: bytes) -> list[int]:
+    found: list[int] = []
+    at = head.find(0x80, 1)
+    while 0 <= at < len(head) - 1 and len(found) < MAX_CANDIDATES:
+        if head[at + 1] in _PROTOCOLS:
+            found.append(at)
+        at = head.find(0x80, at + 1)
+    match = _GLOBAL_AFTER_JUNK.search(head, 0, _JUNK_SEARCHED)
+    if match is not None:
+        found.append(match.start() + 1)
+    return sorted(found)[:MAX_CANDIDATES]
+
+
+def _zip_info(read_at: ReadAt, size: int) -> ModelInfo | None:
+    """The pickles among a zip's members, read as PyTorch's and zipfile's readers would: local
+    headers and central directory both, flag bits and CRCs not trusted to hide anything."""
     try:
-        return zlib.decompressobj(wbits).decompress(head[start:], 4096)
-    except zlib.error:
-        return b""
+        view, members = every_member(read_at, size, FORMAT)
+    except FormatError:
+        return None
+    scans: list[ps.PickleScan] = []
+    for member in members[:MAX_ZIP_MEMBERS]:
+        try:
+            peek = read_member(read_at, view, member, limit=64, fmt=FORMAT)
+            if not ps.looks_like_pickle(peek, member.file_size):
+                continue
+            reader, n = member_reader(read_at, view, member, limit=MAX_MEMBER_PICKLE, fmt=FORMAT)
+            scans += _walk(reader, n, 0, capped=n < member.file_size)
+        except FormatError:
+            continue
+    return _model_info(scans, size) if scans else None
 
 
-class _Inflated:
-    """A forward-only ReadAt over a zlib or gzip stream that keeps one window in memory.
-
-    The pickle walk only moves forward, so bytes before the last offset asked for are dropped;
-    the caller caps how far it asks.
-    """
-
-    def __init__(self, read_at: ReadAt, size: int, stream: _Stream) -> None:
-        self.read_at, self.size = read_at, size
-        wbits, self.consumed = stream
-        self.inflater = zlib.decompressobj(wbits)
-        self.pending = b""
-        self.window, self.window_at = b"", 0
-
-    def __call__(self, offset: int, length: int) -> bytes:
-        if offset < self.window_at:
-            raise FormatError(FORMAT, offset, "compressed pickle read out of order")
-        self._drop(offset)
-        while len(self.window) < offset - self.window_at + length:
-            piece = self._more()
-            if not piece:
-                break
-            self.window += piece
-            self._drop(offset)
-        start = offset - self.window_at
-        return self.window[start : start + length]
-
-    def _drop(self, offset: int) -> None:
-        cut = min(offset - self.window_at, len(self.window))
-        self.window, self.window_at = self.window[cut:], self.window_at + cut
-
-    def _more(self) -> bytes:
-        while not self.inflater.eof:
-            if not self.pending:
-                if self.consumed >= self.size:
-                    return b""
-                self.pending = self.read_at(self.consumed, min(_CHUNK, self.size - self.consumed))
-                if not self.pending:
-                    return b""
-                self.consumed += len(self.pending)
-            try:
-                out = self.inflater.decompress(self.pending, _CHUNK)
-            except zlib.error as e:
-                raise FormatError(FORMAT, self.consumed, f"compressed pickle: {e}") from None
-            self.pending = self.inflater.unconsumed_tail
-            if out:
-                return out
-        return b""
+def _sevenzip_info(read_at: ReadAt, size: int) -> ModelInfo | None:
+    """The pickles among a 7z archive's files (folders our reader cannot unpack are left out:
+    an archive is reported for what it shows, not for what it hides)."""
+    files, _skipped = sevenzip.streams(read_at, size)
+    scans: list[ps.PickleScan] = []
+    for data in files[:MAX_ZIP_MEMBERS]:
+        if not ps.looks_like_pickle(data[:4096], len(data)):
+            continue
+        try:
+            scans += _walk(_over(data), len(data), 0, capped=False)
+        except FormatError:
+            continue
+    return _model_info(scans, size) if scans else None
 
 
-def _array_elements(scan: ps.PickleScan) -> dict[str, int]:
-    """dtype -> element count of the numpy arrays the pickle rebuilds, as far as it says."""
+def _over(data: bytes) -> ReadAt:
+    return lambda offset, length: data[offset : offset + length]
+
+
+def _model_info(scans: list[ps.PickleScan], size: int) -> ModelInfo | None:
+    judgement = merge(*(judge_pickle(s) for s in scans))
+    imports = [name for s in scans for name in s.imports]
+    ml = [name for name in imports if name.partition(".")[0] in ML_MODULES]
+    if not ml and judgement.risk not in _FLAGGED:
+        return None
+    elements = _array_elements(scans)
+    known = {k: v for k, v in elements.items() if k != "OTHER"}
+    return ModelInfo(
+        format=FORMAT,
+        architecture=next((a for s in scans if (a := _architecture(s.root, ml))), None),
+        parameters=sum(known.values()) if known else None,
+        quantization=max(sorted(known.items()), key=lambda kv: kv[1])[0] if known else None,
+        tensor_count=sum(1 for s in scans for c in (*s.calls, *s.builds) if c.callee in _KEEP),
+        header_bytes=min(scans[-1].end, size),
+        producer="joblib" if ps.JOBLIB_WRAPPER in imports else None,
+        unsafe=judgement.unsafe,
+        unsafe_reasons=judgement.reasons,
+        risk=judgement.risk,
+    )
+
+
+def _array_elements(scans: list[ps.PickleScan]) -> dict[str, int]:
+    """dtype -> element count of the numpy arrays the pickles rebuild, as far as they say."""
     totals: dict[str, int] = {}
-    for call in scan.builds:
+    builds = [call for scan in scans for call in scan.builds]
+    calls = [call for scan in scans for call in scan.calls]
+    for call in builds:
         shape, dtype = _shape_and_dtype(call)
         count = ps.array_elements(shape)
         if count is not None:
             name = _dtype(dtype)
             totals[name] = totals.get(name, 0) + count
-    for call in scan.calls:
+    for call in calls:
         args = call.value
         if call.callee in _FROMBUFFER and isinstance(args, tuple) and len(args) >= 3:
             count = ps.array_elements(args[2])
@@ -212,4 +267,6 @@ def _architecture(root: ps.Value, ml: list[str]) -> str | None:
 
 def _plumbing(name: str) -> bool:
     """Arrays, tensors and containers say nothing about what the model is."""
+    if name.startswith(_ESTIMATORS):
+        return False
     return name.startswith(("numpy.", "joblib.")) or verdict(name) is Verdict.ALLOWED

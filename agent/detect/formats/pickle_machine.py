@@ -28,6 +28,7 @@ MAX_RECORDS = 1 << 17
 MAX_NAME = 512
 MAX_PROTOCOL = 5
 JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+COMPUTED = "import of a computed name"
 
 # The renames pickle's fix_imports applies to protocol 0-2 pickles written by Python 2.
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
@@ -40,7 +41,7 @@ class Records:
     keep: frozenset[str]
     max_opcodes: int
     opcodes: int = 0
-    imports: dict[str, None] = field(default_factory=dict)
+    imports: dict[str, str] = field(default_factory=dict)  # module.name -> name (its qualname)
     unresolved: list[str] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     builds: list[Call] = field(default_factory=list)
@@ -52,7 +53,7 @@ class Records:
         full = f"{module}.{name}"[:MAX_NAME]
         if full not in self.imports:
             if len(self.imports) < MAX_IMPORTS:
-                self.imports[full] = None
+                self.imports[full] = name[:MAX_NAME]
             elif not self.too_many_imports:
                 self.too_many_imports = True
                 self.unresolved.append(f"more than {MAX_IMPORTS} distinct imports")
@@ -93,6 +94,7 @@ class Machine:
             protocol=self.protocol,
             root=root,
             imports=tuple(r.imports),
+            qualnames=tuple(r.imports.values()),
             unresolved=tuple(r.unresolved),
             calls=tuple(r.calls),
             builds=tuple(r.builds),
@@ -104,14 +106,25 @@ class Machine:
 
     def run(self) -> Value:
         c, r, ops = self.c, self.r, _handlers()
+        plain = _PLAIN
         while True:
             if r.opcodes >= r.max_opcodes:
                 raise Budget(f"stopped after {r.opcodes} opcodes")
-            self.at = c.pos
-            op = c.byte("opcode")
+            self.at = pos = c.pos
+            i = pos - c.buf_at
+            if 0 <= i < len(c.buf):  # Cursor.byte, inlined: the loop's hottest line
+                op = c.buf[i]
+                c.pos = pos + 1
+            else:
+                op = c.byte("opcode")
             r.opcodes += 1
             if op == 0x2E:  # STOP
                 return self.pop()
+            # Most opcodes take no argument: one call, without unpacking a spec (the hot path).
+            handler = plain.get(op)
+            if handler is not None:
+                handler(self)
+                continue
             entry = ops.get(op)
             if entry is None:
                 raise c.error(self.at, f"unknown opcode 0x{op:02x}")
@@ -345,7 +358,7 @@ class Machine:
             self.push(Global(self.r.import_name(module, name)))
             return
         if len(self.r.unresolved) < MAX_IMPORTS:
-            self.r.unresolved.append(f"import of a computed name at byte {self.at}")
+            self.r.unresolved.append(f"{COMPUTED} at byte {self.at}")
         self.push(Opaque("global"))
 
     def inst(self) -> None:
@@ -431,11 +444,17 @@ def _callee(value: Value) -> str | None:
 _HANDLERS: dict[int, tuple[Callable[..., object], tuple[object, ...]]] = {}
 
 
+_PLAIN: dict[int, Callable[[Machine], object]] = {}
+
+
 def _handlers() -> dict[int, tuple[Callable[..., object], tuple[object, ...]]]:
-    """opcode -> (Machine method, its arguments), built once."""
+    """opcode -> (Machine method, its arguments), built once; _PLAIN holds those without."""
     if not _HANDLERS:
         for op, spec in _OPS.items():
-            _HANDLERS[ord(op)] = (getattr(Machine, str(spec[0])), spec[1:])
+            method = getattr(Machine, str(spec[0]))
+            _HANDLERS[ord(op)] = (method, spec[1:])
+            if len(spec) == 1:
+                _PLAIN[ord(op)] = method
     return _HANDLERS
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from agent.detect.formats import ReadAt
-from agent.detect.formats.pickle_cursor import MAX_LINE, Cursor
+from agent.detect.formats.pickle_cursor import MAX_LINE, Budget, Cursor
 from agent.detect.formats.pickle_machine import (
     JOBLIB_WRAPPER,
     MAX_IMPORTS,
@@ -106,18 +106,25 @@ def looks_like_pickle(head: bytes, size: int | None = None, max_opcodes: int = 2
     A pickle with no PROTO opcode must start like protocol 0/1 pickles do, so that text
     starting with "(" or "c" is not taken for one.
     """
-    if not head or (head[0] != 0x80 and head[0] not in b"(c}]"):
+    if not head or (head[0] != 0x80 and head[0] not in b"(c}]S"):
         return False
     if head[0] == ord("c") and not _GLOBAL_LINE.match(head):
         return False
+    if head[0] == ord("S") and not _STRING_LINE.match(head):
+        return False
     whole = size is not None and len(head) >= size
     cursor = Cursor(lambda o, n: head[o : o + n], 0, len(head), FORMAT, capped=not whole)
-    machine = Machine(cursor, Records(frozenset(), max_opcodes), joblib=True)
+    records = Records(frozenset(), max_opcodes)
     try:
-        result = machine.scan()
+        Machine(cursor, records, joblib=True).run()
+    except Budget:
+        return True
     except FormatError:
         return False
-    return result.opcodes >= 3 or not result.complete
+    return records.opcodes >= 3
 
 
 _GLOBAL_LINE = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
+# A protocol 0 pickle may open with a quoted STRING line (GHSA-9gvj-pp9x-gcfr builds its
+# import from two of them).
+_STRING_LINE = re.compile(rb"S(?:'[^'\n]{0,256}'|\"[^\"\n]{0,256}\")\n")

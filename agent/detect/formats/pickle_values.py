@@ -95,6 +95,7 @@ class PickleScan:
     opcodes: int
     complete: bool  # False: the walk stopped at a cap before STOP
     stopped: str | None = None
+    qualnames: tuple[str, ...] = ()  # the name part of each import, in the same order
 
 
 def array_elements(shape: Value) -> int | None:

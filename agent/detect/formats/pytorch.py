@@ -5,17 +5,29 @@ pickle's imports are checked against the unsafe-serialization policy.
 
 from __future__ import annotations
 
+import re
+
 from agent.detect.formats import ModelInfo, ReadAt
 from agent.detect.formats import pickle_scan as ps
-from agent.detect.formats.unsafe import combine, pickle_reasons
+from agent.detect.formats.unsafe import (
+    DANGEROUS,
+    SUSPICIOUS,
+    Judgement,
+    judge,
+    judge_pickle,
+    merge,
+)
 from agent.detect.formats.ziparchive import (
     Archive,
+    Member,
     archive_kind,
     first_name,
     is_zip_head,
     member_reader,
     read_archive,
+    read_member,
 )
+from agent.detect.formats.zipwalk import every_member
 from agent.errors import FormatError
 
 FORMAT = "pytorch"
@@ -24,6 +36,10 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 MAX_PICKLE = 64 << 20  # a deflated data.pkl is inflated up to this
 TORCHSCRIPT_REASON = "torchscript code"
+MAX_CODE = 1 << 20  # bytes of one code member that are searched
+MAX_CODE_MEMBERS = 256
+# Builtins TorchScript code can call that reach the file system (the code is Python syntax).
+_DANGEROUS_CODE = re.compile(rb"\b(?:torch|ops\.aten)\.(from_file|save|load)\s*\(")
 _HEAD_OPCODES = 64
 _LEGACY_MAGIC_BYTES = b"\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
 _ZIP_ROOT_FILES = frozenset(
@@ -70,7 +86,13 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
     head = read_at(0, min(size, 64))
     if is_legacy_head(head):
         return _parse_legacy(read_at, size)
-    archive = read_archive(read_at, size, FORMAT)
+    try:
+        archive = read_archive(read_at, size, FORMAT)
+    except FormatError:
+        # A doctored central directory: torch's reader may still load the local headers.
+        if not _torch_zip_head(head):
+            raise
+        archive = every_member(read_at, size, FORMAT)[0]
     if archive is None:
         if is_zip_head(head) and _torch_zip_head(head):
             raise FormatError(FORMAT, size, "no zip end record: the archive is cut short")
@@ -78,24 +100,62 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
     kind = archive_kind(archive, head)
     if kind not in (FORMAT, TORCHSCRIPT):
         return None
-    return _parse_zip(read_at, archive, kind)
+    return _parse_zip(read_at, size, archive, kind)
 
 
-def _parse_zip(read_at: ReadAt, archive: Archive, kind: str) -> ModelInfo:
+def _parse_zip(read_at: ReadAt, size: int, archive: Archive, kind: str) -> ModelInfo:
     data = next(m for m in archive.members if m.name.partition("/")[2] == "data.pkl")
     root = data.name[: -len("data.pkl")]
     reader, n = member_reader(read_at, archive, data, limit=MAX_PICKLE, fmt=kind)
     scan = ps.scan(reader, n, fmt=kind)
+    # Every other pickle a loader might read: duplicate names, members only the local headers
+    # list, constants.pkl; each is judged by its own imports.
+    others = [_member_judgement(read_at, archive, m, kind) for m in _pickles(read_at, size, data)]
     if kind == FORMAT:
-        return _info(FORMAT, scan, pickle_reasons(scan), n)
+        return _info(FORMAT, scan, merge(judge_pickle(scan), *others), n)
     # TorchScript resolves its pickles' names against the code in the archive, not Python
-    # modules, so only names that reach for Python itself are reasons beyond the code.
-    reasons = [TORCHSCRIPT_REASON, *pickle_reasons(scan, unknown_is_unsafe=False)]
-    constants = archive.find(f"{root}constants.pkl")
-    if constants is not None:
-        c_reader, c_size = member_reader(read_at, archive, constants, limit=MAX_PICKLE, fmt=kind)
-        reasons += pickle_reasons(ps.scan(c_reader, c_size, fmt=kind), unknown_is_unsafe=False)
-    return _info(TORCHSCRIPT, scan, combine(reasons), n)
+    # modules, so unknown names are no reason; the code itself makes it suspicious, and
+    # dangerous where it reaches the file system.
+    script = judge(SUSPICIOUS, [TORCHSCRIPT_REASON])
+    code = _code_judgement(read_at, archive, root)
+    found = merge(script, code, judge_pickle(scan, unknown_is_suspicious=False), *others)
+    return _info(TORCHSCRIPT, scan, found, n)
+
+
+def _code_judgement(read_at: ReadAt, archive: Archive, root: str) -> Judgement:
+    """TorchScript code that calls a builtin reaching outside the model (torch.from_file
+    reads any file, torch.save writes one): dangerous."""
+    calls: dict[str, None] = {}
+    code = [m for m in archive.members if m.name.startswith(f"{root}code/")]
+    for member in code[:MAX_CODE_MEMBERS]:
+        if not member.name.endswith(".py"):
+            continue
+        try:
+            text = read_member(read_at, archive, member, limit=MAX_CODE, fmt=TORCHSCRIPT)
+        except FormatError:
+            continue
+        for match in _DANGEROUS_CODE.finditer(text):
+            calls.setdefault(f"torchscript code calls torch.{match.group(1).decode()}", None)
+    return judge(DANGEROUS, list(calls)) if calls else Judgement(None)
+
+
+def _pickles(read_at: ReadAt, size: int, data: Member) -> list[Member]:
+    """The .pkl members besides `data`, from the central directory and the local headers."""
+    try:
+        members = every_member(read_at, size, FORMAT)[1]
+    except FormatError:
+        return []
+    return [m for m in members if m.name.endswith(".pkl") and m.header_offset != data.header_offset]
+
+
+def _member_judgement(read_at: ReadAt, archive: Archive, member: Member, kind: str) -> Judgement:
+    try:
+        reader, n = member_reader(read_at, archive, member, limit=MAX_PICKLE, fmt=kind)
+        scan = ps.scan(reader, n, fmt=kind)
+    except FormatError:
+        return Judgement(None)
+    # TorchScript's own pickles (constants.pkl) name archive classes, not Python modules.
+    return judge_pickle(scan, unknown_is_suspicious=kind == FORMAT)
 
 
 def _parse_legacy(read_at: ReadAt, size: int) -> ModelInfo:
@@ -111,10 +171,12 @@ def _parse_legacy(read_at: ReadAt, size: int) -> ModelInfo:
     if not sys_info.complete:
         raise FormatError(FORMAT, version.end, "system info pickle is too long")
     scan = ps.scan(read_at, size, sys_info.end, fmt=FORMAT)
-    return _info(FORMAT, scan, pickle_reasons(scan), scan.end)
+    # torch.load unpickles every one of them, the header pickles included.
+    found = merge(*(judge_pickle(s) for s in (magic, version, sys_info, scan)))
+    return _info(FORMAT, scan, found, scan.end)
 
 
-def _info(fmt: str, scan: ps.PickleScan, reasons: tuple[str, ...], read: int) -> ModelInfo:
+def _info(fmt: str, scan: ps.PickleScan, found: Judgement, read: int) -> ModelInfo:
     elements = storage_elements(scan.persistent_ids)
     return ModelInfo(
         format=fmt,
@@ -124,8 +186,9 @@ def _info(fmt: str, scan: ps.PickleScan, reasons: tuple[str, ...], read: int) ->
         tensor_count=len(scan.persistent_ids),
         header_bytes=read,
         producer="torch",
-        unsafe=bool(reasons),
-        unsafe_reasons=reasons,
+        unsafe=found.unsafe,
+        unsafe_reasons=found.reasons,
+        risk=found.risk,
     )
 
 

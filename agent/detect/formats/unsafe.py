@@ -1,18 +1,24 @@
-"""Which imports make a pickle unsafe to load: a small allow-list, a deny-list, the rest unknown.
+"""Which imports make a pickle dangerous to load: the allow-list and deny-list of risk_rules,
+the longer matching entry winning, and names that reach past a module's surface.
 
-The allow-list is what a weights-only loader needs (tensors, storages, numpy arrays, plain
-containers); anything denied or unknown can run code when the file is loaded.
+A name neither allowed nor denied is suspicious: loading it runs code we have not vetted.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum
 
+from agent.detect.formats.pickle_machine import COMPUTED
 from agent.detect.formats.pickle_scan import PickleScan
+from agent.detect.formats.risk_rules import ALLOW, ALLOW_PATTERNS, DENY
 
 MAX_REASONS = 20
+DANGEROUS, SUSPICIOUS, NONE = "dangerous", "suspicious", "none"
+_ORDER = {None: 0, NONE: 1, SUSPICIOUS: 2, DANGEROUS: 3}
+_DUNDER = re.compile(r"__\w+__")
 
 
 class Verdict(Enum):
@@ -21,112 +27,109 @@ class Verdict(Enum):
     UNKNOWN = "unknown"
 
 
-_TORCH_DTYPES = (
-    "float16|float32|float64|bfloat16|half|float|double|int8|int16|int32|int64|uint8|uint16"
-    "|uint32|uint64|bool|complex32|complex64|complex128|cfloat|cdouble|long|int|short|qint8"
-    "|quint8|qint32|quint4x2|float8_e4m3fn|float8_e5m2|float8_e4m3fnuz|float8_e5m2fnuz"
-)
-_NUMPY = r"numpy(?:\.core|\._core)"
-
-ALLOWED_NAMES = frozenset(
-    {
-        "collections.OrderedDict",
-        "builtins.set",
-        "builtins.frozenset",
-        "builtins.slice",
-        "builtins.complex",
-        "builtins.bytearray",
-        "builtins.range",
-        "builtins.object",
-        "builtins.dict",
-        "builtins.list",
-        "builtins.tuple",
-        "builtins.bool",
-        "builtins.int",
-        "builtins.float",
-        "builtins.str",
-        "builtins.bytes",
-        "copyreg._reconstructor",
-        "_codecs.encode",
-        "torch.Size",
-        "torch.device",
-        "torch._utils._rebuild_tensor",
-        "torch._utils._rebuild_tensor_v2",
-        "torch._utils._rebuild_tensor_v3",
-        "torch._utils._rebuild_parameter",
-        "torch._utils._rebuild_parameter_with_state",
-        "torch._utils._rebuild_qtensor",
-        "torch._utils._rebuild_sparse_tensor",
-        "torch._utils._rebuild_meta_tensor_no_storage",
-        "torch._utils._rebuild_device_tensor_from_numpy",
-        "torch._tensor._rebuild_from_type_v2",
-        "torch.nn.parameter.Parameter",
-        "torch.serialization._get_layout",
-        "numpy.dtype",
-        "numpy.ndarray",
-        "numpy.core.multiarray._reconstruct",
-        "numpy._core.multiarray._reconstruct",
-        "numpy.core.multiarray.scalar",
-        "numpy._core.multiarray.scalar",
-        "numpy._core.numeric._frombuffer",
-        "numpy.core.numeric._frombuffer",
-        "joblib.numpy_pickle.NumpyArrayWrapper",
-    }
-)
-ALLOWED_PATTERNS = (
-    re.compile(r"torch\.\w*Storage"),
-    re.compile(rf"torch\.(?:{_TORCH_DTYPES})"),
-    re.compile(r"torch\.(?:strided|sparse_coo|sparse_csr|_mkldnn|per_tensor_affine)"),
-    re.compile(r"numpy\.dtypes\.\w+DType"),
-    re.compile(rf"{_NUMPY}\.multiarray\._reconstruct"),
-)
-
-# A denied entry covers the name and everything under it ("os" covers "os.path.join").
-DENIED = (
-    "os", "posix", "nt", "subprocess", "runpy", "importlib", "socket", "shutil", "sys", "pty",
-    "webbrowser", "ctypes", "code", "codeop", "commands", "pdb", "bdb", "timeit", "cProfile",
-    "profile", "trace", "multiprocessing", "asyncio", "signal", "tempfile", "glob", "pathlib",
-    "io", "_io", "zipimport", "pkgutil", "http", "urllib", "requests", "ftplib", "smtplib",
-    "telnetlib", "xmlrpc", "dill", "cloudpickle", "marshal", "pickle", "_pickle", "shelve",
-    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.open", "builtins.__import__",
-    "builtins.getattr", "builtins.setattr", "builtins.delattr", "builtins.globals",
-    "builtins.locals", "builtins.vars", "builtins.input", "builtins.breakpoint",
-    "builtins.help", "builtins.exit", "builtins.quit", "builtins.memoryview", "builtins.type",
-    "types.CodeType", "types.FunctionType", "types.LambdaType", "types.MethodType",
-    "types.ModuleType", "operator.attrgetter", "operator.methodcaller",
-    "functools.partial", "functools.reduce", "platform.popen", "platform.os", "torch.load",
-    "torch.hub", "torch.ops", "torch.jit", "torch.storage._load_from_bytes",
-    "torch.serialization.load", "numpy.load", "numpy.lib.npyio", "numpy.testing",
-    "numpy.f2py", "numpy.distutils", "joblib.load", "nt.system", "posix.system",
-)  # fmt: skip
-_DENIED_NAMES = frozenset(DENIED)
+def _table(rows: Iterable[tuple[str, str, str]]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """(exact or dotted-prefix entries -> reason, string-prefix entries without their '*')."""
+    exact: dict[str, str] = {}
+    starred: list[str] = []
+    for name, reason, _source in rows:
+        if name.endswith("*"):
+            starred.append(name[:-1])
+        else:
+            exact[name] = reason
+    return exact, tuple(starred)
 
 
-def verdict(name: str) -> Verdict:
-    """Classify one import name ("module.qualname")."""
+_DENY, _DENY_STARRED = _table(DENY)
+_ALLOW, _ALLOW_STARRED = _table(ALLOW)
+_ALLOW_RES = tuple(re.compile(pattern) for pattern, _, _ in ALLOW_PATTERNS)
+
+
+def _match(name: str, exact: dict[str, str], starred: tuple[str, ...]) -> int:
+    """Length of the longest entry covering `name`; 0 when none does."""
+    best = max((len(s) for s in starred if name.startswith(s)), default=0)
     parts = name.split(".")
-    for i in range(1, len(parts) + 1):
-        if ".".join(parts[:i]) in _DENIED_NAMES:
-            return Verdict.DENIED
-    if name in ALLOWED_NAMES or any(p.fullmatch(name) for p in ALLOWED_PATTERNS):
+    for i in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in exact:
+            return max(best, len(prefix))
+    return best
+
+
+def verdict(name: str, qualname: str | None = None) -> Verdict:
+    """Classify one import ("module.qualname"); `qualname` is the part after the module when
+    known, so that attribute paths (pathlib + "os.system") are judged by where they lead."""
+    denied = _match(name, _DENY, _DENY_STARRED)
+    allowed = _match(name, _ALLOW, _ALLOW_STARRED)
+    if denied and denied >= allowed:
+        return Verdict.DENIED
+    attrs = (qualname if qualname is not None else name.partition(".")[2]).split(".")
+    if name not in _ALLOW and any(_DUNDER.fullmatch(a) and a != "__main__" for a in attrs):
+        return Verdict.DENIED  # __builtins__, __globals__, __class__ ...: a sandbox escape
+    if qualname is not None and "." in qualname and _tail_denied(attrs):
+        return Verdict.DENIED
+    if allowed or any(p.fullmatch(name) for p in _ALLOW_RES):
         return Verdict.ALLOWED
     return Verdict.UNKNOWN
 
 
-def pickle_reasons(scan: PickleScan, *, unknown_is_unsafe: bool = True) -> tuple[str, ...]:
-    """Why a scanned pickle is unsafe: denied imports first, then unknown ones, unresolved
-    names and an unfinished walk. Empty when every import is allowed."""
+def _tail_denied(attrs: list[str]) -> bool:
+    """An attribute path through a module that reaches a denied one (pathlib.os.system)."""
+    return any(_match(".".join(attrs[i:]), _DENY, _DENY_STARRED) for i in range(len(attrs) - 1))
+
+
+def worst(*risks: str | None) -> str | None:
+    """The highest of several risks; None only when none was judged."""
+    return max(risks, key=lambda r: _ORDER[r], default=None)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A risk level and what was seen; `unsafe` exactly when the risk is dangerous."""
+
+    risk: str | None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def unsafe(self) -> bool | None:
+        return None if self.risk is None else self.risk == DANGEROUS
+
+
+def judge(risk: str | None, *groups: Iterable[str]) -> Judgement:
+    return Judgement(risk, combine(*groups))
+
+
+def merge(*judgements: Judgement) -> Judgement:
+    """Several parts of one file: the worst risk, every reason."""
+    return judge(worst(*(j.risk for j in judgements)), *(j.reasons for j in judgements))
+
+
+def judge_pickle(scan: PickleScan, *, unknown_is_suspicious: bool = True) -> Judgement:
+    """Denied imports and computed import names are dangerous; unknown imports, extension
+    codes and an unfinished walk are suspicious; allowed imports alone are none."""
     denied: list[str] = []
     unknown: list[str] = []
-    for name in scan.imports:
-        v = verdict(name)
+    qualnames = scan.qualnames if len(scan.qualnames) == len(scan.imports) else None
+    for i, name in enumerate(scan.imports):
+        v = verdict(name, qualnames[i] if qualnames is not None else None)
         if v is Verdict.DENIED:
             denied.append(f"dangerous import {name}")
-        elif v is Verdict.UNKNOWN and unknown_is_unsafe:
+        elif v is Verdict.UNKNOWN and unknown_is_suspicious:
             unknown.append(f"unknown import {name}")
-    unresolved = [f"unresolved import: {u}" for u in scan.unresolved]
+    computed = [f"unresolved import: {u}" for u in scan.unresolved if u.startswith(COMPUTED)]
+    other = [f"unresolved import: {u}" for u in scan.unresolved if not u.startswith(COMPUTED)]
     unfinished = [] if scan.complete else [f"pickle not fully scanned: {scan.stopped}"]
-    return combine(denied, unresolved, unknown, unfinished)
+    if denied or computed:
+        risk = DANGEROUS
+    elif unknown or other or unfinished:
+        risk = SUSPICIOUS
+    else:
+        risk = NONE
+    return judge(risk, denied, computed, other, unknown, unfinished)
+
+
+def pickle_reasons(scan: PickleScan, *, unknown_is_unsafe: bool = True) -> tuple[str, ...]:
+    """What judge_pickle saw, as reasons only."""
+    return judge_pickle(scan, unknown_is_suspicious=unknown_is_unsafe).reasons
 
 
 def combine(*groups: Iterable[str]) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
-"""Read a zip archive's central directory through ReadAt, and one member at a time with a hard
-cap on what it inflates to: enough to tell PyTorch, Keras, NumPy and llamafile archives apart.
+"""Read a zip archive's central directory (or, as streaming loaders do, its local headers) through
+ReadAt, and one member at a time with a hard cap on what it inflates to.
 
 Stored and deflated members only; claimed sizes are checked against the file and each other
 before anything is read, so zip bombs (high ratios, overlapping members) are refused.
@@ -30,7 +30,7 @@ _EOCD = struct.Struct("<4s4H2LH")
 _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _CENTRAL = struct.Struct("<4s6H3L5H2L")
-_LOCAL = struct.Struct("<4s5H3L2H")
+LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _MAX_COMMENT = 0xFFFF
 _CHUNK = 64 << 10
 _EXECUTABLE_MAGICS: tuple[bytes, ...] = (
@@ -81,10 +81,10 @@ def is_executable_head(head: bytes) -> bool:
 
 def first_name(head: bytes) -> str | None:
     """The name in the first local header when the head holds it, for cheap claims."""
-    if len(head) < _LOCAL.size or head[:4] != LOCAL_SIG:
+    if len(head) < LOCAL_HEADER.size or head[:4] != LOCAL_SIG:
         return None
     n = struct.unpack_from("<H", head, 26)[0]
-    raw = head[_LOCAL.size : _LOCAL.size + n]
+    raw = head[LOCAL_HEADER.size : LOCAL_HEADER.size + n]
     return raw.decode("utf-8", errors="replace") if len(raw) == n else None
 
 
@@ -173,14 +173,14 @@ def _parse_directory(raw: bytes, start: int, count: int, shift: int, fmt: str) -
             raise FormatError(fmt, start + pos, "central directory entry runs past its end")
         name_raw = raw[pos + _CENTRAL.size : pos + _CENTRAL.size + n_name]
         extra = raw[pos + _CENTRAL.size + n_name : pos + _CENTRAL.size + n_name + n_extra]
-        usize, csize, offset = _zip64_sizes(extra, usize, csize, offset, start + pos, fmt)
+        usize, csize, offset = zip64_sizes(extra, usize, csize, offset, start + pos, fmt)
         name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         members.append(Member(name, method, flags, csize, usize, offset + shift, n_name))
         pos = end
     return members
 
 
-def _zip64_sizes(
+def zip64_sizes(
     extra: bytes, usize: int, csize: int, offset: int, at: int, fmt: str
 ) -> tuple[int, int, int]:
     """Replace the 32-bit fields that say 0xFFFFFFFF by the zip64 extra field's values."""
@@ -219,7 +219,7 @@ def _check_layout(members: list[Member], directory_at: int, fmt: str) -> None:
     ordered = sorted(members, key=lambda m: m.header_offset)
     limits = [m.header_offset for m in ordered[1:]] + [directory_at] if ordered else []
     for m, limit in zip(ordered, limits, strict=True):
-        end = m.header_offset + _LOCAL.size + m.name_bytes + m.compressed_size
+        end = m.header_offset + LOCAL_HEADER.size + m.name_bytes + m.compressed_size
         if end > limit:
             reason = f"member {m.name[:200]!r} overlaps what follows it (a zip bomb or a cut file)"
             raise FormatError(fmt, m.header_offset, reason)
@@ -227,11 +227,11 @@ def _check_layout(members: list[Member], directory_at: int, fmt: str) -> None:
 
 def data_offset(read_at: ReadAt, archive: Archive, member: Member, fmt: str = FORMAT) -> int:
     """Where a member's bytes start, from its local header."""
-    raw = read_at(member.header_offset, _LOCAL.size)
-    if len(raw) != _LOCAL.size or raw[:4] != LOCAL_SIG:
+    raw = read_at(member.header_offset, LOCAL_HEADER.size)
+    if len(raw) != LOCAL_HEADER.size or raw[:4] != LOCAL_SIG:
         raise FormatError(fmt, member.header_offset, f"no local header for {member.name[:200]!r}")
     n_name, n_extra = struct.unpack_from("<2H", raw, 26)
-    start: int = member.header_offset + _LOCAL.size + n_name + n_extra
+    start: int = member.header_offset + LOCAL_HEADER.size + n_name + n_extra
     if start + member.compressed_size > archive.directory_offset:
         reason = f"member {member.name[:200]!r} runs into the central directory"
         raise FormatError(fmt, member.header_offset, reason)
@@ -241,9 +241,10 @@ def data_offset(read_at: ReadAt, archive: Archive, member: Member, fmt: str = FO
 def read_member(
     read_at: ReadAt, archive: Archive, member: Member, *, limit: int, fmt: str = FORMAT
 ) -> bytes:
-    """The first min(file size, limit) bytes of a member, inflating no more than that."""
-    if member.flags & 1:
-        raise FormatError(fmt, member.header_offset, f"{member.name[:200]!r} is encrypted")
+    """The first min(file size, limit) bytes of a member, inflating no more than that.
+
+    Flag bits (0x1 encrypted, 0x20 patched, 0x40 strong encryption) are ignored, as PyTorch's
+    reader ignores them: the bytes are read as they stand, so a loader's view is scanned."""
     start = data_offset(read_at, archive, member, fmt)
     want = min(member.file_size, limit)
     if member.method == STORED:
@@ -282,7 +283,7 @@ def member_reader(
 ) -> tuple[ReadAt, int]:
     """A ReadAt over one member and its size: a window on the file for a stored member, the
     first `limit` inflated bytes for a deflated one."""
-    if member.method != STORED or member.flags & 1:
+    if member.method != STORED:
         data = read_member(read_at, archive, member, limit=limit, fmt=fmt)
         return (lambda o, n: data[o : o + n]), len(data)
     base, size = data_offset(read_at, archive, member, fmt), member.file_size

@@ -60,12 +60,13 @@ def test_a_benign_template_is_hashed_and_safe(tmp_path: Path, template: str) -> 
 
     assert info.chat_template_sha256 == hashlib.sha256(template.encode()).hexdigest()
     assert info.unsafe is False and info.unsafe_reasons == ()
+    assert info.risk == "none"
 
 
 def test_without_a_template_nothing_is_checked(tmp_path: Path) -> None:
     info = read(write_gguf(tmp_path / "m.gguf", None))
 
-    assert info.chat_template_sha256 is None and info.unsafe is None
+    assert info.chat_template_sha256 is None and info.unsafe is None and info.risk is None
 
 
 @pytest.mark.parametrize(
@@ -77,12 +78,12 @@ def test_without_a_template_nothing_is_checked(tmp_path: Path) -> None:
     ],
     ids=["globals", "subclasses", "attr-import"],
 )
-def test_a_template_that_reaches_for_python_internals_is_unsafe(
+def test_a_template_that_escapes_its_sandbox_is_dangerous(
     tmp_path: Path, template: str, what: str
 ) -> None:
     info = read(write_gguf(tmp_path / "m.gguf", template))
 
-    assert info.unsafe is True
+    assert (info.risk, info.unsafe) == ("dangerous", True)
     assert info.unsafe_reasons == (f"chat template reaches for Python internals: {what}",)
     assert info.chat_template_sha256 == hashlib.sha256(template.encode()).hexdigest()
 
@@ -97,6 +98,13 @@ def test_named_templates_are_checked_and_the_default_is_hashed(tmp_path: Path) -
         "chat template reaches for Python internals: __init__, __globals__, popen "
         "(in tokenizer.chat_template.tool_use)",
     )
+
+
+def test_an_odd_template_that_does_not_escape_is_suspicious(tmp_path: Path) -> None:
+    info = read(write_gguf(tmp_path / "m.gguf", "{% import 'macros' as m %}" + CHATML))
+
+    assert (info.risk, info.unsafe) == ("suspicious", False)
+    assert info.unsafe_reasons == ("chat template reaches for Python internals: {% import",)
 
 
 def test_a_template_over_the_string_cap_is_refused(tmp_path: Path) -> None:

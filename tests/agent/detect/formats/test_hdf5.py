@@ -56,15 +56,21 @@ def test_a_keras_model_is_read(keras_files: dict[str, Path]) -> None:
         format="hdf5",
         name="plain",
         architecture="Sequential",
+        parameters=4 * 3 + 3 + 3 * 2 + 2,
         producer=f"keras {keras_files['version'].name}",
         unsafe=False,
+        risk="none",
     )
 
 
 def test_a_lambda_layer_makes_the_model_unsafe(keras_files: dict[str, Path]) -> None:
     info = parsed(reader, keras_files["lambda"].read_bytes())
 
-    assert (info.unsafe, info.unsafe_reasons) == (True, ("keras Lambda layer",))
+    assert (info.risk, info.unsafe, info.unsafe_reasons) == (
+        "dangerous",
+        True,
+        ("keras Lambda layer",),
+    )
 
 
 def test_a_lambda_inside_a_nested_model_is_found(keras_files: dict[str, Path]) -> None:
@@ -230,3 +236,44 @@ def test_damaged_keras_files_give_a_model_none_or_format_error(
     cut = data.draw(st.integers(0, len(damaged)))
 
     outcome(reader, bytes(damaged[:cut]))
+
+
+def keras2_file(path: Path, libver: str, layers: dict[str, list[tuple[int, ...]]]) -> Path:
+    """The layout Keras 2 wrote: model_weights/<layer>/<layer>/<weight>:0, next to optimizer
+    state that is not part of the model."""
+    with h5py.File(path, "w", libver=libver) as f:
+        f.attrs["keras_version"] = "2.15.0"
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["model_config"] = CONFIG
+        weights = f.create_group("model_weights")
+        for layer, shapes in layers.items():
+            group = weights.create_group(layer).create_group(layer)
+            for i, shape in enumerate(shapes):
+                group.create_dataset(f"w{i}:0", data=np.zeros(shape, np.float32))
+        f.create_group("optimizer_weights").create_dataset("m", data=np.zeros(1000))
+    return path
+
+
+@pytest.mark.parametrize("libver", ["earliest", "v108", "v110", "v112", "latest"])
+def test_a_keras_hdf5_model_reports_its_parameter_count(tmp_path: Path, libver: str) -> None:
+    layers = {"dense": [(4, 3), (3,)], "dense_1": [(3, 2), (2,)]}
+
+    info = parsed(reader, keras2_file(tmp_path / "m.h5", libver, layers).read_bytes())
+
+    assert info.parameters == 4 * 3 + 3 + 3 * 2 + 2
+
+
+def test_many_layers_are_counted_through_the_group_b_tree(tmp_path: Path) -> None:
+    layers = {f"dense_{i}": [(2, 3)] for i in range(300)}
+
+    info = parsed(reader, keras2_file(tmp_path / "m.h5", "earliest", layers).read_bytes())
+
+    assert info.parameters == 300 * 6
+
+
+def test_groups_in_dense_storage_give_no_count_rather_than_a_wrong_one(tmp_path: Path) -> None:
+    layers = {f"dense_{i}": [(2, 3)] for i in range(40)}
+
+    info = parsed(reader, keras2_file(tmp_path / "m.h5", "latest", layers).read_bytes())
+
+    assert info.parameters is None and info.producer == "keras 2.15.0"

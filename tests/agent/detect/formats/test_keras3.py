@@ -100,7 +100,7 @@ def test_a_functional_model_names_its_class(saved: tuple[dict[str, bytes], str])
 def test_a_lambda_layer_makes_the_model_unsafe(saved: tuple[dict[str, bytes], str]) -> None:
     info = parse_bytes(saved[0]["lambda"])
 
-    assert info is not None and info.unsafe
+    assert info is not None and (info.risk, info.unsafe) == ("dangerous", True)
     assert info.unsafe_reasons == ("keras Lambda layer",)
 
 
@@ -184,3 +184,37 @@ def test_mutated_archives_parse_or_raise_format_error(
         original[at] = data.draw(st.integers(0, 255))
     with contextlib.suppress(FormatError):
         parse_bytes(bytes(original))
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "risk", "reason"),
+    [
+        ("os", "system", "dangerous", "keras config imports dangerous os.system"),
+        (
+            "my_project.layers",
+            "Scale",
+            "suspicious",
+            "keras config imports my_project.layers.Scale",
+        ),
+        ("keras.layers", "Dense", "none", None),
+    ],
+)
+def test_a_reference_outside_keras_is_judged_by_what_it_imports(
+    module: str, name: str, risk: str, reason: str | None
+) -> None:
+    layer = {"module": module, "class_name": name, "config": {"name": "x"}}
+    config = {"class_name": "Sequential", "config": {"name": "m", "layers": [layer]}}
+
+    info = keras3.parse(*_archive(config))
+
+    assert info is not None and info.risk == risk
+    assert info.unsafe_reasons == ((reason,) if reason else ())
+
+
+def _archive(config: dict[str, object]) -> tuple[ReadAt, int]:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.10.0"}))
+        z.writestr("config.json", json.dumps(config))
+    data = buffer.getvalue()
+    return (lambda o, n: data[o : o + n]), len(data)

@@ -4,6 +4,7 @@ files numpy ships for its own tests, and broken or hostile headers."""
 from __future__ import annotations
 
 import io
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ def saved(array: np.ndarray[Any, Any], version: tuple[int, int] | None = None) -
     return out.getvalue()
 
 
+SYSTEM = f"{os.system.__module__}.system"
+
+
+class Shell:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, ("echo pwned",))
+
+
 def header_file(header: bytes, data: bytes = b"", version: int = 1) -> bytes:
     length = struct.pack("<H" if version == 1 else "<I", len(header))
     return b"\x93NUMPY" + bytes([version, 0]) + length + header + data
@@ -45,6 +54,7 @@ def test_a_float_array_is_a_numpy_file_with_its_element_count() -> None:
         tensor_count=1,
         header_bytes=len(data) - 64 * 32 * 2,
         unsafe=False,
+        risk="none",
     )
 
 
@@ -76,19 +86,27 @@ def test_every_header_version_numpy_writes_is_read(version: tuple[int, int]) -> 
     assert (info.parameters, info.quantization) == (24, "F32")
 
 
-def test_object_array_holds_a_pickle_and_is_unsafe() -> None:
-    info = parsed(reader, saved(np.array([1, "two", None], dtype=object)))
+def test_an_object_array_of_plain_values_is_judged_by_its_pickle() -> None:
+    info = parsed(reader, saved(np.array([1, "two", None, (3.5, b"x")], dtype=object)))
 
-    assert (info.unsafe, info.unsafe_reasons) == (True, ("numpy object array (pickle)",))
+    assert (info.risk, info.unsafe) == ("none", False)
+    assert info.unsafe_reasons == ("numpy object array (pickle)",)
     assert info.quantization is None
 
 
-def test_structured_array_with_an_object_field_is_unsafe() -> None:
+def test_an_object_array_holding_a_payload_is_dangerous() -> None:
+    info = parsed(reader, saved(np.array([1, Shell()], dtype=object)))
+
+    assert (info.risk, info.unsafe) == ("dangerous", True)
+    assert info.unsafe_reasons == ("numpy object array (pickle)", f"dangerous import {SYSTEM}")
+
+
+def test_structured_array_with_an_object_field_is_walked() -> None:
     array = np.zeros(4, dtype=[("weight", "<f4"), ("extra", [("note", "O")])])
 
     info = parsed(reader, saved(array))
 
-    assert info.unsafe is True
+    assert info.risk == "none" and info.unsafe_reasons == ("numpy object array (pickle)",)
 
 
 def test_structured_array_of_numbers_is_safe() -> None:
@@ -103,7 +121,8 @@ def test_files_numpy_ships_are_read() -> None:
 
     for path in paths:
         info = parsed(reader, path.read_bytes())
-        assert info.unsafe is ("objarr" in path.name), path
+        assert (info.risk, info.unsafe) == ("none", False), path
+        assert bool(info.unsafe_reasons) is ("objarr" in path.name), path
 
 
 def test_python2_long_integers_in_the_shape_are_read() -> None:

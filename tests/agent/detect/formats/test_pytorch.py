@@ -100,13 +100,12 @@ def test_every_import_of_a_state_dict_is_allowed(files: dict[str, bytes]) -> Non
     assert all(verdict(name) is Verdict.ALLOWED for name in scan_bytes(data).imports)
 
 
-def test_a_pickled_module_names_its_classes_as_unknown_imports(files: dict[str, bytes]) -> None:
+def test_a_pickled_module_of_torch_classes_is_no_risk(files: dict[str, bytes]) -> None:
     info = parse_bytes(files["whole"])
 
-    assert info is not None and info.format == "pytorch" and info.unsafe
+    assert info is not None and info.format == "pytorch"
     assert info.architecture == "Sequential" and info.parameters == PARAMETERS
-    assert "unknown import torch.nn.modules.container.Sequential" in info.unsafe_reasons
-    assert "unknown import torch.nn.modules.linear.Linear" in info.unsafe_reasons
+    assert (info.risk, info.unsafe, info.unsafe_reasons) == ("none", False, ())
 
 
 @pytest.mark.parametrize("name", ["legacy", "legacy4"])
@@ -133,7 +132,8 @@ def test_torchscript_carries_code(files: dict[str, bytes], name: str) -> None:
         PARAMETERS,
         "Sequential",
     )
-    assert info.unsafe and info.unsafe_reasons == ("torchscript code",)
+    assert (info.risk, info.unsafe) == ("suspicious", False)
+    assert info.unsafe_reasons == ("torchscript code",)
 
 
 def test_a_malicious_pickle_inside_a_real_archive_is_named(files: dict[str, bytes]) -> None:
@@ -203,3 +203,63 @@ def test_mutated_checkpoints_parse_or_raise_format_error(
     with contextlib.suppress(FormatError):
         result = parse_bytes(bytes(original))
         assert result is None or isinstance(result, ModelInfo)
+
+
+class ReadsAFile(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.from_file("/etc/hostname", False, 4, dtype=torch.uint8)
+        return x + y.sum()
+
+
+class KeepsSizes(torch.nn.Module):
+    """Like silero-vad: a list attribute, which TorchScript saves through
+    torch.jit._pickle.build_intlist."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes = [256, 512]
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * self.sizes[0]
+
+
+def scripted(module: torch.nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(module), buffer)
+    return buffer.getvalue()
+
+
+def test_torchscript_with_list_attributes_is_suspicious_not_dangerous() -> None:
+    data = scripted(KeepsSizes())
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        pickled = z.read(next(n for n in z.namelist() if n.endswith("/data.pkl")))
+
+    info = parse_bytes(data)
+
+    assert "torch.jit._pickle.build_intlist" in scan_bytes(pickled).imports
+    assert info is not None and (info.risk, info.unsafe) == ("suspicious", False)
+
+
+def test_torchscript_code_that_reads_files_is_dangerous() -> None:
+    info = parse_bytes(scripted(ReadsAFile()))
+
+    assert info is not None and (info.risk, info.unsafe) == ("dangerous", True)
+    assert "torchscript code calls torch.from_file" in info.unsafe_reasons
+
+
+def test_a_second_data_pickle_only_the_local_headers_list_is_judged(
+    files: dict[str, bytes],
+) -> None:
+    payload = pickle.dumps({"weight": Shell()}, protocol=2)
+    extra = io.BytesIO()
+    with zipfile.ZipFile(extra, "w") as z:
+        z.writestr("archive/extra/evil.pkl", payload)
+    member = extra.getvalue()[: extra.getvalue().index(b"PK\x01\x02")]
+    # In front of the archive: its local header is there, the central directory omits it (zip
+    # readers take leading bytes for a self-extractor stub and shift every offset).
+    fixed = member + files["state"]
+
+    info = parse_bytes(bytes(fixed))
+
+    assert info is not None and info.risk == "dangerous"

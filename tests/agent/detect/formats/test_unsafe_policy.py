@@ -1,5 +1,5 @@
-"""The unsafe-serialization policy: a small allow-list, a deny-list always named, the rest
-unknown and unsafe too."""
+"""The pickle import policy: allow-list and deny-list kept as data with reasons and sources,
+the longer entry winning; risk levels dangerous / suspicious / none."""
 
 from __future__ import annotations
 
@@ -11,7 +11,19 @@ from typing import Any
 import pytest
 
 from agent.detect.formats import pickle_scan as ps
-from agent.detect.formats.unsafe import MAX_REASONS, Verdict, combine, pickle_reasons, verdict
+from agent.detect.formats import risk_rules
+from agent.detect.formats.unsafe import (
+    MAX_REASONS,
+    Verdict,
+    combine,
+    judge_pickle,
+    pickle_reasons,
+    verdict,
+)
+
+
+class Unvetted:
+    pass
 
 
 class Shell:
@@ -36,9 +48,19 @@ class Shell:
         "builtins.slice",
         "builtins.complex",
         "_codecs.encode",
+        "numpy.matrixlib.defmatrix.matrix",
+        "numpy.random._pickle.__generator_ctor",
+        "scipy.sparse._coo.coo_matrix",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        "torch.jit._pickle.build_intlist",
+        "torch.jit._pickle.build_tensorlist",
+        "torch.nn.modules.linear.Linear",
+        "copyreg.__newobj__",
+        "datetime.datetime",
     ],
 )
-def test_weights_only_plumbing_is_allowed(name: str) -> None:
+def test_benign_package_plumbing_is_allowed(name: str) -> None:
     assert verdict(name) is Verdict.ALLOWED
 
 
@@ -69,6 +91,19 @@ def test_weights_only_plumbing_is_allowed(name: str) -> None:
         "types.CodeType",
         "types.FunctionType",
         "torch.load",
+        "torch.jit.load",
+        "torch.jit.unsupported_tensor_ops.execWrapper",
+        "numpy.testing._private.utils.runstring",
+        "numpy.f2py.crackfortran.getlincoef",
+        "numpy.__builtins__",
+        "sklearn.utils._testing.assert_run_python_script_without_output",
+        "uuid._get_command_stdout",
+        "io.FileIO",
+        "_io.FileIO",
+        "operator.attrgetter",
+        "_operator.methodcaller",
+        "cloudpickle.cloudpickle._make_function",
+        "test.support.script_helper.assert_python_ok",
     ],
 )
 def test_dangerous_imports_are_denied(name: str) -> None:
@@ -78,11 +113,12 @@ def test_dangerous_imports_are_denied(name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "sklearn.linear_model._logistic.LogisticRegression",
+        "__main__.MyModel",
         "osmosis.system",
         "builtins.evaluate",
-        "torch.nn.modules.linear.Linear",
-        "collections.OrderedDict.fromkeys",
+        "io.BytesIO",
+        "functools.partial",
+        "numpy.add",
     ],
 )
 def test_names_neither_allowed_nor_denied_are_unknown(name: str) -> None:
@@ -90,16 +126,16 @@ def test_names_neither_allowed_nor_denied_are_unknown(name: str) -> None:
 
 
 def test_reasons_name_denied_imports_before_unknown_ones() -> None:
-    data = pickle.dumps([collections.Counter(), Shell(), collections.OrderedDict()], protocol=4)
+    data = pickle.dumps([Unvetted(), Shell(), collections.OrderedDict()], protocol=4)
 
     reasons = pickle_reasons(ps.scan_bytes(data))
 
     system = f"{os.system.__module__}.system"
-    assert reasons == (f"dangerous import {system}", "unknown import collections.Counter")
+    assert reasons == (f"dangerous import {system}", f"unknown import {__name__}.Unvetted")
 
 
 def test_unknown_imports_can_be_left_out() -> None:
-    data = pickle.dumps(collections.Counter(a=1), protocol=2)
+    data = pickle.dumps(Unvetted(), protocol=2)
 
     assert pickle_reasons(ps.scan_bytes(data), unknown_is_unsafe=False) == ()
 
@@ -126,3 +162,40 @@ def test_combine_drops_repeats_and_caps_the_count() -> None:
     assert len(reasons) == MAX_REASONS
     assert reasons[:3] == ("a", "b", "unknown import m0.C")
     assert reasons[-1] == f"and {32 - (MAX_REASONS - 1)} more"
+
+
+def test_an_attribute_path_is_judged_by_where_it_leads() -> None:
+    assert verdict("pathlib.os.system", "os.system") is Verdict.DENIED
+    assert verdict("trace.Trace.run", "Trace.run") is Verdict.DENIED
+    assert verdict("collections.OrderedDict.fromkeys", "OrderedDict.fromkeys") is Verdict.ALLOWED
+
+
+@pytest.mark.parametrize(
+    ("data", "risk"),
+    [
+        (pickle.dumps(Shell(), protocol=2), "dangerous"),
+        (pickle.dumps(Unvetted(), protocol=2), "suspicious"),
+        (pickle.dumps(collections.OrderedDict(a=[1.5]), protocol=2), "none"),
+        (b"\x80\x04K\x01\x8c\x06system\x93)R.", "dangerous"),
+        (b"\x80\x02\x82\x01)R.", "suspicious"),
+    ],
+    ids=["denied", "unknown", "allowed", "computed-name", "extension-code"],
+)
+def test_each_scan_gets_one_risk_level(data: bytes, risk: str) -> None:
+    judgement = judge_pickle(ps.scan_bytes(data))
+
+    assert judgement.risk == risk
+    assert judgement.unsafe is (risk == "dangerous")
+
+
+@pytest.mark.parametrize("table", [risk_rules.DENY, risk_rules.ALLOW, risk_rules.ALLOW_PATTERNS])
+def test_every_list_entry_says_why_and_where_from(table: tuple[tuple[str, str, str], ...]) -> None:
+    names = [name for name, _, _ in table]
+
+    assert len(names) == len(set(names))
+    assert all(reason and source for _, reason, source in table)
+
+
+@pytest.mark.parametrize("name", ["test.MyModel", "code.Encoder", "profile.UserProfile"])
+def test_user_modules_named_like_stdlib_modules_are_only_unknown(name: str) -> None:
+    assert verdict(name) is Verdict.UNKNOWN

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from agent.detect.formats import ReadAt
 from agent.detect.formats import ziparchive as za
+from agent.detect.formats import zipwalk as zw
 from agent.errors import FormatError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -211,16 +212,23 @@ def test_multi_disk_archives_are_refused() -> None:
         listing(patch(data, end + 4, "<H", 1))
 
 
-def test_encrypted_and_unsupported_members_are_not_read() -> None:
+@pytest.mark.parametrize("flag", [0x1, 0x20, 0x40])
+def test_flag_bits_do_not_hide_a_member_as_torch_reads_it(flag: int) -> None:
     data = make_zip({"a": b"x" * 10})
-    encrypted = patch(data, central_offsets(data)[0] + 8, "<H", 1)
-    bz2 = make_zip({"a": b"x" * 10}, zipfile.ZIP_BZIP2)
+    flagged = patch(data, central_offsets(data)[0] + 8, "<H", flag)
+    archive = listing(flagged)
+    assert archive is not None
 
-    for archive_bytes, reason in [(encrypted, "encrypted"), (bz2, "compression method 12")]:
-        archive = listing(archive_bytes)
-        assert archive is not None
-        with pytest.raises(FormatError, match=reason):
-            za.read_member(reader(archive_bytes), archive, archive.members[0], limit=100)
+    assert za.read_member(reader(flagged), archive, archive.members[0], limit=100) == b"x" * 10
+
+
+def test_members_of_unsupported_methods_are_not_read() -> None:
+    bz2 = make_zip({"a": b"x" * 10}, zipfile.ZIP_BZIP2)
+    archive = listing(bz2)
+    assert archive is not None
+
+    with pytest.raises(FormatError, match="compression method 12"):
+        za.read_member(reader(bz2), archive, archive.members[0], limit=100)
 
 
 @pytest.mark.parametrize(
@@ -274,3 +282,60 @@ def test_mutated_archives_list_and_read_or_raise_format_error(data: st.DataObjec
         for m in archive.members if archive is not None else ():
             assert archive is not None
             assert len(za.read_member(reader(mutated), archive, m, limit=1 << 16)) <= 1 << 16
+
+
+def test_local_headers_find_what_the_central_directory_leaves_out() -> None:
+    hidden = make_zip({"hidden.pkl": b"x" * 10})
+    hidden = hidden[: hidden.index(za.CENTRAL_SIG)]
+    data = hidden + make_zip({"a": b"y" * 5, "b": b"z" * 7})
+
+    view, members = zw.every_member(reader(data), len(data))
+
+    assert [m.name for m in members] == ["hidden.pkl", "a", "b"]
+    assert za.read_member(reader(data), view, members[0], limit=100) == b"x" * 10
+
+
+def test_a_broken_central_directory_leaves_the_local_headers() -> None:
+    data = bytearray(make_zip({"a": b"y" * 5, "b": b"z" * 7}))
+    data[data.index(za.CENTRAL_SIG)] = ord("X")
+
+    _, members = zw.every_member(reader(bytes(data)), len(data))
+
+    assert [m.name for m in members] == ["a", "b"]
+
+
+def test_sizes_after_the_data_come_from_the_central_directory() -> None:
+    buffer = io.BytesIO()
+
+    class Unseekable(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: bytes) -> int:  # type: ignore[override]
+            return buffer.write(b)
+
+    with zipfile.ZipFile(Unseekable(), "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.pkl", b"x" * 100)
+        z.writestr("b.pkl", b"y" * 50)
+    data = buffer.getvalue()
+
+    view, members = zw.every_member(reader(data), len(data))
+
+    assert all(m.flags & 0x8 for m in members)
+    assert [za.read_member(reader(data), view, m, limit=200) for m in members] == [
+        b"x" * 100,
+        b"y" * 50,
+    ]
+
+
+@FUZZ
+@given(st.data())
+def test_every_member_of_a_mutated_zip_parses_or_raises_format_error(data: st.DataObject) -> None:
+    raw = bytearray(make_zip({"a.pkl": b"\x80\x04N." * 20, "b/data.pkl": b"x" * 40}))
+    for _ in range(data.draw(st.integers(1, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(FormatError):
+        view, members = zw.every_member(reader(bytes(raw)), len(raw))
+        for m in members:
+            with contextlib.suppress(FormatError):
+                za.read_member(reader(bytes(raw)), view, m, limit=1 << 16)
