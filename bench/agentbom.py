@@ -158,22 +158,28 @@ def profile(root: Path, top: int = 25) -> Iterator[str]:
     yield from text.getvalue().splitlines()
 
 
-def run(rounds: int = ROUNDS, hash_mib: int = 512, with_profile: bool = False) -> Iterator[str]:
+def run(
+    rounds: int = ROUNDS, hash_mib: int = 512, with_profile: bool = False, tree: Path | None = None
+) -> Iterator[str]:
     logging.disable(logging.WARNING)  # both tools' per-file warnings are not a figure
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp) / "site-packages"
-            root.mkdir()
-            # agent-bom scans only below its safe roots; this one is ours to allow.
-            os.environ["AGENT_BOM_SAFE_SCAN_ROOTS"] = tmp
-            files, missing = build_tree(site_packages(), root)
-            yield from (f"skipped {name}: not installed" for name in missing)
+            root = tree or Path(tmp) / "site-packages"
+            if tree is None:
+                root.mkdir()
+                files, missing = build_tree(site_packages(), root)
+                yield from (f"skipped {name}: not installed" for name in missing)
+            else:
+                files = sum(len(names) for _, _, names in os.walk(root))
+            # agent-bom scans only below its safe roots; this tree is ours to allow.
+            os.environ["AGENT_BOM_SAFE_SCAN_ROOTS"] = str(root.parent)
             yield from compare(root, files, rounds)
             if with_profile:
                 yield from profile(root)
     finally:
         logging.disable(logging.NOTSET)
-    yield from scanning.hashing(size=hash_mib << 20, rounds=rounds)
+    if hash_mib:
+        yield from scanning.hashing(size=hash_mib << 20, rounds=rounds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,8 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--hash-mib", type=int, default=512)
     parser.add_argument("--profile", action="store_true", help="also profile our scan")
+    parser.add_argument("--tree", type=Path, help="scan this tree instead of building one")
     args = parser.parse_args(argv)
-    for line in run(args.rounds, args.hash_mib, args.profile):
+    for line in run(args.rounds, args.hash_mib, args.profile, args.tree):
         print(line, flush=True)
     return 0
 
