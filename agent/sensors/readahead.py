@@ -53,9 +53,12 @@ def ahead(
                 return
             chunk, future = pending.popleft()
             results = _result(future, stop)
-            if results is None:
-                return
-            yield from zip(chunk, results, strict=True)
+            if results is None or _stopped(stop):
+                return  # a batch finished after stop was set holds no reads, only None
+            for pair in zip(chunk, results, strict=True):
+                if _stopped(stop):
+                    return
+                yield pair
     finally:
         # Never waits: a read stuck on a dead network share must not hold the caller.
         pool.shutdown(wait=False, cancel_futures=True)
