@@ -69,7 +69,10 @@ def claimed(head: bytes, size: int) -> bool:
     """Whether any format claims a file of `size` bytes that starts with `head` (its first
     min(HEAD_BYTES, size) bytes): False means identify() would return None without reading
     further, so a caller holding the head can skip the file."""
-    return any(claims(head, size) for claims, _ in _BY_LEAD[head[0] if head else 256])
+    for claims, _ in _BY_LEAD[head[0] if head else 256]:
+        if claims(head, size):
+            return True
+    return False
 
 
 # The format modules import ModelInfo and ReadAt from this package, so they load after both
