@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from p_fixtures import GgmlTensor, ggml_file, onnx_model, saved_model
 
-from agent.detect.formats import FORMATS, LEADS, ModelInfo, identify
+from agent.detect.formats import FORMATS, LEADS, ModelInfo, claimed, identify
 from agent.errors import FormatError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -134,3 +134,15 @@ def test_leads_change_no_answer_on_damaged_real_heads(data: st.DataObject) -> No
         at = data.draw(st.integers(0, len(blob) - 1))
         blob[at] = data.draw(st.integers(0, 255))
     assert led(bytes(blob)) == every_format(bytes(blob))
+
+
+@FUZZ
+@given(st.binary(max_size=6000))
+def test_a_head_no_format_claims_is_no_model(data: bytes) -> None:
+    if not claimed(data[:4096], len(data)):
+        assert led(data) is None
+
+
+def test_every_exemplar_head_is_claimed(heads: dict[str, bytes]) -> None:
+    for name, data in heads.items():
+        assert claimed(data[:4096], len(data)), name
