@@ -69,7 +69,8 @@ def claimed(head: bytes, size: int) -> bool:
     """Whether any format claims a file of `size` bytes that starts with `head` (its first
     min(HEAD_BYTES, size) bytes): False means identify() would return None without reading
     further, so a caller holding the head can skip the file."""
-    for claims, _ in _BY_LEAD[head[0] if head else 256]:
+    # A loop rather than any() over a generator: this runs for every file of a walk.
+    for claims, _ in _BY_LEAD[head[0] if head else 256]:  # noqa: SIM110
         if claims(head, size):
             return True
     return False
@@ -111,10 +112,6 @@ def _repacked_zip(read_at: ReadAt, size: int) -> ModelInfo | None:
     return parse(read_at, size) if parse is not None else None
 
 
-def _gguf_claims(head: bytes, size: int) -> bool:
-    return gguf.claims(head)
-
-
 def _zip_claims(head: bytes, size: int) -> bool:
     return ziparchive.is_zip_head(head)
 
@@ -122,7 +119,7 @@ def _zip_claims(head: bytes, size: int) -> bool:
 # Magic numbers first; then zips by layout; then the protobuf formats, which have no magic
 # and decline each other's files; pickles last, since their claim is the loosest.
 FORMATS: tuple[tuple[Claims, Parse], ...] = (
-    (_gguf_claims, gguf.parse),
+    (lambda head, size: gguf.claims(head), gguf.parse),
     (safetensors.claims, safetensors.parse),
     (ggml.claims, ggml.parse),
     (npy.claims, npy.parse),
@@ -141,17 +138,15 @@ FORMATS: tuple[tuple[Claims, Parse], ...] = (
 
 _ZIP = b"P"  # "PK": a local header or an empty archive's end record
 _PROTOBUF = b"\x08"  # field 1 as a varint: ir_version, specificationVersion, schema version
-# The first bytes each claim below can accept, from its magic or its first field; a claim not
-# listed (a length, an offset or a superblock that may sit anywhere, a pickle) is asked about
-# every file. tests/agent/detect/formats/test_identify_leads.py holds each claim to its entry.
+# The first bytes each claim below can accept, from its magic or its first field: a claim is
+# asked only about files that start with one of them. Listed are the claims that cost most on
+# the files that are no model (the protobuf ones walk the head's fields) and the ones sure to
+# keep their first byte; a claim not listed is asked about every file.
+# tests/agent/detect/formats/test_identify_leads.py holds each claim to its entry.
 LEADS: dict[Claims, bytes] = {
-    _gguf_claims: b"G",  # GGUF
-    ggml.claims: b"lft",  # lmgg, fmgg, tjgg: the legacy magics as little-endian words
     npy.claims: b"\x93",  # \x93NUMPY
-    pytorch.claims: b"\x80" + _ZIP,  # a legacy checkpoint's pickle, or a zip
     keras3.claims: _ZIP,
     npz.claims: _ZIP,
-    llamafile.claims: b"\x7fM#\xcf\xce\xca",  # ELF, PE, a script, Mach-O, universal binary
     _zip_claims: _ZIP,
     onnx.claims: _PROTOBUF,
     coreml.claims: _PROTOBUF,
