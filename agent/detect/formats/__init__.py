@@ -144,7 +144,10 @@ _PROTOBUF = b"\x08"  # field 1 as a varint: ir_version, specificationVersion, sc
 # keep their first byte; a claim not listed is asked about every file.
 # tests/agent/detect/formats/test_identify_leads.py holds each claim to its entry.
 LEADS: dict[Claims, bytes] = {
+    ggml.claims: b"lft",  # lmgg, fmgg, tjgg: the legacy magics as little-endian words
     npy.claims: b"\x93",  # \x93NUMPY
+    pytorch.claims: b"\x80" + _ZIP,  # a legacy checkpoint's pickle, or a zip
+    llamafile.claims: b"\x7fM#\xcf\xce\xca",  # ELF, PE, a script, Mach-O, universal binary
     keras3.claims: _ZIP,
     npz.claims: _ZIP,
     _zip_claims: _ZIP,
