@@ -6,6 +6,7 @@ in agent.detect.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import hashlib
@@ -20,9 +21,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.detect.formats import ReadAt, identify
+from agent.detect.formats import HEAD_BYTES, ReadAt, claimed, identify
 from agent.detect.model import FINGERPRINT_HEAD_BYTES, FileObservation, fingerprint
 from agent.errors import FormatError
+from agent.sensors import readahead
+
+S_ISDIR, S_ISREG = stat.S_ISDIR, stat.S_ISREG
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +111,13 @@ def iter_files(
     stats: ScanStats,
     stop: threading.Event | None = None,
 ) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every regular file under the roots once, with its stat; errors go to `stats`."""
+    """Every regular file under the roots once, with its stat; errors go to `stats`.
+
+    While the caller works on a file, other threads read the first bytes of the next ones
+    (agent.sensors.readahead), so a cold disk serves many reads at once. observe_file, given
+    the path and stat just yielded, decides from those bytes: a file no format claims is
+    never opened again. Each root is walked after the caller is done with the one before.
+    """
     walk = _Walk(excludes=excludes, stats=stats, stop=stop)
     for root in roots:
         if walk.stopped():
@@ -115,10 +125,48 @@ def iter_files(
         path = os.fspath(root)
         if walk.excluded(path, os.path.basename(path)):
             continue
-        yield from _visit(walk, path, via_symlink=os.path.islink(path))
+        files = _visit(walk, path, via_symlink=os.path.islink(path))
+        with contextlib.closing(readahead.ahead(files, _read_head, stop=stop)) as read:
+            for (name, st), head in read:
+                key = stat_key(st)
+                if head is not None:
+                    _HEADS[key] = head
+                try:
+                    yield Path(name), st
+                finally:
+                    _HEADS.pop(key, None)
 
 
-def _visit(walk: _Walk, path: str, via_symlink: bool) -> Iterator[tuple[Path, os.stat_result]]:
+# The head read ahead for the file iter_files has just yielded, by its stat_key: observe_file
+# takes it from here. One entry per walk in progress, since each goes once the caller asks for
+# the next file.
+_HEADS: dict[tuple[int, int, int, int], bytes] = {}
+
+
+def _read_head(item: tuple[str, os.stat_result]) -> bytes | None:
+    """What identify() looks at first, if the file is still the version the walk saw; None
+    when it is not, or cannot be read (observe_file then opens it and reports why)."""
+    path, st = item
+    if st.st_size < MIN_MODEL_BYTES:
+        return None
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        now = os.fstat(fd)
+        if not stat.S_ISREG(now.st_mode) or stat_key(now) != stat_key(st):
+            return None
+        want = min(HEAD_BYTES, now.st_size)
+        head = os.read(fd, want)
+        return head if len(head) == want else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _visit(walk: _Walk, path: str, via_symlink: bool) -> Iterator[tuple[str, os.stat_result]]:
     try:
         st = os.stat(path)
     except OSError as e:
@@ -128,7 +176,7 @@ def _visit(walk: _Walk, path: str, via_symlink: bool) -> Iterator[tuple[Path, os
         if walk.enter(st):
             yield from _walk_tree(walk, path)
     elif _regular_first_visit(walk, path, st, via_symlink):
-        yield Path(path), st
+        yield path, st
 
 
 def _regular_first_visit(walk: _Walk, path: str, st: os.stat_result, via_symlink: bool) -> bool:
@@ -145,7 +193,7 @@ def _regular_first_visit(walk: _Walk, path: str, st: os.stat_result, via_symlink
     return first
 
 
-def _walk_tree(walk: _Walk, top: str) -> Iterator[tuple[Path, os.stat_result]]:
+def _walk_tree(walk: _Walk, top: str) -> Iterator[tuple[str, os.stat_result]]:
     """Depth-first with an explicit stack: one directory open at a time, no recursion limit."""
     pending = [top]
     while pending and not walk.stopped():
@@ -153,27 +201,31 @@ def _walk_tree(walk: _Walk, top: str) -> Iterator[tuple[Path, os.stat_result]]:
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    if walk.excluded(entry.path, entry.name):
+                    if walk.excludes and walk.excluded(entry.path, entry.name):
                         continue
-                    st = _stat(walk, entry.path)
-                    if st is None:
+                    # os.stat, not DirEntry.stat: on Windows the entry's cached stat has no
+                    # inode number.
+                    try:
+                        st = os.stat(entry.path)
+                    except OSError as e:
+                        walk.stats.record_error(entry.path, e)
                         continue
-                    if stat.S_ISDIR(st.st_mode):
+                    mode = st.st_mode
+                    if S_ISDIR(mode):
                         if walk.enter(st):
                             pending.append(entry.path)
-                    elif _regular_first_visit(walk, entry.path, st, entry.is_symlink()):
-                        yield Path(entry.path), st
+                    elif S_ISREG(mode) and _first_visit(walk, entry, st):
+                        yield entry.path, st
         except OSError as e:
             walk.stats.record_error(directory, e)
 
 
-def _stat(walk: _Walk, path: str) -> os.stat_result | None:
-    # os.stat, not DirEntry.stat: on Windows the entry's cached stat has no inode number.
-    try:
-        return os.stat(path)
-    except OSError as e:
-        walk.stats.record_error(path, e)
-        return None
+def _first_visit(walk: _Walk, entry: os.DirEntry[str], st: os.stat_result) -> bool:
+    """A regular file seen the first time; the common one (one link, no symlink) is quick."""
+    if st.st_nlink == 1 and not walk.files and not entry.is_symlink():
+        walk.stats.files_seen += 1
+        return True
+    return _regular_first_visit(walk, entry.path, st, entry.is_symlink())
 
 
 def sha256_file(
@@ -297,6 +349,9 @@ def observe_file(
     """
     if st.st_size < MIN_MODEL_BYTES:
         return None
+    head = _HEADS.pop(stat_key(st), None)
+    if head is not None and not claimed(head, st.st_size):
+        return None  # decided from the bytes read ahead: no format starts like this
     with _open_regular(path) as f:
         opened = os.fstat(f.fileno())
         if not stat.S_ISREG(opened.st_mode) or opened.st_size < MIN_MODEL_BYTES:
@@ -373,6 +428,7 @@ def _open_regular(path: Path) -> io.FileIO:
 
 def _reader(f: io.FileIO, size: int) -> ReadAt:
     """A ReadAt over an open file, clipped to the size seen when it was opened."""
+    fd = f.fileno()
 
     def read_at(offset: int, length: int) -> bytes:
         length = min(length, size - offset)
@@ -380,13 +436,23 @@ def _reader(f: io.FileIO, size: int) -> ReadAt:
             return b""
         parts = []
         while length > 0:
-            f.seek(offset)
-            part = f.read(length)
+            part = _pread(f, fd, length, offset)
             if not part:
                 break
             parts.append(part)
             offset += len(part)
             length -= len(part)
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     return read_at
+
+
+def _pread(f: io.FileIO, fd: int, length: int, offset: int) -> bytes:
+    # One system call where the OS has pread (not Windows), and no shared file position.
+    if _HAS_PREAD:
+        return os.pread(fd, length, offset)
+    f.seek(offset)
+    return f.read(length) or b""
+
+
+_HAS_PREAD = hasattr(os, "pread")

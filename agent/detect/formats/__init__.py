@@ -56,15 +56,28 @@ def identify(read_at: ReadAt, size: int) -> ModelInfo | None:
     and break it.
 
     Formats with a magic number go first; protobuf-based formats have none, so each of them
-    may decline a file (parse returns None) and let the next one look.
+    may decline a file (parse returns None) and let the next one look. Only the formats whose
+    claim can start with the file's first byte are asked (`_BY_LEAD`): most files on a disk
+    are no model, and this spares each of them most claims.
     """
     head = read_at(0, min(HEAD_BYTES, size)) if size > 0 else b""
-    for claims, parse in FORMATS:
+    for claims, parse in _BY_LEAD[head[0] if head else 256]:
         if claims(head, size):
             info = parse(read_at, size)
             if info is not None:
                 return info
     return None
+
+
+def claimed(head: bytes, size: int) -> bool:
+    """Whether any format claims a file of `size` bytes that starts with `head` (its first
+    min(HEAD_BYTES, size) bytes): False means identify() would return None without reading
+    further, so a caller holding the head can skip the file."""
+    # A loop rather than any() over a generator: this runs for every file of a walk.
+    for claims, _ in _BY_LEAD[head[0] if head else 256]:  # noqa: SIM110
+        if claims(head, size):
+            return True
+    return False
 
 
 # The format modules import ModelInfo and ReadAt from this package, so they load after both
@@ -104,6 +117,10 @@ def _repacked_zip(read_at: ReadAt, size: int) -> ModelInfo | None:
     return parse(read_at, size) if parse is not None else None
 
 
+def _zip_claims(head: bytes, size: int) -> bool:
+    return ziparchive.is_zip_head(head)
+
+
 # Magic numbers first; then zips by layout; then the protobuf formats, which have no magic
 # and decline each other's files; pickles last, since their claim is the loosest.
 FORMATS: tuple[tuple[Claims, Parse], ...] = (
@@ -118,9 +135,37 @@ FORMATS: tuple[tuple[Claims, Parse], ...] = (
     (keras3.claims, keras3.parse),
     (npz.claims, npz.parse),
     (llamafile.claims, llamafile.parse),
-    (lambda head, size: ziparchive.is_zip_head(head), _repacked_zip),
+    (_zip_claims, _repacked_zip),
     (onnx.claims, onnx.parse),
     (coreml.claims, coreml.parse),
     (savedmodel.claims, savedmodel.parse),
     (pickle_format.claims, pickle_format.parse),
 )
+
+_ZIP = b"P"  # "PK": a local header or an empty archive's end record
+_PROTOBUF = b"\x08"  # field 1 as a varint: ir_version, specificationVersion, schema version
+# The first bytes each claim below can accept, from its magic or its first field: a claim is
+# asked only about files that start with one of them. Listed are the claims that cost most on
+# the files that are no model (the protobuf ones walk the head's fields) and the ones sure to
+# keep their first byte; a claim not listed is asked about every file.
+# tests/agent/detect/formats/test_identify_leads.py holds each claim to its entry.
+LEADS: dict[Claims, bytes] = {
+    ggml.claims: b"lft",  # lmgg, fmgg, tjgg: the legacy magics as little-endian words
+    npy.claims: b"\x93",  # \x93NUMPY
+    pytorch.claims: b"\x80" + _ZIP,  # a legacy checkpoint's pickle, or a zip
+    llamafile.claims: b"\x7fM#\xcf\xce\xca",  # ELF, PE, a script, Mach-O, universal binary
+    keras3.claims: _ZIP,
+    npz.claims: _ZIP,
+    _zip_claims: _ZIP,
+    onnx.claims: _PROTOBUF,
+    coreml.claims: _PROTOBUF,
+    savedmodel.claims: _PROTOBUF,
+}
+
+
+def _formats_led_by(byte: int) -> tuple[tuple[Claims, Parse], ...]:
+    return tuple(f for f in FORMATS if f[0] not in LEADS or byte in LEADS[f[0]])
+
+
+# The formats to ask, in FORMATS order, by the head's first byte; index 256: an empty head.
+_BY_LEAD = (*(_formats_led_by(b) for b in range(256)), FORMATS)
