@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from agent.detect import architectures, quantized
 from agent.detect.formats import ModelInfo
+from agent.detect.formats.unsafe import worst
 from agent.detect.hfconfig import CardInfo, ConfigInfo
 
 # ModelInfo fields a merged set takes from its first member that has them.
@@ -53,6 +54,9 @@ def merge_infos(infos: Sequence[ModelInfo]) -> ModelInfo:
         tensor_count=sum(i.tensor_count for i in infos),
         header_bytes=sum(i.header_bytes for i in infos),
         unsafe=any(unsafe) if unsafe else None,
+        risk=worst(
+            *(i.risk for i in infos if i.risk is not None)
+        ),  # a set is as risky as its worst file
         unsafe_reasons=tuple(dict.fromkeys(r for i in infos for r in i.unsafe_reasons)),
         companions=tuple(dict.fromkeys(c for i in infos for c in i.companions)),
         packed=None,

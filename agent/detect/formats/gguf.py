@@ -384,6 +384,8 @@ def _model_info(meta: _Meta, tensors: _Tensors, tensor_count: int, header_end: i
         name=_text(meta, "general.name"),
         architecture=architecture,
         parameters=tensors.parameters,
+        # Block-quantized tensors count their elements: the weights before quantization.
+        parameters_estimated=True if tensors.parameters is not None else None,
         quantization=_quantization(meta, tensors),
         context_length=context,
         license=_text(meta, "general.license"),

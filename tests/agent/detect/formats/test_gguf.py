@@ -73,6 +73,7 @@ def test_reads_the_fields_of_a_gguf_written_by_gguf_writer(gguf_model: Path) -> 
         name="Tiny Llama Test",
         architecture="llama",
         parameters=GGUF_PARAMETERS,
+        parameters_estimated=True,
         quantization="Q8_0",
         context_length=4096,
         license="apache-2.0",
