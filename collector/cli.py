@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -12,8 +13,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
 from collector import __version__
 from collector.errors import CollectorError, RuleError
+from collector.export.fleet import fleet_bom
+from collector.forward import Forwarding, parse_config
 from collector.governance import load_rule_dir
 from collector.governance.live import LiveRules
 from collector.governance.ruletest import run_rule_test_dir
@@ -71,6 +76,19 @@ def _parser() -> argparse.ArgumentParser:
         help="allow the login-less dashboard on a non-loopback address",
     )
 
+    serve.add_argument(
+        "--forward-config",
+        type=Path,
+        default=None,
+        help="YAML file with a `forward:` section: SIEM forwarding (docs/forwarding.md)",
+    )
+    export = sub.add_parser("export", parents=[common])
+    export_sub = export.add_subparsers(dest="action", required=True)
+    cdx = export_sub.add_parser(
+        "cyclonedx", parents=[common], help="CycloneDX 1.6 ML-BOM of the fleet or one host"
+    )
+    cdx.add_argument("--host", default=None, help="only this host (host.name)")
+    cdx.add_argument("--output", "-o", type=Path, default=None, help="file (default: stdout)")
     tok = sub.add_parser("tokens", parents=[common]).add_subparsers(dest="action", required=True)
     create = tok.add_parser("create", parents=[common], help="print a single-use enrollment token")
     create.add_argument("--group", default="default")
@@ -137,8 +155,10 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.unsafe_plaintext_grpc:
         names = server_names([grpc_host, *args.tls_name])
         pki = ensure_pki(data_dir / "pki", names=names, now=datetime.now(UTC))
+    forwarding = _forwarding(args.forward_config, data_dir)
     store = _open_store(args)
     running = start(
+        forward=forwarding,
         store=store,
         rules=live,
         grpc_address=args.grpc,
@@ -159,7 +179,44 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("%d rules loaded, watching %s; tls=%s", rules_count, live.path, pki is not None)
     stop.wait()
     running.stop()
+    if forwarding is not None:
+        forwarding.close()  # after gRPC stopped: the last batches are queued; the rest next start
     store.close()
+    return 0
+
+
+def _forwarding(path: Path | None, data_dir: Path) -> Forwarding | None:
+    """Started SIEM forwarding from the config file, or None; the HEC token may come from
+    SHADOWAI_HEC_TOKEN so that it stays out of files and argv."""
+    if path is None:
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CollectorError(f"{path}: {exc}") from None
+    section = dict(raw.get("forward") or {}) if isinstance(raw, dict) else {}
+    hec = section.get("hec")
+    token = os.environ.get("SHADOWAI_HEC_TOKEN")
+    if isinstance(hec, dict) and "token" not in hec and token:
+        section["hec"] = {**hec, "token": token}
+    config = parse_config(section)
+    if not config.enabled:
+        return None
+    forwarding = Forwarding.open(config, data_dir=data_dir)
+    forwarding.start()
+    return forwarding
+
+
+def _export(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        text = fleet_bom(store, host=args.host, now=datetime.now(UTC))
+    finally:
+        store.close()
+    if args.output is None:
+        print(text)
+    else:
+        args.output.write_text(text + "\n")
     return 0
 
 
@@ -301,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "api-tokens": _api_tokens,
         "agents": _agents,
         "rules": _rules,
+        "export": _export,
     }
     try:
         return handlers[args.command](args)

@@ -17,7 +17,7 @@ from collector.governance import RuleSet
 from collector.governance.live import LiveRules
 from collector.pki import ServerPki
 from collector.ratelimit import Buckets
-from collector.service import CollectorService
+from collector.service import CollectorService, Forward
 from collector.store import Store
 from collector.web import create_app
 from wire.v1 import collector_pb2_grpc
@@ -80,6 +80,7 @@ def start(
     silent_after: float = SILENT_AFTER,
     mtls_address: str | None = None,
     enroll_per_minute: float = 12.0,
+    forward: Forward | None = None,
 ) -> Running:
     """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted).
 
@@ -101,6 +102,7 @@ def start(
         pki=pki,
         require_client_cert=mtls,
         enroll_limit=Buckets(per_second=enroll_per_minute / 60, burst=10),
+        forward=forward,
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),

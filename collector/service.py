@@ -12,10 +12,10 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, Protocol, cast
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -23,12 +23,13 @@ from sqlalchemy.exc import OperationalError
 
 from collector import notes
 from collector.batch import Batch, Lookups, check_batch
+from collector.forward.records import flat_alert
 from collector.governance import RuleSet
 from collector.governance.correlations import Tally
 from collector.outcome import Outcome, correlation_alerts, evaluate_event
 from collector.pki import CsrError, ServerPki, issue_client_cert
 from collector.ratelimit import Buckets, peer_host
-from collector.store import AgentRecord, AgentState, Store
+from collector.store import AgentRecord, AgentState, NewAlert, Store
 from collector.store.correlation import Window
 from collector.store.delivery import CollectorEvent
 from collector.store.store import ConcurrentUpdate
@@ -69,6 +70,16 @@ class Counters:
             self.accepted += accepted
 
 
+class Forward(Protocol):
+    """Where stored events and alerts go next (collector.forward.Forwarding: a SIEM)."""
+
+    def submit(
+        self,
+        events: Iterable[Mapping[str, object]] = (),
+        alerts: Iterable[Mapping[str, object]] = (),
+    ) -> None: ...
+
+
 class CollectorService(collector_pb2_grpc.CollectorServicer):
     def __init__(
         self,
@@ -80,8 +91,10 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         require_client_cert: bool = False,
         enroll_limit: Buckets | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        forward: Forward | None = None,
     ) -> None:
         self._store = store
+        self._forward = forward
         self._rules = rules
         self._clock = clock
         self._pki = pki
@@ -289,8 +302,36 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             counts=batch.counts(),
             window=window,
         )
+        self._forward_stored(
+            [e.event for e in batch.events] + [n.fields for n in collector_events],
+            outcome.alerts,
+        )
         if tallies:
             self._raise_correlations(rules, tallies, window)
+
+    def _forward_stored(
+        self, events: Sequence[Mapping[str, object]], alerts: Sequence[NewAlert]
+    ) -> None:
+        """Queue what was just committed for the SIEM; never fails the batch (the queue
+        counts its own trouble)."""
+        if self._forward is None:
+            return
+        self._forward.submit(
+            events=events,
+            alerts=[
+                flat_alert(
+                    rule_id=a.rule_id,
+                    rule_title=a.rule_title,
+                    level=a.level,
+                    agent_id=a.agent_id,
+                    host_name=a.host_name,
+                    summary=a.summary,
+                    event_seq=a.event_seq,
+                    at=a.at,
+                )
+                for a in alerts
+            ],
+        )
 
     def _notes(self, agent: AgentState, batch: Batch, now: datetime) -> list[CollectorEvent]:
         found = [notes.for_gap(agent, gap.from_seq, gap.to_seq, now) for gap in batch.gaps]
@@ -342,6 +383,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         agent_id, rules = str(event.get("agent.id", "")), self._rules()
         evaluate_event(rules, event, agent_id=agent_id, seq=0, now=now, into=outcome)
         self._store.add_collector_event(event, alerts=outcome.alerts, at=now)
+        self._forward_stored([event], outcome.alerts)
         self._correlate(rules, outcome)
 
     # -- silence -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
 from collector.store import ALERT_STATUSES, AgentState, Store
-from collector.web import delivery_api
+from collector.web import delivery_api, export_api
 from collector.web.auth import bearer_token, parse_api_token, role_allows
 
 # Anything list-of-mappings shaped; the governance side decides the keys (id, title, ...).
@@ -226,6 +226,7 @@ def _api(
     _inventory_api(router, store)
     _alerts_api(router, store, rules_summary, rules_status)
     delivery_api.add_routes(router, store, _require)  # refusals, collector events, tokens
+    export_api.add_routes(router, store, _require)  # CycloneDX of the fleet or a host
     return router
 
 
