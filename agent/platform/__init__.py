@@ -17,13 +17,32 @@ class Platform:
     os_type: str  # ECS host.os.type: linux, macos, windows
     home: Path
     env: dict[str, str]
+    system: bool = False  # running as root: the service's places, not a user's
+
+    def config_path(self) -> Path:
+        """agent.toml where administrators look for it on this OS (MDM, GPO, Ansible)."""
+        override = self.env.get("SHADOWAI_AGENT_CONFIG")
+        if override:
+            return Path(override)
+        if self.os_type == "windows":
+            return self._program_data() / "shadowai" / "agent.toml"
+        if self.os_type == "macos":
+            return Path("/Library/Application Support/shadowai/agent.toml")
+        return Path("/etc/shadowai/agent.toml")
+
+    def _program_data(self) -> Path:
+        return Path(self.env.get("PROGRAMDATA", r"C:\ProgramData"))
 
     def data_dir(self) -> Path:
         override = self.env.get("SHADOWAI_AGENT_DATA_DIR")
         if override:
             return Path(override)
         if self.os_type == "windows":
-            return Path(self.env.get("PROGRAMDATA", r"C:\ProgramData")) / "shadowai" / "agent"
+            return self._program_data() / "shadowai" / "agent"
+        if self.system and self.os_type == "macos":
+            return Path("/Library/Application Support/shadowai/agent")
+        if self.system:
+            return Path("/var/lib/shadowai/agent")
         if self.os_type == "macos":
             return self.home / "Library" / "Application Support" / "shadowai-agent"
         base = self.env.get("XDG_STATE_HOME") or str(self.home / ".local" / "state")
@@ -152,7 +171,16 @@ class Platform:
 
 def current() -> Platform:
     os_type = {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
-    return Platform(os_type=os_type, home=Path.home(), env=dict(os.environ))
+    geteuid = getattr(os, "geteuid", None)
+    system = geteuid is not None and geteuid() == 0
+    return Platform(os_type=os_type, home=_home(), env=dict(os.environ), system=system)
+
+
+def _home() -> Path:
+    try:
+        return Path.home()
+    except RuntimeError:  # a system user without HOME or a passwd home
+        return Path("/nonexistent")
 
 
 def host_name() -> str:

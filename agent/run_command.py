@@ -1,0 +1,175 @@
+"""`shadowai-agent run` and `status`: the configuration first, then the supervisor or the
+worker it runs, and what a running daemon last said about itself."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from agent import __version__, platform, users
+from agent.config import Settings, load_config, resolve_roots
+from agent.daemon import build, lower_this_thread
+from agent.errors import AgentError
+from agent.identity import load_enrollment, load_or_create_key
+from agent.pipeline import HostFacts
+from agent.scan_command import process_sensor
+from agent.sensors.gpu import default_source as gpu_source
+from agent.shipper import Shipper, drain, open_channel
+from agent.spool import Spool
+from agent.state import STATUS_FILE, pid_alive, read_status, summary
+from agent.watchdog.policy import Limits
+from agent.watchdog.quarantine import QUARANTINE_FILE, load_quarantine
+from agent.watchdog.supervisor import Supervisor
+
+STALE = 30.0  # seconds without a heartbeat after which a daemon is taken for dead
+
+
+def data_dir(args: argparse.Namespace) -> Path:
+    path: Path = getattr(args, "data_dir", None) or platform.current().data_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def config_path(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The file to read, and whether it may be missing (only the conventional place may)."""
+    given: Path | None = getattr(args, "config", None)
+    if given is not None:
+        return given, False
+    return platform.current().config_path(), True
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    path, missing_ok = config_path(args)
+    return load_config(path, missing_ok=missing_ok)
+
+
+def run_settings(args: argparse.Namespace) -> Settings:
+    """The config file, then the command line on top of it, then the roots resolved."""
+    settings = load_settings(args)
+    changes: dict[str, Any] = {}
+    if args.path:
+        changes.update(roots=tuple(args.path), include_default_roots=args.default_paths)
+    if args.exclude:
+        changes["excludes"] = (*settings.excludes, *args.exclude)
+    if args.interval is not None:
+        changes["interval"] = args.interval
+    plat = platform.current()
+    settings = replace(settings, **changes)
+    roots = resolve_roots(settings, default_roots(settings, plat))
+    excludes = (*settings.excludes, *plat.default_excludes())
+    return replace(settings, roots=roots, excludes=tuple(dict.fromkeys(excludes)))
+
+
+def default_roots(settings: Settings, plat: platform.Platform) -> list[Path]:
+    """Every local user's home or stores when the agent may read them; else this user's."""
+    if settings.users and users.privileged():
+        people = users.local_users(plat)
+        return users.service_roots(plat, people, homes=settings.homes, exists=Path.exists)
+    return plat.model_roots()
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    settings = run_settings(args)  # a config error is reported before anything else
+    folder = data_dir(args)
+    enrollment = load_enrollment(folder)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if settings.watchdog and not args.once and not args.worker:
+        return supervise(args, settings, folder, stop)
+    # Threads inherit the creator's nice value and IO class: lowering the main thread
+    # before any other starts puts gRPC's own threads at the lowest priority too.
+    lower_this_thread()
+    if args.once and args.timeout > 0:
+        deadline = threading.Timer(args.timeout, stop.set)
+        deadline.daemon = True  # must not keep the process alive once the pass is acked
+        deadline.start()
+    key = load_or_create_key(folder)
+    spool = Spool.open(folder / "spool.db", max_bytes=settings.spool_max_bytes)
+    ca = enrollment.ca_pem.encode() if enrollment.ca_pem else None
+    shipper = Shipper(open_channel(enrollment.collector, ca))
+    os_type = platform.current().os_type
+    daemon = build(
+        settings=settings,
+        host=HostFacts(enrollment.agent_id, enrollment.host_name, os_type, enrollment.group),
+        key=key,
+        spool=spool,
+        data_dir=folder,
+        stop=stop,
+        process_sensor=process_sensor(os_type) if settings.processes else None,
+        gpu=gpu_source(os_type) if settings.processes else None,
+    )
+
+    def deliver() -> bool:
+        return drain(spool, shipper, stop=stop, stats=daemon.ship_stats)
+
+    try:
+        if args.once:
+            shipped = daemon.once(deliver)
+        else:
+            daemon.run(deliver)
+            shipped = True
+    finally:
+        stop.set()
+        daemon.close()
+        shipper.close()
+        spool.close()
+    stats = daemon.ship_stats
+    out.write(f"acked {stats.acked} events; {stats.failures} failed attempts\n")
+    return 0 if shipped else 1
+
+
+def supervise(
+    args: argparse.Namespace, settings: Settings, folder: Path, stop: threading.Event
+) -> int:
+    """Run this same command as a worker process under the watchdog."""
+    lower_this_thread()
+    command = [sys.executable, "-m", "agent.cli", "--data-dir", str(folder)]
+    command += [*args.argv, "--worker"]
+    limits = Limits(
+        cpu_share=settings.watchdog_cpu_share,
+        window=settings.watchdog_window,
+        memory_bytes=settings.watchdog_memory_bytes,
+        quarantine_seconds=settings.quarantine_seconds,
+    )
+    return Supervisor(command=command, limits=limits, data_dir=folder, stop=stop).run()
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    folder = data_dir(args)
+    status: dict[str, Any] = {"data_dir": str(folder), "version": __version__}
+    try:
+        enrollment = load_enrollment(folder)
+        status.update(
+            enrolled=True,
+            agent_id=enrollment.agent_id,
+            collector=enrollment.collector,
+            group=enrollment.group,
+        )
+    except AgentError:
+        status["enrolled"] = False
+    daemon = read_status(folder / STATUS_FILE)
+    status["service"] = dict(summary(daemon, now=time.time(), alive=pid_alive, stale=STALE))
+    quarantine = load_quarantine(folder / QUARANTINE_FILE)
+    status["quarantined"] = quarantine.active(time.time())
+    status["watchdog_restarts"] = quarantine.restarts
+    if (folder / "spool.db").exists():
+        spool = Spool.open(folder / "spool.db")
+        stats = spool.stats()
+        spool.close()
+        status.update(
+            spool_pending=stats.pending,
+            spool_bytes=stats.pending_bytes,
+            last_seq=stats.last_seq,
+            acked_seq=stats.acked_seq,
+            dropped_total=stats.dropped_total,
+        )
+    out.write(json.dumps(status, indent=2) + "\n")
+    return 0
