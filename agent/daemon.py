@@ -24,7 +24,7 @@ from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
 from agent.health import Part, health_event, self_usage
 from agent.model_loop import Emit, ModelLoop, Tasks
 from agent.outbox import Outbox
-from agent.pause import Gate, PausePolicy
+from agent.pause import CpuBudget, Gate, PausePolicy
 from agent.pipeline import HostFacts
 from agent.process_loop import ProcessLoop, Sensor
 from agent.sensors import priority
@@ -41,6 +41,8 @@ __all__ = ["Daemon", "HostFacts", "Settings", "build"]
 
 log = logging.getLogger(__name__)
 BEAT_EVERY = 10.0  # seconds between status file writes
+BUDGET_MARGIN = 0.8  # the scan aims below the watchdog's share, so that only a runaway trips it
+SHA256_CPU_SECONDS_PER_BYTE = 1 / 1.3e9  # hashlib on one core, warm cache (FIELD-NOTES)
 
 Deliver = Callable[[], bool]  # ship what is spooled; True when the spool is empty
 
@@ -187,8 +189,14 @@ def build(
     plat = platform.current()
     outbox = Outbox(spool=spool, key=key, host=host)
     cache = HashCache.open(data_dir / CACHE_FILE, max_entries=settings.hash_cache_entries)
-    hasher = CachingHasher(cache, stop=stop, bytes_per_second=settings.hash_bytes_per_second)
+    hasher = CachingHasher(cache, stop=stop, bytes_per_second=hash_rate(settings))
     gate = Gate(PausePolicy(settings.pause_on_battery, settings.pause_busy_percent), stop=stop)
+    budget = CpuBudget(BUDGET_MARGIN * settings.watchdog_cpu_share, stop=stop)
+
+    def pause() -> None:
+        gate.wait()
+        budget.spend()
+
     quarantine_path = data_dir / QUARANTINE_FILE
     tasks: Tasks | None = None
     crumb: Breadcrumb | None = None
@@ -203,7 +211,7 @@ def build(
         stores=store_index(settings, plat),
         owner=users.owner_name,
         tasks=tasks,
-        pause=gate.wait,
+        pause=pause,
         skip=lambda: load_quarantine(quarantine_path).paths(time.time()),
     )
     processes = None
@@ -237,6 +245,14 @@ def build(
         gate=gate,
         closers=closers,
     )
+
+
+def hash_rate(settings: Settings) -> int | None:
+    """The configured hash rate, else one that keeps hashing within the CPU share."""
+    if settings.hash_bytes_per_second is not None:
+        return settings.hash_bytes_per_second
+    share = BUDGET_MARGIN * settings.watchdog_cpu_share
+    return int(share / SHA256_CPU_SECONDS_PER_BYTE)
 
 
 def spool_fields(spool: Spool) -> dict[str, Any]:
