@@ -20,7 +20,7 @@ def _samples(share: float, seconds: int, memory: int = 50 * MB) -> list[Sample]:
 
 
 def test_a_spike_shorter_than_the_window_is_forgiven() -> None:
-    samples = _samples(0.0, 40) + [Sample(42.0, 30.0, 50 * MB)]  # 30 CPU-s in 2 s
+    samples = [*_samples(0.0, 40), Sample(42.0, 30.0, 50 * MB)]  # 30 CPU-s in 2 s
     assert verdict(samples, LIMITS) is None  # not watched for a whole window yet
 
 
