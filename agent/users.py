@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agent.detect.stores import LMSTUDIO, OLLAMA, StoreRoot
 from agent.platform import Platform
+from agent.platform import privileged as platform_privileged
 
 # Login shells that mean "no one logs in here": service accounts, not people.
 _NO_LOGIN = ("nologin", "/bin/false", "/usr/bin/false", "/dev/null")
@@ -191,23 +192,8 @@ def owner_name(path: str) -> str | None:
 
 
 def privileged() -> bool:
-    """Whether this process may read other users' files (root, or a service with the
-    capability to bypass read checks); otherwise only this user's own stores are covered."""
-    geteuid = getattr(os, "geteuid", None)
-    if geteuid is None:  # pragma: no cover - Windows: a service runs as LocalSystem
+    """Whether this process may read other users' files: then every user is covered;
+    otherwise only this user's own stores (Windows: a service runs as LocalSystem)."""
+    if os.name == "nt":  # pragma: no cover - needs Windows
         return True
-    if geteuid() == 0:
-        return True
-    return _has_dac_read_search()
-
-
-def _has_dac_read_search() -> bool:
-    """CAP_DAC_READ_SEARCH (bit 2) in this process's effective set, from /proc (Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) & (1 << 2))
-    except (OSError, ValueError):
-        pass
-    return False
+    return platform_privileged()

@@ -100,8 +100,12 @@ class Collector:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.proc = subprocess.Popen(
-            [str(BIN / "shadowai-collector"), "serve", *self._common(), "--rules", str(RULES)]
-            + ["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+            [
+                str(BIN / "shadowai-collector"),
+                "serve",
+                *self._common(),
+                *("--rules", str(RULES), "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -171,9 +171,32 @@ class Platform:
 
 def current() -> Platform:
     os_type = {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
+    return Platform(os_type=os_type, home=_home(), env=dict(os.environ), system=privileged())
+
+
+def privileged() -> bool:
+    """Whether this process may read other users' files: root, or a service user granted
+    CAP_DAC_READ_SEARCH; such a process is the service and uses the system's folders."""
     geteuid = getattr(os, "geteuid", None)
-    system = geteuid is not None and geteuid() == 0
-    return Platform(os_type=os_type, home=_home(), env=dict(os.environ), system=system)
+    if geteuid is None:  # pragma: no cover - Windows: the service runs as LocalSystem
+        return False
+    return geteuid() == 0 or has_capability(CAP_DAC_READ_SEARCH)
+
+
+CAP_DAC_READ_SEARCH = 2  # linux/capability.h
+CAP_SYS_PTRACE = 19
+
+
+def has_capability(bit: int, status: str = "/proc/self/status") -> bool:
+    """Whether `bit` is in this process's effective capabilities (Linux; False elsewhere)."""
+    try:
+        with open(status) as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << bit))
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def _home() -> Path:

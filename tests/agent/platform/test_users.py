@@ -75,3 +75,15 @@ def test_a_user_list_that_cannot_be_read_leaves_the_system_stores() -> None:
         raise OSError("no passwd")
 
     assert local_users(LINUX, broken) == []
+
+
+def test_capabilities_are_read_from_the_effective_set(tmp_path: Path) -> None:
+    from agent.platform import CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE, has_capability
+
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nCapInh:\t0000000000000000\nCapEff:\t0000000000080004\n")
+    assert has_capability(CAP_DAC_READ_SEARCH, str(status))
+    assert has_capability(CAP_SYS_PTRACE, str(status))
+    status.write_text("CapEff:\t0000000000000004\n")
+    assert not has_capability(CAP_SYS_PTRACE, str(status))
+    assert not has_capability(CAP_DAC_READ_SEARCH, str(tmp_path / "missing"))
