@@ -107,6 +107,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         gpu=gpu_source(os_type) if settings.processes else None,
     )
 
+    if daemon.board is not None:
+        daemon.board.status.watchdog = args.worker  # supervised by `run`'s watchdog
+
     def deliver() -> bool:
         return drain(spool, shipper, stop=stop, stats=daemon.ship_stats)
 
