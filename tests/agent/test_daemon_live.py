@@ -136,7 +136,9 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             cache = HashCache.open(tmp_path / CACHE_FILE)
             caches.append(cache)
             hasher = CachingHasher(cache, stop=stop)
-        loop_options = {k: v for k, v in options.items() if k in ("stores",)}
+        loop_options = {
+            k: v for k, v in options.items() if k in ("stores", "skip", "tasks", "pause", "owner")
+        }
         loop = ModelLoop(
             settings=settings,
             state=StateFile(tmp_path / "inventory.json"),
@@ -457,3 +459,36 @@ def test_a_watcher_overflow_brings_the_next_pass_forward(
     live.threads += live.daemon.start_sensors()
     (event,) = live.wait_for(bool)
     assert summary(event) == ("discovered", "missed.gguf", True)
+
+
+class RecordingTasks:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def set(self, task: str) -> None:
+        self.log.append(task)
+
+    def clear(self) -> None:
+        self.log.append("-")
+
+
+def test_a_quarantined_file_is_skipped_and_each_file_is_named_before_it_is_read(
+    rig: Callable[..., Rig], small_gguf: Path
+) -> None:
+    tasks = RecordingTasks()
+    pauses: list[int] = []
+    live = rig(
+        tasks=tasks,
+        pause=lambda: pauses.append(1),
+        skip=lambda: [str(live_models / "evil[1].gguf")],
+    )
+    live_models = live.models
+    (live.models / "evil[1].gguf").write_bytes(small_gguf.read_bytes())
+    (live.models / "good.gguf").write_bytes(small_gguf.read_bytes() + b"\0")
+    live.models_loop.scan_pass(snapshot=False)
+    assert [summary(e) for e in live.new_events()] == [("discovered", "good.gguf", True)]
+    good = f"file:{live.models / 'good.gguf'}"
+    assert tasks.log.count(good) == 2  # read, then hashed
+    assert tasks.log[-1] == "-"  # nothing is blamed once the pass is over
+    assert not any("evil" in task for task in tasks.log)
+    assert len(pauses) == 2
