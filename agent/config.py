@@ -31,6 +31,7 @@ class Settings:
     """What the daemon scans, how often, and what it may spend doing so."""
 
     roots: tuple[Path, ...] = ()  # empty: this OS's model stores
+    watch_roots: tuple[Path, ...] = ()  # empty: the roots; whole home folders are not watched
     include_default_roots: bool = False  # with roots given, the OS's stores as well
     excludes: tuple[str, ...] = ()
     interval: float = 300.0  # seconds between full passes

@@ -108,6 +108,12 @@ class Daemon:
         jobs.append(("health", self._health_forever))
         return [self._thread(name, job) for name, job in jobs]
 
+    def request_snapshot(self) -> None:
+        """Report every model and process again, now (the collector asked for a resync)."""
+        self.models.request_snapshot()
+        if self.processes is not None:
+            self.processes.request_snapshot()
+
     def send_health(self) -> None:
         self.emit(self.health(), "snapshot")
 
@@ -131,7 +137,7 @@ class Daemon:
 
     def _watch(self) -> None:
         watcher: Runnable = self.watcher_factory(
-            list(self.settings.roots),
+            list(self.settings.watch_roots or self.settings.roots),
             excludes=self.settings.excludes,
             on_paths=self.models.on_paths,
             stop=self.stop,

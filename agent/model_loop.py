@@ -305,6 +305,11 @@ class ModelLoop:
                 return
             self._stop.wait(min(left, 1.0))
 
+    def request_snapshot(self) -> None:
+        """The next pass reports every model, and starts without waiting its interval."""
+        self._last_snapshot = float("-inf")
+        self.rescan.set()
+
     def save(self) -> None:
         self._state.save(force=True)
 

@@ -62,17 +62,34 @@ def run_settings(args: argparse.Namespace) -> Settings:
         changes["interval"] = args.interval
     plat = platform.current()
     settings = replace(settings, **changes)
-    roots = resolve_roots(settings, default_roots(settings, plat))
+    defaults, watched = default_roots(settings, plat)
+    roots = resolve_roots(settings, defaults)
+    if not settings.roots or settings.include_default_roots:
+        watched = [*settings.roots, *watched]
+    else:
+        watched = list(roots)
     excludes = (*settings.excludes, *plat.default_excludes())
-    return replace(settings, roots=roots, excludes=tuple(dict.fromkeys(excludes)))
+    return replace(
+        settings,
+        roots=roots,
+        watch_roots=tuple(dict.fromkeys(watched)),
+        excludes=tuple(dict.fromkeys(excludes)),
+    )
 
 
-def default_roots(settings: Settings, plat: platform.Platform) -> list[Path]:
-    """Every local user's home or stores when the agent may read them; else this user's."""
+def default_roots(settings: Settings, plat: platform.Platform) -> tuple[list[Path], list[Path]]:
+    """The roots to scan and the roots to watch when none are configured: every local
+    user's home and stores when the agent may read them, else this user's stores.
+
+    Whole home folders are scanned on the interval but not watched: a watch per directory
+    of every home would cost the kernel far more memory than the agent itself.
+    """
     if settings.users and users.privileged():
         people = users.local_users(plat)
-        return users.service_roots(plat, people, homes=settings.homes, exists=Path.exists)
-    return plat.model_roots()
+        roots = users.service_roots(plat, people, homes=settings.homes, exists=Path.exists)
+        stores = users.service_roots(plat, people, homes=False, exists=Path.exists)
+        return roots, stores
+    return plat.model_roots(), plat.model_roots()
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:

@@ -319,3 +319,17 @@ def test_the_config_lives_where_administrators_look_on_each_os() -> None:
         "/x.toml"
     )
     assert Platform("linux", home, {}, system=True).data_dir() == Path("/var/lib/shadowai/agent")
+
+
+def test_configured_roots_are_watched_and_service_homes_are_only_scanned(tmp_path: Path) -> None:
+    import argparse
+
+    from agent.run_command import run_settings
+
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[scan]\nroots = ["{tmp_path}"]\n')
+    args = argparse.Namespace(
+        config=config, path=[], default_paths=False, exclude=[], interval=None
+    )
+    settings = run_settings(args)
+    assert settings.roots == settings.watch_roots == (tmp_path,)

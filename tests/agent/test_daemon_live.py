@@ -492,3 +492,18 @@ def test_a_quarantined_file_is_skipped_and_each_file_is_named_before_it_is_read(
     assert tasks.log[-1] == "-"  # nothing is blamed once the pass is over
     assert not any("evil" in task for task in tasks.log)
     assert len(pauses) == 2
+
+
+def test_a_requested_snapshot_reports_every_model_again(
+    rig: Callable[..., Rig], small_gguf: Path
+) -> None:
+    live = rig()
+    (live.models / "m.gguf").write_bytes(small_gguf.read_bytes())
+    live.models_loop.scan_pass()
+    live.new_events()
+    live.models_loop.scan_pass()
+    assert live.new_events() == []  # nothing changed, and the snapshot is hours away
+    live.daemon.request_snapshot()
+    assert live.models_loop.rescan.is_set()  # the scanner thread stops waiting
+    live.models_loop.scan_pass()
+    assert [summary(e) for e in live.new_events()] == [("snapshot", "m.gguf", True)]
