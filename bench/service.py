@@ -1,7 +1,8 @@
 """The agent as a service, measured from outside: a real collector, `enroll`, then `run`
 (supervisor and worker processes) sampled once a second with psutil.
 
-    .venv/bin/python -m bench.service [--idle-seconds 600] [--files 200000] [--skip-watchdog]
+    .venv/bin/python -m bench.service [--idle-seconds 600] [--bare-seconds 300]
+                                      [--files 200000] [--skip-watchdog]
 
 Prints, for an idle run and for a full scan of a tree of FILES files: the worker's CPU share
 (median and peak of 1 s samples, and over the whole phase), resident and private memory,
@@ -129,7 +130,9 @@ class Collector:
 class Agent:
     """An enrolled agent running as a service would: `run` under its watchdog."""
 
-    def __init__(self, folder: Path, collector: Collector, roots: list[Path]) -> None:
+    def __init__(
+        self, folder: Path, collector: Collector, roots: list[Path], *, processes: bool = True
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.data = folder / "data"
         self.config = folder / "agent.toml"
@@ -137,7 +140,7 @@ class Agent:
         # Other work shares this machine, so pausing when it is busy is turned off here.
         self.config.write_text(
             f"[scan]\nroots = [{quoted}]\n\n[pause]\nbusy_percent = 0\n\n[processes]\n"
-            "enabled = true\n"
+            f"enabled = {'true' if processes else 'false'}\n"
         )
         self.log = folder / "agent.log"
         self._cli("enroll", "--collector", collector.grpc, "--token", collector.token())
@@ -194,16 +197,19 @@ def models_tree(root: Path, files: int, models: int = 20) -> None:
             (folder / f"f{i}.txt").write_bytes(b"x" * 64)
 
 
-def idle(tmp: Path, collector: Collector, seconds: float) -> Iterator[str]:
-    tree = tmp / "idle-tree"
+def idle(tmp: Path, collector: Collector, seconds: float, *, processes: bool) -> Iterator[str]:
+    """An agent watching a small tree after its first pass: passes on the interval, the
+    watcher, health, heartbeat, shipping and (with `processes`) the process scans."""
+    name = "idle" if processes else "idle without process scans"
+    tree = tmp / name.replace(" ", "-")
     models_tree(tree, 2000)
-    agent = Agent(tmp / "idle", collector, [tree])
+    agent = Agent(tmp / f"{name}-agent".replace(" ", "-"), collector, [tree], processes=processes)
     try:
         agent.wait_pass()
         time.sleep(5)  # the first health event and shipment settle
         until = threading.Event()
         threading.Timer(seconds, until.set).start()
-        yield from sample(agent.worker(), until).lines("idle")
+        yield from sample(agent.worker(), until).lines(name)
     finally:
         agent.stop()
 
@@ -257,6 +263,7 @@ def watchdog(tmp: Path, window: float) -> Iterator[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.service")
     parser.add_argument("--idle-seconds", type=float, default=600.0)
+    parser.add_argument("--bare-seconds", type=float, default=300.0, help="idle, no processes")
     parser.add_argument("--files", type=int, default=200_000)
     parser.add_argument("--skip-watchdog", action="store_true")
     args = parser.parse_args()
@@ -264,8 +271,11 @@ def main() -> int:
         tmp = Path(folder)
         collector = Collector(tmp / "collector")
         try:
-            for line in idle(tmp, collector, args.idle_seconds):
+            for line in idle(tmp, collector, args.idle_seconds, processes=True):
                 print(line, flush=True)
+            if args.bare_seconds > 0:
+                for line in idle(tmp, collector, args.bare_seconds, processes=False):
+                    print(line, flush=True)
             for line in full_scan(tmp, collector, args.files):
                 print(line, flush=True)
         finally:
