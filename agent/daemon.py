@@ -67,6 +67,7 @@ class Daemon:
     gate: Gate | None = None
     ship_stats: ShipStats = field(default_factory=ShipStats)  # the caller's deliver fills it
     closers: list[Callable[[], None]] = field(default_factory=list)
+    failed: str = ""  # the thread whose failure stopped the daemon
 
     def once(self, deliver: Deliver) -> bool:
         """One full pass with hashes, a health event, shipped and acked; False if stopped."""
@@ -81,8 +82,12 @@ class Daemon:
         self.send_health()
         return deliver()
 
-    def run(self, deliver: Deliver) -> None:
-        """Every thread until `stop`; then join them all and save the ledger."""
+    def run(self, deliver: Deliver) -> bool:
+        """Every thread until `stop`; then join them all and save the ledger.
+
+        False when a thread failed: the process should exit with an error, so that the
+        watchdog (or the service manager) starts a fresh one.
+        """
         threads = self.start_sensors()
         threads.append(self._thread("shipper", lambda: self._ship_forever(deliver)))
         try:
@@ -94,6 +99,7 @@ class Daemon:
             self.models.save()
             if self.board is not None:
                 self.board.remove()
+        return not self.failed
 
     def start_sensors(self) -> list[threading.Thread]:
         """The periodic pass, watcher, hasher, processes and health; all end on `stop`."""
@@ -129,6 +135,7 @@ class Daemon:
             except Exception:
                 # A thread that dies must take the daemon down, not leave it half-blind.
                 log.exception("%s failed; stopping", name)
+                self.failed = name
                 self.stop.set()
 
         thread = threading.Thread(target=run, name=name)

@@ -131,11 +131,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         return drain(spool, shipper, stop=stop, stats=daemon.ship_stats)
 
     try:
-        if args.once:
-            shipped = daemon.once(deliver)
-        else:
-            daemon.run(deliver)
-            shipped = True
+        # False: not acked (--once), or a thread failed; exit 1 so a fresh worker starts.
+        shipped = daemon.once(deliver) if args.once else daemon.run(deliver)
     finally:
         stop.set()
         daemon.close()

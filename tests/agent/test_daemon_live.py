@@ -507,3 +507,17 @@ def test_a_requested_snapshot_reports_every_model_again(
     assert live.models_loop.rescan.is_set()  # the scanner thread stops waiting
     live.models_loop.scan_pass()
     assert [summary(e) for e in live.new_events()] == [("snapshot", "m.gguf", True)]
+
+
+class BrokenWatcher:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def run(self) -> None:
+        raise RuntimeError("inotify went away")
+
+
+def test_a_thread_that_fails_stops_the_daemon_with_an_error(rig: Callable[..., Rig]) -> None:
+    live = rig(watch=True, watcher_factory=BrokenWatcher)
+    assert live.daemon.run(lambda: True) is False
+    assert live.daemon.failed == "watcher"
