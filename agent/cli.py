@@ -14,14 +14,11 @@ from typing import TextIO
 from agent import __version__, platform
 from agent.config import ConfigError, load_config
 from agent.errors import AgentError
-from agent.identity import Enrollment, agent_id, load_or_create_key, save_enrollment
-from agent.pinning import fetch_pinned_ca, pick_ca
 from agent.run_command import cmd_run, cmd_status, config_path, data_dir
-from agent.scan_command import cmd_scan
-from agent.shipper import Shipper, open_channel
 from wire import tokens
-from wire.envelope import raw_public_key
-from wire.v1 import collector_pb2
+
+# Commands import what they need when they run: the watchdog's supervisor process is this
+# module too, and must not carry gRPC, the classifier and the parsers it never uses.
 
 log = logging.getLogger("shadowai.agent")
 
@@ -119,6 +116,12 @@ def _split(target: str) -> tuple[str, int]:
 
 
 def _cmd_enroll(args: argparse.Namespace, out: TextIO) -> int:
+    from agent.identity import Enrollment, agent_id, load_or_create_key, save_enrollment
+    from agent.pinning import fetch_pinned_ca, pick_ca
+    from agent.shipper import Shipper, open_channel
+    from wire.envelope import raw_public_key
+    from wire.v1 import collector_pb2
+
     folder = data_dir(args)
     token = tokens.parse(args.token)
     host, port = _split(args.collector)
@@ -196,6 +199,8 @@ def main(
     }
     try:
         if args.command == "scan":
+            from agent.scan_command import cmd_scan
+
             return cmd_scan(args, out, err)
         return commands[args.command](args, out)
     except ConfigError as exc:

@@ -15,14 +15,8 @@ from typing import Any, TextIO
 
 from agent import __version__, platform, users
 from agent.config import Settings, load_config, resolve_roots
-from agent.daemon import build, lower_this_thread
 from agent.errors import AgentError
-from agent.identity import load_enrollment, load_or_create_key
-from agent.pipeline import HostFacts
-from agent.scan_command import process_sensor
-from agent.sensors.gpu import default_source as gpu_source
-from agent.shipper import Shipper, drain, open_channel
-from agent.spool import Spool
+from agent.sensors import priority
 from agent.state import STATUS_FILE, pid_alive, read_status, summary
 from agent.watchdog.policy import Limits
 from agent.watchdog.quarantine import QUARANTINE_FILE, load_quarantine
@@ -95,59 +89,22 @@ def default_roots(settings: Settings, plat: platform.Platform) -> tuple[list[Pat
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     settings = run_settings(args)  # a config error is reported before anything else
     folder = data_dir(args)
-    enrollment = load_enrollment(folder)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if settings.watchdog and not args.once and not args.worker:
+        # The supervisor imports none of the worker's modules: it stays small.
         return supervise(args, settings, folder, stop)
-    # Threads inherit the creator's nice value and IO class: lowering the main thread
-    # before any other starts puts gRPC's own threads at the lowest priority too.
-    lower_this_thread()
-    if args.once and args.timeout > 0:
-        deadline = threading.Timer(args.timeout, stop.set)
-        deadline.daemon = True  # must not keep the process alive once the pass is acked
-        deadline.start()
-    key = load_or_create_key(folder)
-    spool = Spool.open(folder / "spool.db", max_bytes=settings.spool_max_bytes)
-    ca = enrollment.ca_pem.encode() if enrollment.ca_pem else None
-    shipper = Shipper(open_channel(enrollment.collector, ca))
-    os_type = platform.current().os_type
-    daemon = build(
-        settings=settings,
-        host=HostFacts(enrollment.agent_id, enrollment.host_name, os_type, enrollment.group),
-        key=key,
-        spool=spool,
-        data_dir=folder,
-        stop=stop,
-        process_sensor=process_sensor(os_type) if settings.processes else None,
-        gpu=gpu_source(os_type) if settings.processes else None,
-    )
+    from agent.worker import run_worker
 
-    if daemon.board is not None:
-        daemon.board.status.watchdog = args.worker  # supervised by `run`'s watchdog
-
-    def deliver() -> bool:
-        return drain(spool, shipper, stop=stop, stats=daemon.ship_stats)
-
-    try:
-        # False: not acked (--once), or a thread failed; exit 1 so a fresh worker starts.
-        shipped = daemon.once(deliver) if args.once else daemon.run(deliver)
-    finally:
-        stop.set()
-        daemon.close()
-        shipper.close()
-        spool.close()
-    stats = daemon.ship_stats
-    out.write(f"acked {stats.acked} events; {stats.failures} failed attempts\n")
-    return 0 if shipped else 1
+    return run_worker(args, settings, folder, stop, out)
 
 
 def supervise(
     args: argparse.Namespace, settings: Settings, folder: Path, stop: threading.Event
 ) -> int:
     """Run this same command as a worker process under the watchdog."""
-    lower_this_thread()
+    priority.lower_current_thread(priority.for_os(platform.current().os_type))
     command = [sys.executable, "-m", "agent.cli", "--data-dir", str(folder)]
     command += [*args.argv, "--worker"]
     limits = Limits(
@@ -162,6 +119,9 @@ def supervise(
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     folder = data_dir(args)
     status: dict[str, Any] = {"data_dir": str(folder), "version": __version__}
+    from agent.identity import load_enrollment
+    from agent.spool import Spool
+
     try:
         enrollment = load_enrollment(folder)
         status.update(

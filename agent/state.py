@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.identity import write_private
+from agent.atomic import write_private
 from agent.inventory import Known, Ledger
 
 log = logging.getLogger(__name__)

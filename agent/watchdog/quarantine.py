@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.identity import write_private
+from agent.atomic import write_private
 
 log = logging.getLogger(__name__)
 

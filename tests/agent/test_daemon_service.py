@@ -104,3 +104,12 @@ def test_the_service_runs_a_low_priority_worker_reports_health_and_stops_cleanly
         assert service.wait(DEADLINE) == 0
     assert not psutil.pid_exists(worker.pid) or worker.status() == psutil.STATUS_ZOMBIE
     assert _status(data)["service"]["running"] is False
+
+
+def test_the_supervisor_carries_none_of_the_workers_libraries() -> None:
+    heavy = ["grpc", "onnxruntime", "cryptography", "numpy", "watchdog"]
+    probe = f"import sys, agent.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    assert loaded.strip() == "[]"
