@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint proto proto-check bench train
+.PHONY: demo test lint proto proto-check bench train package package-check
 
 $(STAMP): pyproject.toml
 	python3 scripts/bootstrap.py $(VENV) && touch $(STAMP)
@@ -28,3 +28,9 @@ bench: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m agent.training.train
+
+package: $(STAMP)
+	$(PY) scripts/package.py
+
+package-check: package
+	$(PY) scripts/package_check.py

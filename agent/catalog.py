@@ -1,4 +1,5 @@
-"""From file observations to reported models: store provenance, sets and folders, fields.
+"""From file observations to reported models: store provenance, origin and owner, sets and
+folders, kind, fields.
 
 The daemon and `scan` share this, so a model is named, grouped and described the same way
 whether it is shipped or printed.
@@ -7,6 +8,7 @@ whether it is shipped or printed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -15,9 +17,12 @@ from typing import Any, Protocol
 
 from agent import platform
 from agent.detect.groups import ModelGroup, group_model_files, metadata_paths
+from agent.detect.kind import is_numeric_data, with_kind
 from agent.detect.model import FileObservation, model_file_fields
-from agent.inventory import Reported
+from agent.detect.origin import PACKAGE, origin
+from agent.inventory import Reported, reported_models
 from agent.sensors.files import ScanStats, list_folders
+from agent.sensors.packages import PackageOwners
 from agent.sensors.stores import read_metadata_files
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,21 @@ def safe_stores(load: Any = load_stores) -> Stores:
     return stores
 
 
+def catalog_models(observations: Sequence[FileObservation]) -> list[Reported]:
+    """The models to report for a pass's model files: grouped into sets and folders, each
+    with its kind, and without the numeric arrays that are data rather than models."""
+    groups = group_observations(observations)
+    by_path = {group.path: group for group in groups}
+    found = []
+    for model in reported_models(observations, groups):
+        group = by_path.get(model.path)
+        config, card = (group.config, group.card) if group is not None else (None, None)
+        info = with_kind(model.info, config, card)
+        if not is_numeric_data(info, config, card):
+            found.append(replace(model, info=info))
+    return found
+
+
 def group_observations(observations: Sequence[FileObservation]) -> list[ModelGroup]:
     """Sets, split files and folder models among the observations, from their folders'
     listings and small metadata files (config.json, *.index.json, README.md)."""
@@ -101,7 +121,12 @@ def _group_folders(observations: Sequence[FileObservation]) -> list[ModelGroup]:
     )
 
 
-def model_fields(model: Reported, digest: str | None, stores: Stores) -> dict[str, Any]:
+OWNERS = PackageOwners()  # one cache of site-packages indexes for the whole process
+
+
+def model_fields(
+    model: Reported, digest: str | None, stores: Stores, *, owners: PackageOwners = OWNERS
+) -> dict[str, Any]:
     """The model_file fields of one reported model (a file, a set or a folder)."""
     obs = model.primary
     fields = model_file_fields(replace(obs, path=model.path, info=model.info, sha256=digest))
@@ -109,7 +134,42 @@ def model_fields(model: Reported, digest: str | None, stores: Stores) -> dict[st
         fields["ai.model.file_count"] = len(model.members)
         fields["file.size"] = total_size(model.members)
     fields.update(origin_fields(stores, model.path, digest))
+    fields.update(package_fields(fields.get("ai.model.store"), model.path, owners))
+    owner = user_name(obs.uid)
+    if owner is not None:
+        fields["user.name"] = owner
     return fields
+
+
+def package_fields(store: object, path: str, owners: PackageOwners) -> dict[str, Any]:
+    """`ai.model.origin`, and `ai.model.package` for a file inside an installed package."""
+    where = origin(store if isinstance(store, str) else None, path)
+    fields: dict[str, Any] = {"ai.model.origin": where}
+    if where == PACKAGE:
+        try:
+            package = owners.owner(path)
+        except Exception:
+            # An unreadable or odd package tree costs the package's name, not the model.
+            log.exception("%s: naming the owning package failed", path)
+            package = None
+        if package:
+            fields["ai.model.package"] = package
+    return fields
+
+
+@functools.lru_cache(maxsize=256)
+def user_name(uid: int | None) -> str | None:
+    """The account name of a uid; None where there is no uid or no name for it."""
+    if uid is None:
+        return None
+    try:
+        import pwd  # POSIX only; Windows observations carry no uid
+    except ImportError:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
 
 
 def origin_fields(stores: Stores | None, path: str, digest: str | None) -> dict[str, Any]:

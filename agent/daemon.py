@@ -222,7 +222,6 @@ def build(
         hasher=hasher,
         stop=stop,
         stores=store_index(settings, plat),
-        owner=users.owner_name,
         tasks=tasks,
         pause=pause,
         skip=lambda: load_quarantine(quarantine_path).paths(time.time()),

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent import pipeline
-from agent.catalog import Stores, group_observations, load_stores, origin_fields, safe_stores
+from agent.catalog import Stores, catalog_models, load_stores, origin_fields, safe_stores
 from agent.config import Settings
 from agent.detect.groups import metadata_limit
 from agent.inventory import Known, Reported, StatKey, cached_sha256
 from agent.observe import Coverage, observe_tree
-from agent.pipeline import Event, Owner
+from agent.pipeline import Event
 from agent.sensors.files import ScanStats, direct_files
 from agent.state import StateFile
 
@@ -82,7 +82,6 @@ class ModelLoop:
         hasher: Hasher,
         stop: threading.Event,
         stores: Callable[[], Stores] = load_stores,
-        owner: Owner | None = None,
         tasks: Tasks | None = None,
         pause: Callable[[], None] = lambda: None,
         skip: Callable[[], Sequence[str]] = tuple,
@@ -93,7 +92,6 @@ class ModelLoop:
         self._hasher = hasher
         self._stop = stop
         self._load_stores = stores
-        self._owner = owner
         self._tasks = tasks or NoTasks()
         self._pause = pause
         self._skip = skip  # exact paths set aside (the watchdog's quarantine)
@@ -178,7 +176,7 @@ class ModelLoop:
         stores = self._stores = safe_stores(self._load_stores)
         found = self._observe(roots, coverage)
         observed = pipeline.canonical(found, stores)
-        models = pipeline.models(observed, group_observations(observed))
+        models = catalog_models(observed)
         described = []
         for model in models:
             known = self._describe(model, stores, defer)
@@ -221,7 +219,7 @@ class ModelLoop:
         digest = None
         if not model.members:  # a set has no one digest; its members' are not reported
             digest = self._digest(model.path, key, model.primary.fingerprint, defer=defer)
-        return pipeline.describe(model, digest, stores, self._owner)
+        return pipeline.describe(model, digest, stores)
 
     def _digest(self, path: str, key: StatKey, fingerprint: str, *, defer: bool) -> str | None:
         """The content digest: cached, queued for the background hasher, or computed now."""

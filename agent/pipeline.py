@@ -1,8 +1,8 @@
 """Observations in, events out: one path shared by `scan` and the daemon.
 
-Canonical paths, models (sets and folders), fields with store provenance, the ledger's
-verdict per model, and the stamp every event carries. Values in, values out; the file
-system is reached only through the callables a caller passes (digest, same_file, owner).
+Canonical paths, fields with store provenance, the ledger's verdict per model, and the
+stamp every event carries. Grouping into models is agent.catalog.catalog_models (it lists
+folders); the file system is otherwise reached only through the callables a caller passes.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ from typing import Any
 
 from agent import __version__
 from agent.catalog import Stores, model_fields
-from agent.detect.groups import ModelGroup
 from agent.detect.model import FileObservation
-from agent.inventory import Known, Ledger, Reported, StatKey, reported_models
+from agent.inventory import Known, Ledger, Reported, StatKey
 
 Event = tuple[str, Mapping[str, Any]]  # event.action, fields
 Digest = Callable[[Reported, StatKey], str | None]
 SameFile = Callable[[str, StatKey], bool]  # does this path still name that inode?
-Owner = Callable[[str], str | None]  # user.name of the file's owner
 
 
 @dataclass(frozen=True)
@@ -42,24 +40,14 @@ def canonical(observations: Sequence[FileObservation], stores: Stores) -> list[F
     ]
 
 
-def models(observations: Sequence[FileObservation], groups: Sequence[ModelGroup]) -> list[Reported]:
-    """The models a pass found: sets and folders once, lone files as themselves."""
-    return reported_models(observations, groups)
-
-
 def stat_key(obs: FileObservation) -> StatKey:
     return (obs.device, obs.inode, obs.size, obs.mtime_ns)
 
 
-def describe(
-    model: Reported, digest: str | None, stores: Stores, owner: Owner | None = None
-) -> Known:
-    """What to report for one model: its stat identity and its model_file fields."""
-    fields = model_fields(model, digest, stores)
-    name = owner(model.primary.path) if owner is not None else None
-    if name:
-        fields["user.name"] = name
-    return Known(stat_key(model.primary), fields)
+def describe(model: Reported, digest: str | None, stores: Stores) -> Known:
+    """What to report for one model: its stat identity and its model_file fields (store
+    provenance, origin, package and owner included, as agent.catalog decides them)."""
+    return Known(stat_key(model.primary), model_fields(model, digest, stores))
 
 
 def record(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent import __version__, pipeline, platform, users
-from agent.catalog import Stores, group_observations, safe_stores
+from agent.catalog import Stores, catalog_models, safe_stores
 from agent.errors import AgentError
 from agent.inventory import Ledger
 from agent.observe import Coverage, observe_tree
@@ -129,14 +129,14 @@ def scan_rows(
     ledger.begin()
     rows = []
     hashed = 0
-    for model in pipeline.models(observed, group_observations(observed)):
+    for model in catalog_models(observed):
         digest = None
         if hash_contents and not model.members:
             if progress:
                 progress.update(coverage.stats, hashed, model.path)
             digest = _hash(model.primary.path, coverage.stats)
             hashed += model.primary.size
-        known = pipeline.describe(model, digest, stores, users.owner_name)
+        known = pipeline.describe(model, digest, stores)
         event = pipeline.record(ledger, model.path, known, snapshot=True, same_file=_same)
         if event is not None:
             rows.append(dict(event[1]))

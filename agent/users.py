@@ -1,5 +1,5 @@
 """Every local user's model stores and home folder, from the OS's user list rather than
-$HOME, plus the stores a system service keeps; and the owner's name of a file.
+$HOME, plus the stores a system service keeps.
 
 Which accounts are people is decided here from plain records (pure); the sources that read
 the OS (pwd, the Windows profile list) are thin and injected.
@@ -7,7 +7,6 @@ the OS (pwd, the Windows profile list) are thin and injected.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -168,27 +167,6 @@ def local_users(
         return people(read(), plat.os_type)
     except (OSError, KeyError, ImportError):
         return []  # no user list: the service still covers its own and the system stores
-
-
-@functools.lru_cache(maxsize=4096)
-def _name_of(uid: int) -> str | None:
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return None
-
-
-def owner_name(path: str) -> str | None:
-    """user.name of the file's owner (POSIX; None on Windows, where owners are SIDs)."""
-    try:
-        uid = os.stat(path).st_uid
-    except OSError:
-        return None
-    if os.name == "nt":  # pragma: no cover - st_uid is always 0 there
-        return None
-    return _name_of(uid)
 
 
 def privileged() -> bool:

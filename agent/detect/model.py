@@ -25,6 +25,7 @@ class FileObservation:
     sha256: str | None
     fingerprint: str
     info: ModelInfo
+    uid: int | None = None  # the file's owner (POSIX st_uid); None where the OS has none
 
 
 def fingerprint(head: bytes, size: int) -> str:

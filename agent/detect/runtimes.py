@@ -48,6 +48,10 @@ _LIBRARIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("llama-cpp-python", r"/llama_cpp/lib/lib(llama|ggml)"),
         ("node-llama-cpp", r"/@?node-llama-cpp/.*((^|/)libllama[^/]*|llama-addon\.node)$"),
         ("llama.cpp", r"(^|/)(lib)?llama([.-][^/]*)?\.(so|dylib|dll)(\.[\d.]+)?$"),
+        # ggml's front ends ship their own library beside ggml's: libwhisper, libstable-diffusion.
+        ("whisper.cpp", r"(^|/)(lib)?whisper([.-][^/]*)?\.(so|dylib|dll)(\.[\w.+-]+)?$"),
+        ("stable-diffusion.cpp", r"(^|/)(lib)?stable-diffusion[^/]*\.(so|dylib|dll)(\.[\w.+-]+)?$"),
+        ("ggml", r"(^|/)(lib)?ggml([.-][^/]*)?\.(so|dylib|dll)(\.[\w.+-]+)?$"),
         ("onnxruntime", r"onnxruntime_pybind11_state|(^|/)(lib)?onnxruntime(\.|-[\d])"),
         ("onnxruntime", r"onnxruntime_binding\.node$"),
         ("tflite", r"libtensorflowlite|/tflite_runtime/|_pywrap_tensorflow_interpreter_wrapper"),
@@ -72,6 +76,9 @@ _LIBRARY_WORDS = (
     "sgl",
     "mlx",
     "tokenizers",
+    "ggml",
+    "whisper",
+    "stable-diffusion",
 )
 # Python distributions whose dist-info carries each runtime's version.
 _DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
@@ -108,13 +115,20 @@ _LLAMA_CPP_PROGRAMS = frozenset(
         "llama-batched",
     }
 )
+_WHISPER_CPP_PROGRAMS = frozenset(
+    {"whisper-cli", "whisper-server", "whisper-stream", "whisper-command", "whisper-bench"}
+)
+_SD_CPP_PROGRAMS = frozenset({"sd", "sd-cli", "sd-server"})
 _OLLAMA_PARENTS = frozenset({"ollama", "ollama.exe", "ollama app.exe", "ollama app"})
 _MODEL_EXTENSIONS = re.compile(
     r"\.(gguf|ggml|safetensors|onnx|ort|pt|pth|ckpt|tflite|mlmodel|h5|keras|llamafile|pte)$"
 )
 _STORE_BLOB = re.compile(r"/blobs/(sha256[-:])?[0-9a-f]{40,64}$|/models/.*\.bin$")
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
-_SONAME_VERSION = re.compile(r"\.(?:so|dylib)\.(\d+\.\d+(?:\.\d+)?)$|\.(\d+\.\d+\.\d+)\.dylib$")
+# libonnxruntime.so.1.17.0, libggml-base.so.0.9.4-dirty (a local build's git suffix)
+_SONAME_VERSION = re.compile(
+    r"\.(?:so|dylib)\.(\d+\.\d+(?:\.\d+)?)(?:-[0-9a-z]+)?$|\.(\d+\.\d+\.\d+)\.dylib$"
+)
 
 
 def is_model_path(path: str) -> bool:
@@ -302,6 +316,22 @@ def _llama_cpp(f: _Facts) -> str | None:
     return None
 
 
+def _whisper_cpp(f: _Facts) -> str | None:
+    if f.program(*_WHISPER_CPP_PROGRAMS):
+        return "whisper.cpp executable"
+    if "ggml" in f.libs and f.paths_contain("/whisper.cpp/"):
+        return "ggml loaded from a whisper.cpp build"
+    return None
+
+
+def _stable_diffusion_cpp(f: _Facts) -> str | None:
+    # "sd" alone is too common a name: it counts only beside ggml or in sd.cpp's own folder.
+    beside_ggml = "ggml" in f.libs or f.paths_contain("/stable-diffusion.cpp/")
+    if f.program(*_SD_CPP_PROGRAMS) and beside_ggml:
+        return "stable-diffusion.cpp executable"
+    return None
+
+
 def _transformers(f: _Facts) -> str | None:
     if f.module.startswith("transformers") or f.program("transformers-cli", "transformers"):
         return "transformers command line"
@@ -338,8 +368,12 @@ _RULES: tuple[tuple[str, Rule | None], ...] = (
     ("mlx", None),
     ("llama-cpp-python", _llama_cpp_python),
     ("node-llama-cpp", _node_llama_cpp),
+    # ggml's other front ends before llama.cpp: stable-diffusion.cpp maps GGUF files too.
+    ("whisper.cpp", _whisper_cpp),
+    ("stable-diffusion.cpp", _stable_diffusion_cpp),
     ("llama.cpp", _llama_cpp),
     ("transformers", _transformers),
+    ("ggml", None),  # ggml alone (a VAD in a Python process, another front end): the engine
     ("onnxruntime", None),
     ("tflite", _tflite),
     ("pytorch", None),

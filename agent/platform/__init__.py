@@ -42,7 +42,7 @@ class Platform:
         if self.system and self.os_type == "macos":
             return Path("/Library/Application Support/shadowai/agent")
         if self.system:
-            return Path("/var/lib/shadowai/agent")
+            return Path("/var/lib/shadowai-agent")  # the packaged unit's StateDirectory
         if self.os_type == "macos":
             return self.home / "Library" / "Application Support" / "shadowai-agent"
         base = self.env.get("XDG_STATE_HOME") or str(self.home / ".local" / "state")

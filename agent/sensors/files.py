@@ -320,6 +320,7 @@ def observe_file(
         sha256=digest,
         fingerprint=fingerprint(head, opened.st_size),
         info=info,
+        uid=opened.st_uid if os.name == "posix" else None,
     )
 
 

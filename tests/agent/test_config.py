@@ -318,7 +318,7 @@ def test_the_config_lives_where_administrators_look_on_each_os() -> None:
     assert Platform("linux", home, {"SHADOWAI_AGENT_CONFIG": "/x.toml"}).config_path() == Path(
         "/x.toml"
     )
-    assert Platform("linux", home, {}, system=True).data_dir() == Path("/var/lib/shadowai/agent")
+    assert Platform("linux", home, {}, system=True).data_dir() == Path("/var/lib/shadowai-agent")
 
 
 def test_configured_roots_are_watched_and_service_homes_are_only_scanned(tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             caches.append(cache)
             hasher = CachingHasher(cache, stop=stop)
         loop_options = {
-            k: v for k, v in options.items() if k in ("stores", "skip", "tasks", "pause", "owner")
+            k: v for k, v in options.items() if k in ("stores", "skip", "tasks", "pause")
         }
         loop = ModelLoop(
             settings=settings,

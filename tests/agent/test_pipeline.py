@@ -43,10 +43,10 @@ def test_a_scan_without_enrollment_has_no_group_or_agent_id() -> None:
     assert "host.group" not in event and "agent.id" not in event
 
 
-def test_the_owner_is_reported_as_user_name() -> None:
+def test_a_description_carries_the_stat_identity_and_the_digest() -> None:
     model = Reported("/home/alice/a.gguf", _obs("/home/alice/a.gguf", 1), ModelInfo(format="gguf"))
-    known = describe(model, "ab" * 32, NoStores(), owner=lambda path: "alice")
-    assert known.fields["user.name"] == "alice"
+    known = describe(model, "ab" * 32, NoStores())
+    assert known.stat_key == (1, 1, 100, 5)  # device, inode, size, mtime_ns
     assert known.fields["file.hash.sha256"] == "ab" * 32
 
 

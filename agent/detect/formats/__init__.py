@@ -80,6 +80,7 @@ from agent.detect.formats import (  # noqa: E402
     safetensors,
     savedmodel,
     tflite,
+    whispercpp,
     ziparchive,
 )
 
@@ -104,6 +105,7 @@ def _repacked_zip(read_at: ReadAt, size: int) -> ModelInfo | None:
 FORMATS: tuple[tuple[Claims, Parse], ...] = (
     (lambda head, size: gguf.claims(head), gguf.parse),
     (safetensors.claims, safetensors.parse),
+    (whispercpp.claims, whispercpp.parse),  # before ggml: the same magic, other layouts
     (ggml.claims, ggml.parse),
     (npy.claims, npy.parse),
     (hdf5.claims, hdf5.parse),

@@ -60,7 +60,7 @@ def claims(head: bytes, size: int) -> bool:
 
 
 @dataclass
-class _Cursor:
+class Cursor:
     read_at: ReadAt
     size: int
     pos: int = 0
@@ -101,7 +101,7 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo:
     Plain GGML was also written by ggml's example programs for other models, whose hparams
     differ; when such a file does not walk as llama, it is reported without metadata.
     """
-    cursor = _Cursor(read_at, size)
+    cursor = Cursor(read_at, size)
     magic = cursor.take(4, "magic")
     version = 0 if magic == GGML else cursor.ints("I", "version")[0]
     if magic not in (GGML, GGMF, GGJT) or (magic != GGML and version not in _VERSIONS[magic]):
@@ -124,7 +124,7 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo:
     )
 
 
-def _skip_vocab(cursor: _Cursor, n_vocab: int, *, scored: bool) -> None:
+def _skip_vocab(cursor: Cursor, n_vocab: int, *, scored: bool) -> None:
     if not 0 < n_vocab <= MAX_VOCAB:
         raise FormatError(FORMAT, cursor.pos - 28, f"n_vocab {n_vocab} is outside 1..{MAX_VOCAB}")
     for _ in range(n_vocab):
@@ -135,7 +135,7 @@ def _skip_vocab(cursor: _Cursor, n_vocab: int, *, scored: bool) -> None:
         cursor.skip(length + (4 if scored else 0), "token")
 
 
-def _walk_tensors(cursor: _Cursor, magic: bytes, version: int) -> _Tensors:
+def _walk_tensors(cursor: Cursor, magic: bytes, version: int) -> _Tensors:
     tensors = _Tensors()
     while cursor.pos < cursor.size:
         if tensors.count >= MAX_TENSORS:
