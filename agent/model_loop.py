@@ -21,6 +21,7 @@ from agent import pipeline
 from agent.catalog import Stores, catalog_models, load_stores, origin_fields, safe_stores
 from agent.config import Settings
 from agent.detect.groups import metadata_limit
+from agent.detect.model import FileObservation
 from agent.inventory import Known, Reported, StatKey, cached_sha256
 from agent.observe import Coverage, observe_tree
 from agent.pipeline import Event
@@ -194,7 +195,7 @@ class ModelLoop:
             events += pipeline.removals(ledger, scope, generation)
         return self._emit(events)
 
-    def _observe(self, roots: Sequence[Path], coverage: Coverage) -> list[Any]:
+    def _observe(self, roots: Sequence[Path], coverage: Coverage) -> list[FileObservation]:
         excludes = [*self._settings.excludes, *(_exact(p) for p in self._skip())]
 
         def before_file(path: str, stats: ScanStats) -> None:
