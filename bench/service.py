@@ -3,6 +3,7 @@
 
     .venv/bin/python -m bench.service [--idle-seconds 600] [--bare-seconds 300]
                                       [--files 200000] [--skip-watchdog]
+                                      [--process-interval 5]
 
 Prints, for an idle run and for a full scan of a tree of FILES files: the worker's CPU share
 (median and peak of 1 s samples, and over the whole phase), resident and private memory,
@@ -131,7 +132,13 @@ class Agent:
     """An enrolled agent running as a service would: `run` under its watchdog."""
 
     def __init__(
-        self, folder: Path, collector: Collector, roots: list[Path], *, processes: bool = True
+        self,
+        folder: Path,
+        collector: Collector,
+        roots: list[Path],
+        *,
+        processes: bool = True,
+        process_interval: float = 5.0,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.data = folder / "data"
@@ -140,7 +147,7 @@ class Agent:
         # Other work shares this machine, so pausing when it is busy is turned off here.
         self.config.write_text(
             f"[scan]\nroots = [{quoted}]\n\n[pause]\nbusy_percent = 0\n\n[processes]\n"
-            f"enabled = {'true' if processes else 'false'}\n"
+            f"enabled = {'true' if processes else 'false'}\ninterval = {process_interval}\n"
         )
         self.log = folder / "agent.log"
         self._cli("enroll", "--collector", collector.grpc, "--token", collector.token())
@@ -197,13 +204,24 @@ def models_tree(root: Path, files: int, models: int = 20) -> None:
             (folder / f"f{i}.txt").write_bytes(b"x" * 64)
 
 
-def idle(tmp: Path, collector: Collector, seconds: float, *, processes: bool) -> Iterator[str]:
+def idle(
+    tmp: Path, collector: Collector, seconds: float, *, processes: bool, interval: float = 5.0
+) -> Iterator[str]:
     """An agent watching a small tree after its first pass: passes on the interval, the
     watcher, health, heartbeat, shipping and (with `processes`) the process scans."""
     name = "idle" if processes else "idle without process scans"
-    tree = tmp / name.replace(" ", "-")
+    if processes and interval != 5.0:
+        name += f" (process scans every {interval:g} s)"
+    slug = "".join(c if c.isalnum() else "-" for c in name)
+    tree = tmp / slug
     models_tree(tree, 2000)
-    agent = Agent(tmp / f"{name}-agent".replace(" ", "-"), collector, [tree], processes=processes)
+    agent = Agent(
+        tmp / f"{slug}-agent",
+        collector,
+        [tree],
+        processes=processes,
+        process_interval=interval,
+    )
     try:
         agent.wait_pass()
         time.sleep(5)  # the first health event and shipment settle
@@ -266,18 +284,28 @@ def main() -> int:
     parser.add_argument("--bare-seconds", type=float, default=300.0, help="idle, no processes")
     parser.add_argument("--files", type=int, default=200_000)
     parser.add_argument("--skip-watchdog", action="store_true")
+    parser.add_argument("--process-interval", type=float, default=5.0, help="for the idle run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         collector = Collector(tmp / "collector")
         try:
-            for line in idle(tmp, collector, args.idle_seconds, processes=True):
-                print(line, flush=True)
+            if args.idle_seconds > 0:
+                idling = idle(
+                    tmp,
+                    collector,
+                    args.idle_seconds,
+                    processes=True,
+                    interval=args.process_interval,
+                )
+                for line in idling:
+                    print(line, flush=True)
             if args.bare_seconds > 0:
                 for line in idle(tmp, collector, args.bare_seconds, processes=False):
                     print(line, flush=True)
-            for line in full_scan(tmp, collector, args.files):
-                print(line, flush=True)
+            if args.files > 0:
+                for line in full_scan(tmp, collector, args.files):
+                    print(line, flush=True)
         finally:
             collector.stop()
         if not args.skip_watchdog:
