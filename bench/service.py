@@ -3,7 +3,7 @@
 
     .venv/bin/python -m bench.service [--idle-seconds 600] [--bare-seconds 300]
                                       [--files 200000] [--skip-watchdog]
-                                      [--process-interval 5]
+                                      [--process-interval S]
 
 Prints, for an idle run and for a full scan of a tree of FILES files: the worker's CPU share
 (median and peak of 1 s samples, and over the whole phase), resident and private memory,
@@ -138,7 +138,7 @@ class Agent:
         roots: list[Path],
         *,
         processes: bool = True,
-        process_interval: float = 5.0,
+        process_interval: float | None = None,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.data = folder / "data"
@@ -147,7 +147,8 @@ class Agent:
         # Other work shares this machine, so pausing when it is busy is turned off here.
         self.config.write_text(
             f"[scan]\nroots = [{quoted}]\n\n[pause]\nbusy_percent = 0\n\n[processes]\n"
-            f"enabled = {'true' if processes else 'false'}\ninterval = {process_interval}\n"
+            f"enabled = {'true' if processes else 'false'}\n"
+            + (f"interval = {process_interval}\n" if process_interval else "")
         )
         self.log = folder / "agent.log"
         self._cli("enroll", "--collector", collector.grpc, "--token", collector.token())
@@ -205,12 +206,17 @@ def models_tree(root: Path, files: int, models: int = 20) -> None:
 
 
 def idle(
-    tmp: Path, collector: Collector, seconds: float, *, processes: bool, interval: float = 5.0
+    tmp: Path,
+    collector: Collector,
+    seconds: float,
+    *,
+    processes: bool,
+    interval: float | None = None,
 ) -> Iterator[str]:
     """An agent watching a small tree after its first pass: passes on the interval, the
     watcher, health, heartbeat, shipping and (with `processes`) the process scans."""
     name = "idle" if processes else "idle without process scans"
-    if processes and interval != 5.0:
+    if processes and interval:
         name += f" (process scans every {interval:g} s)"
     slug = "".join(c if c.isalnum() else "-" for c in name)
     tree = tmp / slug
@@ -284,7 +290,9 @@ def main() -> int:
     parser.add_argument("--bare-seconds", type=float, default=300.0, help="idle, no processes")
     parser.add_argument("--files", type=int, default=200_000)
     parser.add_argument("--skip-watchdog", action="store_true")
-    parser.add_argument("--process-interval", type=float, default=5.0, help="for the idle run")
+    parser.add_argument(
+        "--process-interval", type=float, default=None, help="for the idle run (default: 15)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
