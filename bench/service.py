@@ -278,9 +278,11 @@ def watchdog(tmp: Path, window: float) -> Iterator[str]:
     threading.Thread(target=until_tripped).start()
     supervisor.run()
     reaction = supervisor.trips[0].at - started
+    budget = limits.cpu_share * window
     yield (
         f"watchdog: runaway stopped {reaction:.1f} s after start with a {window:.0f} s window "
-        f"(ratio to the window {reaction / window:.2f})"
+        f"(a budget of {budget:.1f} CPU-s; ratio of the reaction to the window "
+        f"{reaction / window:.2f})"
     )
 
 

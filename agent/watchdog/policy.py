@@ -33,22 +33,19 @@ class Sample:
 def verdict(samples: Sequence[Sample], limits: Limits) -> str | None:
     """ "memory" or "cpu" when the worker broke a limit, else None.
 
-    Memory trips on the latest sample; CPU only when the samples span the whole window and
-    the worker used more than its share across it.
+    Memory trips on the latest sample. CPU trips when the worker has spent more than its
+    share of a whole window (share x window CPU-seconds) within the last window: a runaway
+    is stopped as soon as the window's average can no longer come back under the share,
+    while bursts that fit the budget (start-up, a scan at its share) never trip it.
     """
     if not samples:
         return None
     last = samples[-1]
     if last.memory_bytes > limits.memory_bytes:
         return "memory"
-    first = _at_or_before(samples, last.at - limits.window)
-    if first is None:
-        return None  # not watched for a whole window yet
-    elapsed = last.at - first.at
-    if elapsed <= 0:
-        return None
-    share = (last.cpu_seconds - first.cpu_seconds) / elapsed
-    return "cpu" if share > limits.cpu_share else None
+    first = _at_or_before(samples, last.at - limits.window) or samples[0]
+    spent = last.cpu_seconds - first.cpu_seconds
+    return "cpu" if spent > limits.cpu_share * limits.window else None
 
 
 def _at_or_before(samples: Sequence[Sample], moment: float) -> Sample | None:

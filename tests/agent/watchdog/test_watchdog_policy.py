@@ -19,9 +19,15 @@ def _samples(share: float, seconds: int, memory: int = 50 * MB) -> list[Sample]:
     return [Sample(float(t), share * t, memory) for t in range(0, seconds + 1, 2)]
 
 
-def test_a_spike_shorter_than_the_window_is_forgiven() -> None:
-    samples = [*_samples(0.0, 40), Sample(42.0, 30.0, 50 * MB)]  # 30 CPU-s in 2 s
-    assert verdict(samples, LIMITS) is None  # not watched for a whole window yet
+def test_a_burst_within_the_windows_budget_is_forgiven() -> None:
+    samples = [*_samples(0.0, 40), Sample(42.0, 5.0, 50 * MB)]  # 5 CPU-s of a 6 CPU-s budget
+    assert verdict(samples, LIMITS) is None
+
+
+def test_a_runaway_trips_once_it_has_spent_the_windows_budget() -> None:
+    runaway = [Sample(float(t), float(t), 50 * MB) for t in range(0, 8)]  # a whole core
+    assert verdict(runaway[:6], LIMITS) is None  # 5 CPU-s so far
+    assert verdict(runaway, LIMITS) == "cpu"  # 7 CPU-s: the 60 s average is lost already
 
 
 def test_sustained_cpu_above_the_share_trips() -> None:
