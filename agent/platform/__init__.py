@@ -74,7 +74,11 @@ class Platform:
         # every large file under .git/lfs/objects, which would report each model twice.
         # __pycache__: bytecode only. node_modules is kept: transformers.js and onnxruntime-web
         # ship real ONNX models there.
-        common = [".git", "__pycache__"]
+        # Whole home folders are walked as a service: language package caches and the trash
+        # hold archives and sources by the hundred thousand, never a model someone runs.
+        caches = ["*/.cache/pip", "*/.npm/_cacache", "*/.cargo/registry", "*/.rustup"]
+        caches += ["*/.m2/repository", "*/.gradle/caches", "*/.local/share/Trash", "*/.Trash"]
+        common = [".git", "__pycache__", *caches]
         if self.os_type == "windows":
             root = self.env.get("SystemRoot") or self.env.get("SYSTEMROOT") or r"C:\Windows"
             # The OS tree and restore points hold no user models; the latter is unreadable.

@@ -87,3 +87,17 @@ def test_capabilities_are_read_from_the_effective_set(tmp_path: Path) -> None:
     status.write_text("CapEff:\t0000000000000004\n")
     assert not has_capability(CAP_SYS_PTRACE, str(status))
     assert not has_capability(CAP_DAC_READ_SEARCH, str(tmp_path / "missing"))
+
+
+def test_a_home_walk_skips_package_caches_but_not_model_stores(
+    tmp_path: Path, small_gguf: Path
+) -> None:
+    from agent.observe import Coverage, observe_tree
+
+    home = tmp_path / "alice"
+    for folder in (".cache/pip/http", ".cache/huggingface/hub", ".local/share/Trash/files"):
+        (home / folder).mkdir(parents=True)
+        (home / folder / "m.gguf").write_bytes(small_gguf.read_bytes())
+    excludes = LINUX.default_excludes()
+    found = observe_tree([home], excludes=excludes, coverage=Coverage())
+    assert [Path(o.path).parent.name for o in found] == ["hub"]
