@@ -1,541 +1,291 @@
-"""Wire sensors -> detect -> spool -> shipper; every wait is interruptible by `stop`.
+"""Wire the loops into threads and wait; every wait is interruptible by `stop`.
 
-Full passes, watcher batches and the background hasher all go through `_apply`/`_record`, so
-the same identify -> fields -> diff pipeline decides what every event says.
+What each thread does lives elsewhere: agent.model_loop (files), agent.process_loop
+(processes), agent.health (the agent itself), agent.shipper (delivery). `build` makes the
+production parts from settings and a data dir; tests build the parts they need.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import __version__, platform
-from agent.catalog import (
-    Stores,
-    catalog_models,
-    load_stores,
-    model_fields,
-    origin_fields,
-    safe_stores,
-)
+from agent import platform, users
+from agent.catalog import Stores
 from agent.config import Settings
-from agent.detect.groups import metadata_limit
-from agent.detect.model import FileObservation
 from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
-from agent.identity import write_private
-from agent.inventory import Known, Ledger, Reported, StatKey, cached_sha256
+from agent.health import Part, health_event, self_usage
+from agent.model_loop import Emit, ModelLoop, Tasks
+from agent.outbox import Outbox
+from agent.pause import CpuBudget, Gate, PausePolicy
+from agent.pipeline import HostFacts
 from agent.process_loop import ProcessLoop, Sensor
-from agent.resync import Resync, health_fields  # delivery: resync, refusals, spool health
+from agent.resync import Resync, health_fields
 from agent.sensors import priority
-from agent.sensors.files import ScanStats, direct_files, scan
 from agent.sensors.gpu import GpuSource, NoGpu
+from agent.sensors.stores import load_store_index
 from agent.sensors.watch import Runnable, Watcher, WatcherFactory
-from agent.shipper import Shipper, ShipStats, drain
+from agent.shipper import ShipStats
 from agent.spool import Spool
-from agent.spoolstate import take_flag  # delivery: a snapshot asked for by the collector
-from wire.events import event_from_flat
+from agent.spoolstate import take_flag
+from agent.state import STATE_FILE, STATUS_FILE, StateFile, StatusBoard
+from agent.watchdog.breadcrumb import BREADCRUMB_FILE, Breadcrumb
+from agent.watchdog.quarantine import QUARANTINE_FILE, load_quarantine
 
-__all__ = ["Daemon", "HostFacts", "PassResult", "Settings"]
+__all__ = ["Daemon", "HostFacts", "Settings", "build"]
 
 log = logging.getLogger(__name__)
-STATE_FILE = "inventory.json"
-SAVE_EVERY = 5.0  # seconds; the state file is a courtesy to the next start, not a journal
-MAX_HASH_QUEUE = 100_000
-# Names that make a folder's files a set: shard indexes, numbered splits, ONNX external data,
-# downloads in progress.
-_SET_HINT = re.compile(
-    r"\.index\.json$|-\d{5}-of-\d{5}\.|\.onnx(_data|\.data)?$|\.(part|partial|incomplete|tmp|"
-    r"crdownload|download|downloadinprogress)$|^incomplete-|-partial(-\d+)?$",
-    re.IGNORECASE,
-)
+BEAT_EVERY = 10.0  # seconds between status file writes
+BUDGET_MARGIN = 0.8  # the scan aims below the watchdog's share, so that only a runaway trips it
+SHA256_CPU_SECONDS_PER_BYTE = 1 / 1.3e9  # hashlib on one core, warm cache (FIELD-NOTES)
 
-Scanner = Callable[..., Iterable[FileObservation]]
+Deliver = Callable[[], bool]  # ship what is spooled; True when the spool is empty
 
 
-class Hasher(Protocol):
-    """sha256 of one version of a file (None: stopped, or the file changed meanwhile)."""
-
-    def cached(self, key: StatKey) -> str | None: ...
-
-    def __call__(self, path: str, key: StatKey, fingerprint: str | None = None) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    agent_id: str
-    host_name: str
-    os_type: str
-    group: str
-
-
-@dataclass
-class PassResult:
-    appended: int = 0
-    models: int = 0
-    stats: ScanStats = field(default_factory=ScanStats)
-
-
-def _lower_this_thread() -> None:
+def lower_this_thread() -> None:
     priority.lower_current_thread(priority.for_os(platform.current().os_type))
 
 
+@dataclass
 class Daemon:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        host: HostFacts,
-        key: Ed25519PrivateKey,
-        spool: Spool,
-        state_dir: Path,
-        stop: threading.Event,
-        scanner: Scanner = scan,
-        clock: Callable[[], float] = time.time,
-        hasher: Hasher | None = None,
-        watcher_factory: WatcherFactory = Watcher,
-        stores: Callable[[], Stores] = load_stores,
-        lower_priority: Callable[[], object] = _lower_this_thread,
-        process_sensor: Sensor | None = None,
-        gpu: GpuSource | None = None,
-    ) -> None:
-        self._settings = settings
-        self._host = host
-        self._key = key
-        self._spool = spool
-        self._state_path = state_dir / STATE_FILE
-        self._stop = stop
-        self._scanner = scanner
-        self._clock = clock
-        self._cache: HashCache | None = None
-        if hasher is None:
-            self._cache = HashCache.open(
-                state_dir / CACHE_FILE, max_entries=settings.hash_cache_entries
-            )
-            hasher = CachingHasher(
-                self._cache, stop=stop, bytes_per_second=settings.hash_bytes_per_second
-            )
-        self._hasher = hasher
-        self._watcher_factory = watcher_factory
-        self._load_stores = stores
-        self._processes: ProcessLoop | None = None
-        if settings.processes and process_sensor is not None:
-            self._processes = ProcessLoop(
-                sensor=process_sensor,
-                gpu=gpu or NoGpu(),
-                emit=lambda fields, action: self._append(fields, action, self._clock()),
-                interval=settings.process_interval,
-                snapshot_interval=settings.snapshot_interval,
-            )
-        self._stores: Stores | None = None  # the latest index, for the background hasher
-        self._lower_priority = lower_priority
-        self._last_snapshot = 0.0
-        self._passed_at: float | None = None
-        self._lock = threading.Lock()  # the ledger and the hash queue
-        self._save_lock = threading.Lock()
-        self._ledger: Ledger | None = None
-        self._dirty = False
-        self._saved_at = 0.0
-        self._to_hash: dict[str, tuple[StatKey, str | None]] = {}
-        self._rescan = threading.Event()
-        self.ship_stats = ShipStats()
-        # delivery: resync a fresh spool; a snapshot request cuts the wait for the next pass
-        self.resync = Resync(host.agent_id, key, on_snapshot=self._rescan.set)
-        self.ship_deadline: float | None = None  # delivery: `run --once` gives up at this time
+    """The threads of a running agent, over parts built beforehand."""
 
-    # -- the pipeline ---------------------------------------------------------------------
+    settings: Settings
+    models: ModelLoop
+    emit: Emit
+    health: Callable[[], Mapping[str, Any]]
+    stop: threading.Event
+    processes: ProcessLoop | None = None
+    watcher_factory: WatcherFactory = Watcher
+    lower_priority: Callable[[], object] = lower_this_thread
+    board: StatusBoard | None = None
+    gate: Gate | None = None
+    ship_stats: ShipStats = field(default_factory=ShipStats)  # the caller's deliver fills it
+    resync: Resync | None = None  # the caller's deliver uses it
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    failed: str = ""  # the thread whose failure stopped the daemon
 
-    def scan_pass(self, *, snapshot: bool | None = None, defer: bool | None = None) -> PassResult:
-        """One pass over the roots: spool an event per change and one health event."""
-        now = self._clock()
-        if snapshot is None:
-            snapshot = now - self._last_snapshot >= self._settings.snapshot_interval
-            # delivery: the collector (or a spool reset) asked for a full snapshot
-            snapshot = bool(take_flag(self._spool, "snapshot_wanted")) or snapshot
-        defer = self._settings.defer_hash if defer is None else defer
-        result = PassResult()
-        result.appended = self._apply(
-            self._settings.roots, None, snapshot=snapshot, defer=defer, stats=result.stats
-        )
-        if self._stop.is_set():
-            return result  # a partial pass must not report unseen files as removed
-        self._append(self._health(result.stats), "snapshot", now)
-        result.appended += 1
-        with self._lock:
-            result.models = len(self._state())
-        self._save_state(force=True)
-        if snapshot:
-            self._last_snapshot = now
-        self._passed_at = time.monotonic()
-        return result
+    def once(self, deliver: Deliver) -> bool:
+        """One full pass with hashes, a health event, shipped and acked; False if stopped."""
+        self.lower_priority()  # the process exits after this pass; no need to restore it
+        if self.gate is not None:
+            self.gate.open()
+        if self.processes is not None:
+            self.processes.poll_once(snapshot=True)
+        self.models.scan_pass(snapshot=True, defer=False)
+        if self.stop.is_set():
+            return False
+        self.send_health()
+        return deliver()
 
-    def on_paths(self, paths: list[str]) -> int:
-        """A watcher batch: read these paths (files or folders) and what they may group with."""
-        stats = ScanStats()
-        roots, scope = self._batch_scope(paths)
-        appended = self._apply(
-            [Path(p) for p in roots],
-            scope,
-            snapshot=False,
-            defer=self._settings.defer_hash,
-            stats=stats,
-        )
-        for problem in stats.errors:
-            log.debug("watch: %s", problem)
-        self._save_state()
-        return appended
+    def run(self, deliver: Deliver) -> bool:
+        """Every thread until `stop`; then join them all and save the ledger.
 
-    def _batch_scope(self, paths: Sequence[str]) -> tuple[list[str], list[str]]:
-        """The roots to read for a batch, and the paths whose models it may remove.
-
-        A file may complete or break a set with its neighbours (shards, an index, a config),
-        so when its folder holds such names, every file beside it is read again. A path inside
-        a folder model (a SavedModel) brings in the whole folder.
+        False when a thread failed: the process should exit with an error, so that the
+        watchdog (or the service manager) starts a fresh one.
         """
-        roots: dict[str, None] = {}
-        scope = list(paths)
-        for path in paths:
-            if os.path.isdir(path):
-                roots[path] = None
-                continue
-            if os.path.lexists(path):
-                roots[path] = None
-            folder = os.path.dirname(path)
-            siblings = direct_files(folder)
-            if _may_group(path, siblings):
-                roots.update(dict.fromkeys(siblings))
-                scope += siblings
-            with self._lock:
-                ledger = self._state()
-                holders = [a for a in _ancestors(folder) if ledger.get(a) is not None]
-            roots.update(dict.fromkeys(holders))
-            scope += holders
-        return list(roots), scope
-
-    def _apply(
-        self,
-        roots: Sequence[Path],
-        scope: Sequence[str] | None,
-        *,
-        snapshot: bool,
-        defer: bool,
-        stats: ScanStats,
-    ) -> int:
-        """Observe the roots, group and record the models, then remove what scope lost."""
-        with self._lock:
-            generation = self._state().begin()
-        stores = self._stores = safe_stores(self._load_stores)
-        observations = [
-            replace(obs, path=os.path.normpath(stores.canonical_path(obs.path)))
-            for obs in self._scanner(
-                list(roots),
-                excludes=list(self._settings.excludes),
-                hash_contents=False,
-                stop=self._stop,
-                stats=stats,
-            )
-        ]
-        appended = 0
-        for model in catalog_models(observations):
-            if self._stop.is_set():
-                return appended
-            known = self._known(model, stores, defer=defer)
-            if known is not None:
-                appended += self._record(model.path, known, snapshot=snapshot)
-        if self._stop.is_set():
-            return appended  # a partial pass must not report unseen files as removed
-        if scope is not None:
-            scope = [*scope, *(stores.canonical_path(p) for p in scope)]
-        now = self._clock()
-        with self._lock:
-            ledger = self._state()
-            for path in ledger.unseen(scope, generation):
-                appended += self._emit(ledger.record(path, None), now)
-        return appended
-
-    def _known(self, model: Reported, stores: Stores, *, defer: bool) -> Known | None:
-        obs = model.primary
-        key: StatKey = (obs.device, obs.inode, obs.size, obs.mtime_ns)
-        digest = None
-        if not model.members:  # a set has no one digest; its members' are not reported
-            digest = self._digest(model.path, key, obs.fingerprint, defer=defer)
-            if digest is None and self._stop.is_set():
-                return None
-        return Known(key, model_fields(model, digest, stores))
-
-    def _digest(self, path: str, key: StatKey, fingerprint: str, *, defer: bool) -> str | None:
-        """The content digest: cached, queued for the background hasher, or computed now."""
-        digest = self._hasher.cached(key)
-        if digest is None:
-            # An evicted or lost cache entry: the digest last reported for this very stat is
-            # as good, and keeps eviction from causing a round of "changed" events.
-            with self._lock:
-                digest = cached_sha256(self._state().get(path), key)
-        if digest is not None:
-            return digest
-        if defer:
-            with self._lock:
-                if len(self._to_hash) < MAX_HASH_QUEUE:  # beyond it, a later pass re-queues
-                    self._to_hash[path] = (key, fingerprint)
-            return None
-        try:
-            return self._hasher(path, key, fingerprint)
-        except OSError as exc:
-            log.info("%s: not hashed: %s", path, exc)
-            return None
-
-    def _record(self, path: str, known: Known, *, snapshot: bool) -> int:
-        now = self._clock()
-        with self._lock:
-            ledger = self._state()
-            holder = ledger.holder(known.stat_key[:2])
-            if holder is not None and holder != path and _same_inode(holder, known.stat_key):
-                ledger.keep(holder)  # a second name for a file already reported
-                return 0
-            return self._emit(ledger.record(path, known, snapshot=snapshot), now)
-
-    def _emit(self, event: tuple[str, Mapping[str, Any]] | None, now: float) -> int:
-        if event is None:
-            return 0
-        self._dirty = True
-        self._append(event[1], event[0], now)
-        return 1
-
-    def hash_pending(self) -> int:
-        """Hash what earlier passes deferred, reporting each digest as a change; the count."""
-        done = 0
-        while not self._stop.is_set():
-            with self._lock:
-                if not self._to_hash:
-                    break
-                path = next(iter(self._to_hash))
-                key, fingerprint = self._to_hash.pop(path)
-            try:
-                digest = self._hasher(path, key, fingerprint)
-            except OSError as exc:
-                log.info("%s: not hashed: %s", path, exc)
-                continue
-            if digest is not None:
-                done += self._add_digest(path, key, digest)
-        self._save_state()
-        return done
-
-    def _add_digest(self, path: str, key: StatKey, digest: str) -> int:
-        origin_fields(self._stores, path, digest)  # warns when the store's digest differs
-        with self._lock:
-            ledger = self._state()
-            before = ledger.get(path)
-            if before is None or before.stat_key != key:
-                return 0  # gone or rewritten since; its new version is queued on its own
-            fields = {**before.fields, "file.hash.sha256": digest}
-            return self._emit(ledger.record(path, Known(key, fields)), self._clock())
-
-    # -- events and state -----------------------------------------------------------------
-
-    def _health(self, stats: ScanStats) -> dict[str, Any]:
-        spool = self._spool.stats()
-        fields: dict[str, Any] = {
-            "event.dataset": "shadowai.agent_health",
-            "agent.health.spool_bytes": spool.pending_bytes,
-            "agent.health.dropped_events": self._spool.take_dropped(),
-            "agent.health.files_scanned": stats.files_seen,
-            "agent.health.permission_gaps": stats.permission_errors,
-            "agent.health.permission_gap_paths": list(stats.errors[:20]),
-        }
-        fields.update(health_fields(self._spool))  # delivery: refusals, level, resets
-        fields.update(_process_usage())
-        if self._processes is not None:
-            fields.update(self._processes.health_fields())
-        return fields
-
-    def _append(self, fields: Mapping[str, Any], action: str, now: float) -> None:
-        flat = {k: v for k, v in fields.items() if k != "event.dataset"}
-        flat.update(
-            {
-                "event.dataset": fields.get("event.dataset", "shadowai.model_file"),
-                "event.action": action,
-                "agent.version": __version__,
-                "host.name": self._host.host_name,
-                "host.os.type": self._host.os_type,
-                "host.group": self._host.group,
-            }
-        )
-        event = event_from_flat(flat, timestamp_ms=int(now * 1000))
-        self._spool.append(
-            event, agent_id=self._host.agent_id, key=self._key, now_ms=int(now * 1000)
-        )
-
-    def _state(self) -> Ledger:
-        """The ledger, read from the state file on first use; call with the lock held."""
-        if self._ledger is None:
-            self._ledger = Ledger(self._load_state())
-        return self._ledger
-
-    def _load_state(self) -> dict[str, Known]:
-        try:
-            raw = json.loads(self._state_path.read_text())
-            return {path: Known.from_json(item) for path, item in raw.items()}
-        except FileNotFoundError:
-            return {}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            # A damaged state file costs a re-hash and a round of "discovered", nothing more.
-            log.warning("%s: ignoring unreadable inventory state: %s", self._state_path, exc)
-            return {}
-
-    def _save_state(self, *, force: bool = False) -> None:
-        with self._save_lock:
-            if not self._dirty and not force:
-                return
-            if not force and time.monotonic() - self._saved_at < SAVE_EVERY:
-                return
-            with self._lock:
-                current = self._state().state()
-                self._dirty = False
-            data = {path: known.to_json() for path, known in current.items()}
-            write_private(self._state_path, json.dumps(data).encode())
-            self._saved_at = time.monotonic()
-
-    # -- threads --------------------------------------------------------------------------
-
-    def run(self, shipper: Shipper, *, once: bool) -> bool:
-        """Scan and ship; with `once`, one pass shipped and acked. False if stopped first."""
-        if once:
-            self._lower_priority()  # the process exits after this pass; no need to restore it
-            if self._processes is not None:
-                self._processes.poll_once(snapshot=True)
-            self.scan_pass(snapshot=True, defer=False)
-            return drain(
-                self._spool,
-                shipper,
-                stop=self._stop,
-                stats=self.ship_stats,
-                sync=self.resync,
-                deadline=self.ship_deadline,
-            )
         threads = self.start_sensors()
-        shipping = threading.Thread(target=self._ship_forever, args=(shipper,), name="shipper")
-        shipping.start()
+        threads.append(self._thread("shipper", lambda: self._ship_forever(deliver)))
         try:
-            self._stop.wait()
+            self.stop.wait()
         finally:
-            self._stop.set()
-            for thread in [*threads, shipping]:
+            self.stop.set()
+            for thread in threads:
                 thread.join()
-            self._save_state(force=True)
-        return True
+            self.models.save()
+            if self.board is not None:
+                self.board.remove()
+        return not self.failed
 
     def start_sensors(self) -> list[threading.Thread]:
-        """Start the periodic pass, the watcher and the background hasher; all end on `stop`."""
-        jobs: list[tuple[str, Callable[[], None]]] = [("scanner", self._scan_forever)]
-        if self._settings.watch:
+        """The periodic pass, watcher, hasher, processes and health; all end on `stop`."""
+        jobs: list[tuple[str, Callable[[], None]]] = [("scanner", self.models.scan_forever)]
+        if self.settings.watch:
             jobs.append(("watcher", self._watch))
-        if self._settings.defer_hash:
-            jobs.append(("hasher", self._hash_forever))
-        if self._processes is not None:
-            loop = self._processes
-            jobs.append(("processes", lambda: loop.run(self._stop)))
-        threads = [threading.Thread(target=self._guarded(job), name=name) for name, job in jobs]
-        for thread in threads:
-            thread.start()
-        return threads
+        if self.settings.defer_hash:
+            jobs.append(("hasher", self.models.hash_forever))
+        if self.processes is not None:
+            loop = self.processes
+            jobs.append(("processes", lambda: loop.run(self.stop)))
+        jobs.append(("health", self._health_forever))
+        return [self._thread(name, job) for name, job in jobs]
 
-    def _guarded(self, job: Callable[[], None]) -> Callable[[], None]:
+    def request_snapshot(self) -> None:
+        """Report every model and process again, now (the collector asked for a resync)."""
+        self.models.request_snapshot()
+        if self.processes is not None:
+            self.processes.request_snapshot()
+
+    def send_health(self) -> None:
+        self.emit(self.health(), "snapshot")
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+    def _thread(self, name: str, job: Callable[[], None]) -> threading.Thread:
         def run() -> None:
-            self._lower_priority()
+            self.lower_priority()
             try:
                 job()
             except Exception:
-                # A sensor thread that dies must take the daemon down, not leave it half-blind.
-                log.exception("%s failed; stopping", threading.current_thread().name)
-                self._stop.set()
+                # A thread that dies must take the daemon down, not leave it half-blind.
+                log.exception("%s failed; stopping", name)
+                self.failed = name
+                self.stop.set()
 
-        return run
-
-    def _scan_forever(self) -> None:
-        while not self._stop.is_set():
-            if self._passed_at is not None:  # counted from the last full pass, whoever ran it
-                self._wait(self._passed_at + self._settings.interval - time.monotonic())
-                if self._stop.is_set():
-                    return
-            self._rescan.clear()
-            result = self.scan_pass()
-            log.info("pass: %d models, %d events spooled", result.models, result.appended)
+        thread = threading.Thread(target=run, name=name)
+        thread.start()
+        return thread
 
     def _watch(self) -> None:
-        watcher: Runnable = self._watcher_factory(
-            list(self._settings.roots),
-            excludes=self._settings.excludes,
-            on_paths=self.on_paths,
-            stop=self._stop,
-            settle=self._settings.settle_seconds,
-            on_overflow=self._rescan.set,
+        watcher: Runnable = self.watcher_factory(
+            list(self.settings.watch_roots or self.settings.roots),
+            excludes=self.settings.excludes,
+            on_paths=self.models.on_paths,
+            stop=self.stop,
+            settle=self.settings.settle_seconds,
+            on_overflow=self.models.rescan.set,
         )
         watcher.run()
 
-    def _hash_forever(self) -> None:
-        while not self._stop.is_set():
-            if not self.hash_pending():
-                self._stop.wait(1.0)
+    def _health_forever(self) -> None:
+        # The first event waits one interval, so that its CPU figure covers real work.
+        due = time.monotonic() + self.settings.health_interval
+        self._beat()
+        while not self.stop.wait(min(BEAT_EVERY, max(0.0, due - time.monotonic()))):
+            if time.monotonic() >= due:
+                self.send_health()
+                due = time.monotonic() + self.settings.health_interval
+            self._beat()
 
-    def _wait(self, seconds: float) -> None:
-        """Wait on `stop` for `seconds`, in slices so that a rescan request cuts it short."""
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set() and not self._rescan.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._stop.wait(min(left, 1.0))
-
-    def _ship_forever(self, shipper: Shipper) -> None:
-        while not self._stop.is_set():
-            drain(self._spool, shipper, stop=self._stop, stats=self.ship_stats, sync=self.resync)
-            self._stop.wait(1.0)
-
-    def close(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
-
-
-def _may_group(path: str, siblings: Sequence[str]) -> bool:
-    """Whether a change at `path` can change how the files of its folder group into models."""
-    if metadata_limit(os.path.basename(path)) is not None:
-        return True  # a config.json, model card or shard index describes its neighbours
-    return any(_SET_HINT.search(os.path.basename(p)) for p in [path, *siblings])
-
-
-def _ancestors(folder: str) -> Iterator[str]:
-    while True:
-        yield folder
-        parent = os.path.dirname(folder)
-        if parent == folder:
+    def _beat(self) -> None:
+        if self.board is None:
             return
-        folder = parent
+        stats = self.ship_stats
+        self.board.delivery(sent=stats.sent, failures=stats.failures, last_error=stats.last_error)
+        self.board.beat(paused=self.gate.paused if self.gate else "")
+
+    def _ship_forever(self, deliver: Deliver) -> None:
+        while not self.stop.is_set():
+            deliver()
+            self.stop.wait(1.0)
 
 
-def _same_inode(path: str, key: StatKey) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == key[:2]
+def store_index(settings: Settings, plat: platform.Platform) -> Callable[[], Stores]:
+    """The store index over every user's stores when the agent covers every user."""
+    if not (settings.users and users.privileged()):
+        from agent.catalog import load_stores
+
+        return load_stores
+    roots = users.store_roots(plat, users.local_users(plat))
+    return lambda: load_store_index(roots)
 
 
-def _process_usage() -> dict[str, Any]:
-    try:
-        import psutil
-    except ImportError:  # the agent extra is optional for `scan`; health then omits these
-        return {}
-    me = psutil.Process()
+def build(
+    *,
+    settings: Settings,
+    host: HostFacts,
+    key: Ed25519PrivateKey,
+    spool: Spool,
+    data_dir: Path,
+    stop: threading.Event,
+    process_sensor: Sensor | None = None,
+    gpu: GpuSource | None = None,
+    extra_health: Mapping[str, Part] | None = None,
+) -> Daemon:
+    """The production daemon: hash cache, state and status files, pause gate, breadcrumb."""
+    plat = platform.current()
+    outbox = Outbox(spool=spool, key=key, host=host)
+    cache = HashCache.open(data_dir / CACHE_FILE, max_entries=settings.hash_cache_entries)
+    hasher = CachingHasher(cache, stop=stop, bytes_per_second=hash_rate(settings))
+    gate = Gate(PausePolicy(settings.pause_on_battery, settings.pause_busy_percent), stop=stop)
+    budget = CpuBudget(BUDGET_MARGIN * settings.watchdog_cpu_share, stop=stop)
+
+    def pause() -> None:
+        gate.wait()
+        budget.spend()
+
+    quarantine_path = data_dir / QUARANTINE_FILE
+    tasks: Tasks | None = None
+    crumb: Breadcrumb | None = None
+    if settings.watchdog:
+        tasks = crumb = Breadcrumb(data_dir / BREADCRUMB_FILE)
+    models = ModelLoop(
+        settings=settings,
+        state=StateFile(data_dir / STATE_FILE),
+        emit=outbox,
+        hasher=hasher,
+        stop=stop,
+        stores=store_index(settings, plat),
+        tasks=tasks,
+        pause=pause,
+        skip=lambda: load_quarantine(quarantine_path).paths(time.time()),
+        snapshot_wanted=lambda: bool(take_flag(spool, "snapshot_wanted")),
+    )
+    processes = None
+    if settings.processes and process_sensor is not None:
+        processes = ProcessLoop(
+            sensor=process_sensor,
+            gpu=gpu or NoGpu(),
+            emit=outbox,
+            interval=settings.process_interval,
+            snapshot_interval=settings.snapshot_interval,
+        )
+    usage = self_usage()
+    parts: dict[str, Part] = {
+        "usage": usage.sample,
+        "spool": lambda: spool_fields(spool),
+        "delivery": lambda: health_fields(spool),  # refusals, spool level and resets
+        "files": models.health_fields,
+        "watchdog": lambda: watchdog_fields(quarantine_path, gate),
+    }
+    if processes is not None:
+        parts["processes"] = processes.health_fields
+    parts.update(extra_health or {})
+    closers = [cache.close] + ([crumb.close] if crumb is not None else [])
+    daemon = Daemon(
+        settings=settings,
+        models=models,
+        emit=outbox,
+        health=lambda: health_event(parts),
+        stop=stop,
+        processes=processes,
+        board=StatusBoard(data_dir / STATUS_FILE),
+        gate=gate,
+        closers=closers,
+    )
+    # A fresh spool resyncs with the collector; a snapshot it asks for starts a pass now.
+    daemon.resync = Resync(host.agent_id, key, on_snapshot=daemon.request_snapshot)
+    return daemon
+
+
+def hash_rate(settings: Settings) -> int | None:
+    """The configured hash rate, else one that keeps hashing within the CPU share."""
+    if settings.hash_bytes_per_second is not None:
+        return settings.hash_bytes_per_second
+    share = BUDGET_MARGIN * settings.watchdog_cpu_share
+    return int(share / SHA256_CPU_SECONDS_PER_BYTE)
+
+
+def spool_fields(spool: Spool) -> dict[str, Any]:
     return {
-        "agent.health.rss_bytes": me.memory_info().rss,
-        "agent.health.cpu_percent": me.cpu_percent(interval=None),
+        "agent.health.spool_bytes": spool.stats().pending_bytes,
+        "agent.health.dropped_events": spool.take_dropped(),
+    }
+
+
+def watchdog_fields(path: Path, gate: Gate) -> dict[str, Any]:
+    quarantine = load_quarantine(path)
+    return {
+        "agent.health.quarantined": quarantine.active(time.time()),
+        "agent.health.watchdog_restarts": quarantine.restarts,
+        "agent.health.paused": gate.paused,
     }

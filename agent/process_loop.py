@@ -65,6 +65,10 @@ class ProcessLoop:
             self._snapshot_at = now
         return len(events)
 
+    def request_snapshot(self) -> None:
+        """The next poll reports every inference process, whether it changed or not."""
+        self._snapshot_at = None
+
     def _gpu_use(self) -> GpuUse | None:
         """GPU figures for the processes already known to infer; none read when none are."""
         pids = {pid for pid, _ in self._sensor.reported}

@@ -122,7 +122,7 @@ def status_fields(spool: Spool) -> dict[str, Any]:
         "revoked": bool(spoolstate.flag(spool, "revoked")),
         "needs_resync": bool(spoolstate.flag(spool, "needs_resync")),
         "spool_level": spool.stats().level,
-        "quarantined": [
+        "refused_envelopes": [
             {"seq": seq, "code": code, "reason": reason}
             for seq, code, reason in spoolstate.quarantined(spool)[-20:]
         ],

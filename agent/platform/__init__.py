@@ -17,13 +17,32 @@ class Platform:
     os_type: str  # ECS host.os.type: linux, macos, windows
     home: Path
     env: dict[str, str]
+    system: bool = False  # running as root: the service's places, not a user's
+
+    def config_path(self) -> Path:
+        """agent.toml where administrators look for it on this OS (MDM, GPO, Ansible)."""
+        override = self.env.get("SHADOWAI_AGENT_CONFIG")
+        if override:
+            return Path(override)
+        if self.os_type == "windows":
+            return self._program_data() / "shadowai" / "agent.toml"
+        if self.os_type == "macos":
+            return Path("/Library/Application Support/shadowai/agent.toml")
+        return Path("/etc/shadowai/agent.toml")
+
+    def _program_data(self) -> Path:
+        return Path(self.env.get("PROGRAMDATA", r"C:\ProgramData"))
 
     def data_dir(self) -> Path:
         override = self.env.get("SHADOWAI_AGENT_DATA_DIR")
         if override:
             return Path(override)
         if self.os_type == "windows":
-            return Path(self.env.get("PROGRAMDATA", r"C:\ProgramData")) / "shadowai" / "agent"
+            return self._program_data() / "shadowai" / "agent"
+        if self.system and self.os_type == "macos":
+            return Path("/Library/Application Support/shadowai/agent")
+        if self.system:
+            return Path("/var/lib/shadowai-agent")  # the packaged unit's StateDirectory
         if self.os_type == "macos":
             return self.home / "Library" / "Application Support" / "shadowai-agent"
         base = self.env.get("XDG_STATE_HOME") or str(self.home / ".local" / "state")
@@ -55,7 +74,11 @@ class Platform:
         # every large file under .git/lfs/objects, which would report each model twice.
         # __pycache__: bytecode only. node_modules is kept: transformers.js and onnxruntime-web
         # ship real ONNX models there.
-        common = [".git", "__pycache__"]
+        # Whole home folders are walked as a service: language package caches and the trash
+        # hold archives and sources by the hundred thousand, never a model someone runs.
+        caches = ["*/.cache/pip", "*/.npm/_cacache", "*/.cargo/registry", "*/.rustup"]
+        caches += ["*/.m2/repository", "*/.gradle/caches", "*/.local/share/Trash", "*/.Trash"]
+        common = [".git", "__pycache__", *caches]
         if self.os_type == "windows":
             root = self.env.get("SystemRoot") or self.env.get("SYSTEMROOT") or r"C:\Windows"
             # The OS tree and restore points hold no user models; the latter is unreadable.
@@ -152,7 +175,39 @@ class Platform:
 
 def current() -> Platform:
     os_type = {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
-    return Platform(os_type=os_type, home=Path.home(), env=dict(os.environ))
+    return Platform(os_type=os_type, home=_home(), env=dict(os.environ), system=privileged())
+
+
+def privileged() -> bool:
+    """Whether this process may read other users' files: root, or a service user granted
+    CAP_DAC_READ_SEARCH; such a process is the service and uses the system's folders."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:  # pragma: no cover - Windows: the service runs as LocalSystem
+        return False
+    return geteuid() == 0 or has_capability(CAP_DAC_READ_SEARCH)
+
+
+CAP_DAC_READ_SEARCH = 2  # linux/capability.h
+CAP_SYS_PTRACE = 19
+
+
+def has_capability(bit: int, status: str = "/proc/self/status") -> bool:
+    """Whether `bit` is in this process's effective capabilities (Linux; False elsewhere)."""
+    try:
+        with open(status) as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & (1 << bit))
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+def _home() -> Path:
+    try:
+        return Path.home()
+    except RuntimeError:  # a system user without HOME or a passwd home
+        return Path("/nonexistent")
 
 
 def host_name() -> str:

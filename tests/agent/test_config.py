@@ -236,3 +236,100 @@ def test_well_formed_documents_of_any_values_give_settings_or_errors_with_keys(
             assert where.startswith("gen.toml:") and int(where.split(":")[1]) >= 1
             syntax = "(at line" in rest or "(at end of document)" in rest
             assert syntax or rest.split(":")[0].split(".")[0] in doc
+
+
+SERVICE = """\
+[scan]
+users = true
+homes = false
+
+[health]
+interval = 30
+
+[watchdog]
+enabled = true
+cpu_share = 0.2
+window = 120
+memory_mb = 300
+quarantine = 3600
+
+[pause]
+on_battery = false
+busy_percent = 75
+"""
+
+
+def test_service_keys_land_in_settings() -> None:
+    parsed = parse_config(SERVICE, source="agent.toml")
+    assert (parsed.users, parsed.homes, parsed.health_interval) == (True, False, 30.0)
+    assert (parsed.watchdog_cpu_share, parsed.watchdog_window) == (0.2, 120.0)
+    assert parsed.watchdog_memory_bytes == 300 * 2**20
+    assert (parsed.quarantine_seconds, parsed.pause_on_battery) == (3600.0, False)
+    assert parsed.pause_busy_percent == 75.0
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    import io
+
+    from agent.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_config_check_prints_every_problem_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text("[scan]\ninterval = -1\n\n[watchdog]\nmemory_mb = 1\ncolour = 'red'\n")
+    status, out, _ = _cli("config", "check", "--config", str(path))
+    assert status == 1
+    assert f"{path}:2: scan.interval:" in out
+    assert f"{path}:5: watchdog.memory_mb:" in out
+    assert f"{path}:6: watchdog.colour: unknown key" in out
+    assert out.endswith("3 problems\n")
+    path.write_text("[scan]\ninterval = 60\n")
+    assert _cli("config", "check", "--config", str(path)) == (0, f"{path}: ok\n", "")
+
+
+def test_a_config_error_comes_before_not_enrolled(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text("[scan]\ninterval = 'soon'\n")
+    status, _, err = _cli("--data-dir", str(tmp_path / "d"), "run", "--once", "--config", str(path))
+    assert status == 2
+    assert f"{path}:2: scan.interval" in err
+    assert "not enrolled" not in err
+    missing = tmp_path / "nowhere.toml"
+    status, _, err = _cli("--data-dir", str(tmp_path / "d"), "run", "--config", str(missing))
+    assert (status, err) == (2, f"error: {missing}: no such file\n")
+
+
+def test_the_config_lives_where_administrators_look_on_each_os() -> None:
+    from agent.platform import Platform
+
+    home = Path("/home/dev")
+    assert Platform("linux", home, {}).config_path() == Path("/etc/shadowai/agent.toml")
+    assert Platform("macos", home, {}).config_path() == Path(
+        "/Library/Application Support/shadowai/agent.toml"
+    )
+    windows = Platform("windows", home, {"PROGRAMDATA": r"D:\PD"})
+    assert str(windows.config_path()).endswith("agent.toml") and "shadowai" in str(
+        windows.config_path()
+    )
+    assert Platform("linux", home, {"SHADOWAI_AGENT_CONFIG": "/x.toml"}).config_path() == Path(
+        "/x.toml"
+    )
+    assert Platform("linux", home, {}, system=True).data_dir() == Path("/var/lib/shadowai-agent")
+
+
+def test_configured_roots_are_watched_and_service_homes_are_only_scanned(tmp_path: Path) -> None:
+    import argparse
+
+    from agent.run_command import run_settings
+
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[scan]\nroots = ["{tmp_path}"]\n')
+    args = argparse.Namespace(
+        config=config, path=[], default_paths=False, exclude=[], interval=None
+    )
+    settings = run_settings(args)
+    assert settings.roots == settings.watch_roots == (tmp_path,)

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.daemon import Daemon, HostFacts, Settings
+from agent.config import Settings
+from agent.daemon import Daemon, build
+from agent.pipeline import HostFacts
 from agent.shipper import Shipper, ShipStats, drain, open_channel
 from agent.spool import Spool
 from collector.governance import load_rule_dir
@@ -54,12 +56,12 @@ def _free_port() -> int:
 
 
 def _daemon(tmp_path: Path, models: Path, key: Ed25519PrivateKey, spool: Spool) -> Daemon:
-    return Daemon(
-        settings=Settings(roots=(models,)),
+    return build(
+        settings=Settings(roots=(models,), watchdog=False, pause_busy_percent=0),
         host=HostFacts(agent_id_for(key.public_key()), "lap-7", "linux", "lab"),
         key=key,
         spool=spool,
-        state_dir=tmp_path,
+        data_dir=tmp_path,
         stop=threading.Event(),
     )
 
@@ -71,11 +73,14 @@ def _spooled_pass(tmp_path: Path, gguf: Path) -> tuple[Path, Ed25519PrivateKey, 
     (models / "llama.gguf").write_bytes(gguf.read_bytes())
     key = Ed25519PrivateKey.generate()
     spool = Spool.open(tmp_path / "spool.db")
-    _daemon(tmp_path, models, key, spool).scan_pass(snapshot=True)
+    daemon = _daemon(tmp_path, models, key, spool)
+    daemon.models.scan_pass(snapshot=True)
+    daemon.send_health()
+    daemon.close()
     return models, key, spool
 
 
-def test_a_pass_spools_one_event_per_model_and_a_health_event(
+def test_a_pass_spools_one_event_per_change(
     tmp_path: Path, small_gguf: Path, safetensors_model: Path
 ) -> None:
     models = tmp_path / "models"
@@ -85,10 +90,11 @@ def test_a_pass_spools_one_event_per_model_and_a_health_event(
     (models / "c.txt").write_text("not a model")
     spool = Spool.open(tmp_path / "spool.db")
     daemon = _daemon(tmp_path, models, Ed25519PrivateKey.generate(), spool)
-    assert daemon.scan_pass(snapshot=False).appended == 3
+    assert daemon.models.scan_pass(snapshot=False).appended == 2
     (models / "a.gguf").unlink()
-    second = daemon.scan_pass(snapshot=False)
-    assert (second.models, second.appended) == (1, 2)  # a removal and a health event
+    second = daemon.models.scan_pass(snapshot=False)
+    assert (second.models, second.appended) == (1, 1)  # the removal
+    daemon.close()
     spool.close()
 
 

@@ -21,13 +21,17 @@ from safetensors.numpy import save_file
 
 from agent.catalog import Provenance
 from agent.config import Settings
-from agent.daemon import Daemon, HostFacts
+from agent.daemon import Daemon
 from agent.detect.stores import HUGGINGFACE, StoreRoot
 from agent.hashcache import CACHE_FILE, CachingHasher, HashCache
+from agent.model_loop import ModelLoop
+from agent.outbox import Outbox
+from agent.pipeline import HostFacts
 from agent.sensors.files import sha256_file
 from agent.sensors.stores import load_store_index
 from agent.sensors.watch import Watcher
 from agent.spool import Spool
+from agent.state import StateFile
 from wire.envelope import agent_id_for
 from wire.events import flatten_payload
 from wire.v1 import events_pb2
@@ -48,6 +52,7 @@ class CountingHash:
 @dataclass
 class Rig:
     daemon: Daemon
+    models_loop: ModelLoop
     spool: Spool
     stop: threading.Event
     models: Path
@@ -108,6 +113,7 @@ def watchers() -> Watchers:
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     made: list[Rig] = []
+    caches: list[HashCache] = []
 
     def make(threads: bool = False, **options: Any) -> Rig:
         models = tmp_path / "models"
@@ -116,23 +122,43 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             "interval": 3600.0,
             "settle_seconds": 0.2,
             "watch": False,
+            "health_interval": 3600.0,
         }
         settings_options.update({k: v for k, v in options.items() if k in Settings.__annotations__})
-        daemon_options = {k: v for k, v in options.items() if k not in Settings.__annotations__}
+        settings = Settings(roots=(models,), **settings_options)
         stop = threading.Event()
         spool = Spool.open(tmp_path / f"spool{len(made)}.db")
+        outbox = Outbox(
+            spool=spool, key=KEY, host=HostFacts(agent_id_for(KEY.public_key()), "lap-7", "linux")
+        )
+        hasher = options.get("hasher")
+        if hasher is None:
+            cache = HashCache.open(tmp_path / CACHE_FILE)
+            caches.append(cache)
+            hasher = CachingHasher(cache, stop=stop)
+        loop_options = {
+            k: v for k, v in options.items() if k in ("stores", "skip", "tasks", "pause")
+        }
+        loop = ModelLoop(
+            settings=settings,
+            state=StateFile(tmp_path / "inventory.json"),
+            emit=outbox,
+            hasher=hasher,
+            stop=stop,
+            **loop_options,
+        )
         lowered: list[str] = []
         daemon = Daemon(
-            settings=Settings(roots=(models,), **settings_options),
-            host=HostFacts(agent_id_for(KEY.public_key()), "lap-7", "linux", "lab"),
-            key=KEY,
-            spool=spool,
-            state_dir=tmp_path,
+            settings=settings,
+            models=loop,
+            emit=outbox,
+            health=lambda: {"event.dataset": "shadowai.agent_health"},
             stop=stop,
+            watcher_factory=options.get("watcher_factory", Watcher),
             lower_priority=lambda: lowered.append(threading.current_thread().name),
-            **daemon_options,
+            closers=[caches[-1].close] if options.get("hasher") is None else [],
         )
-        rig = Rig(daemon, spool, stop, models, lowered)
+        rig = Rig(daemon, loop, spool, stop, models, lowered)
         made.append(rig)
         if threads:
             rig.threads += daemon.start_sensors()
@@ -151,7 +177,7 @@ def test_a_model_copied_into_a_root_is_discovered_within_seconds(
     rig: Callable[..., Rig], small_gguf: Path, watchers: Watchers
 ) -> None:
     live = rig(watch=True, watcher_factory=watchers.make)
-    live.daemon.scan_pass(snapshot=True)  # so the scanner thread waits its interval
+    live.models_loop.scan_pass(snapshot=True)  # so the scanner thread waits its interval
     live.threads += live.daemon.start_sensors()
     watchers.wait_ready()
     target = live.models / "dropped.gguf"
@@ -167,7 +193,7 @@ def test_deleting_and_moving_models_are_reported(
     live = rig(watch=True, watcher_factory=watchers.make)
     (live.models / "a.gguf").write_bytes(small_gguf.read_bytes())
     (live.models / "b.gguf").write_bytes(small_gguf.read_bytes() + b"\0" * 32)
-    live.daemon.scan_pass(snapshot=True)
+    live.models_loop.scan_pass(snapshot=True)
     assert sorted(summary(e) for e in live.new_events()) == [
         ("discovered", "a.gguf", True),
         ("discovered", "b.gguf", True),
@@ -190,13 +216,13 @@ def test_deferred_hashing_reports_first_and_hashes_later(
     live = rig(defer_hash=True)
     path = live.models / "m.gguf"
     path.write_bytes(small_gguf.read_bytes())
-    live.daemon.scan_pass(snapshot=False)
+    live.models_loop.scan_pass(snapshot=False)
     assert [summary(e) for e in live.new_events()] == [("discovered", "m.gguf", False)]
-    assert live.daemon.hash_pending() == 1
+    assert live.models_loop.hash_pending() == 1
     (changed,) = live.new_events()
     assert summary(changed) == ("changed", "m.gguf", True)
     assert changed["file.hash.sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    live.daemon.scan_pass(snapshot=False)
+    live.models_loop.scan_pass(snapshot=False)
     assert live.new_events() == []  # the next pass finds the digest in the cache
 
 
@@ -211,7 +237,7 @@ def test_the_background_hasher_thread_fills_in_the_hash(
         ("discovered", "m.gguf", False),
         ("changed", "m.gguf", True),
     ]
-    assert sorted(live.priority_threads) == ["hasher", "scanner"]
+    assert {"hasher", "scanner"} <= set(live.priority_threads)
 
 
 def test_run_once_style_passes_hash_at_once_even_when_deferral_is_configured(
@@ -219,7 +245,7 @@ def test_run_once_style_passes_hash_at_once_even_when_deferral_is_configured(
 ) -> None:
     live = rig(defer_hash=True)
     (live.models / "m.gguf").write_bytes(small_gguf.read_bytes())
-    live.daemon.scan_pass(snapshot=True, defer=False)
+    live.models_loop.scan_pass(snapshot=True, defer=False)
     assert [summary(e) for e in live.new_events()] == [("discovered", "m.gguf", True)]
 
 
@@ -230,13 +256,13 @@ def test_a_restart_without_its_state_file_hashes_nothing_again(
     cache = HashCache.open(tmp_path / "cache.db")
     first = rig(hasher=CachingHasher(cache, hash_file=counting))
     (first.models / "m.gguf").write_bytes(small_gguf.read_bytes())
-    first.daemon.scan_pass(snapshot=False)
+    first.models_loop.scan_pass(snapshot=False)
     cache.close()
     (tmp_path / "inventory.json").unlink()
 
     reopened = HashCache.open(tmp_path / "cache.db")
     again = rig(hasher=CachingHasher(reopened, hash_file=counting))
-    again.daemon.scan_pass(snapshot=False)
+    again.models_loop.scan_pass(snapshot=False)
     assert [summary(e) for e in again.new_events()] == [("discovered", "m.gguf", True)]
     assert counting.paths == [str(first.models / "m.gguf")]
     reopened.close()
@@ -247,7 +273,7 @@ def test_the_default_hasher_keeps_its_cache_in_the_state_dir(
 ) -> None:
     live = rig()
     (live.models / "m.gguf").write_bytes(small_gguf.read_bytes())
-    live.daemon.scan_pass(snapshot=False)
+    live.models_loop.scan_pass(snapshot=False)
     live.daemon.close()
     cache = HashCache.open(tmp_path / CACHE_FILE)
     assert len(cache) == 1
@@ -262,11 +288,11 @@ def test_hardlinks_and_symlinks_are_reported_once(
     original.write_bytes(small_gguf.read_bytes())
     os.link(original, live.models / "hard.gguf")
     (live.models / "soft.gguf").symlink_to(original)
-    live.daemon.scan_pass(snapshot=False)
+    live.models_loop.scan_pass(snapshot=False)
     assert len(live.new_events()) == 1
     # The watcher's news about the other names changes nothing either.
-    live.daemon.on_paths([str(live.models / "hard.gguf"), str(live.models / "soft.gguf")])
-    live.daemon.scan_pass(snapshot=False)
+    live.models_loop.on_paths([str(live.models / "hard.gguf"), str(live.models / "soft.gguf")])
+    live.models_loop.scan_pass(snapshot=False)
     assert live.new_events() == []
 
 
@@ -278,11 +304,11 @@ def test_a_removed_directory_removes_every_model_under_it(
     folder.mkdir(parents=True)
     (folder / "a.gguf").write_bytes(small_gguf.read_bytes())
     (live.models / "keep.gguf").write_bytes(small_gguf.read_bytes() + b"\0")
-    live.daemon.scan_pass(snapshot=False)
+    live.models_loop.scan_pass(snapshot=False)
     live.new_events()
     (folder / "a.gguf").unlink()
     folder.rmdir()
-    live.daemon.on_paths([str(folder)])
+    live.models_loop.on_paths([str(folder)])
     assert [summary(e) for e in live.new_events()] == [("removed", "a.gguf", True)]
 
 
@@ -316,7 +342,7 @@ def test_store_provenance_is_added_and_a_digest_mismatch_is_logged(
     (live.models / "blob").write_bytes(small_gguf.read_bytes())
     (live.models / "plain.gguf").write_bytes(small_gguf.read_bytes() + b"\0")
     with caplog.at_level(logging.WARNING, logger="agent.daemon"):
-        live.daemon.scan_pass(snapshot=False)
+        live.models_loop.scan_pass(snapshot=False)
     by_name = {Path(e["file.path"]).name: e for e in live.new_events()}
     assert by_name["blob"]["ai.model.store"] == "ollama"
     assert by_name["blob"]["ai.model.source"] == "registry.ollama.ai/library/llama3"
@@ -328,12 +354,12 @@ def test_store_provenance_is_added_and_a_digest_mismatch_is_logged(
 def test_every_sensor_thread_ends_on_stop(rig: Callable[..., Rig]) -> None:
     live = rig(watch=True, defer_hash=True)
     threads = live.daemon.start_sensors()
-    assert sorted(t.name for t in threads) == ["hasher", "scanner", "watcher"]
+    assert sorted(t.name for t in threads) == ["hasher", "health", "scanner", "watcher"]
     live.stop.set()
     for thread in threads:
         thread.join(timeout=DEADLINE)
     assert not any(t.is_alive() for t in threads)
-    assert sorted(live.priority_threads) == ["hasher", "scanner", "watcher"]
+    assert sorted(live.priority_threads) == ["hasher", "health", "scanner", "watcher"]
 
 
 def _shards(folder: Path, count: int) -> list[Path]:
@@ -354,7 +380,7 @@ def _shards(folder: Path, count: int) -> list[Path]:
 def test_a_sharded_set_is_one_model(rig: Callable[..., Rig]) -> None:
     live = rig()
     _shards(live.models / "tiny", 3)
-    live.daemon.scan_pass(snapshot=False)
+    live.models_loop.scan_pass(snapshot=False)
     (event,) = live.new_events()
     assert event["file.path"] == str(live.models / "tiny" / "model.safetensors.index.json")
     assert event["ai.model.format"] == "safetensors"
@@ -369,15 +395,15 @@ def test_a_set_is_reported_when_its_last_shard_arrives(rig: Callable[..., Rig]) 
     held_back = shards[1].read_bytes()
     shards[1].unlink()
     (live.models / "tiny" / "weights.gguf.part").write_bytes(b"GGUF" + b"\0" * 60)
-    live.daemon.scan_pass(snapshot=False)
+    live.models_loop.scan_pass(snapshot=False)
     assert live.new_events() == []  # an incomplete set and a download in progress
     shards[1].write_bytes(held_back)
-    live.daemon.on_paths([str(shards[1])])
+    live.models_loop.on_paths([str(shards[1])])
     assert [summary(e) for e in live.new_events()] == [
         ("discovered", "model.safetensors.index.json", False)
     ]
     shards[0].unlink()
-    live.daemon.on_paths([str(shards[0])])
+    live.models_loop.on_paths([str(shards[0])])
     assert [summary(e) for e in live.new_events()] == [
         ("removed", "model.safetensors.index.json", False)
     ]
@@ -400,7 +426,7 @@ def test_a_hugging_face_blob_is_reported_by_its_snapshot_and_repository(
     roots = [StoreRoot(hub, HUGGINGFACE)]
     live = rig(stores=lambda: load_store_index(roots))
     with caplog.at_level(logging.WARNING, logger="agent.daemon"):
-        live.daemon.scan_pass(snapshot=False)
+        live.models_loop.scan_pass(snapshot=False)
     (event,) = live.new_events()
     assert event["file.path"] == str(repo / "snapshots" / revision / "tiny.gguf")
     assert event["file.hash.sha256"] == digest
@@ -427,9 +453,71 @@ def test_a_watcher_overflow_brings_the_next_pass_forward(
     rig: Callable[..., Rig], small_gguf: Path
 ) -> None:
     live = rig(watch=True, watcher_factory=OverflowingWatcher)
-    live.daemon.scan_pass(snapshot=True)  # the scanner thread would now wait an hour
+    live.models_loop.scan_pass(snapshot=True)  # the scanner thread would now wait an hour
     (live.models / "missed.gguf").write_bytes(small_gguf.read_bytes())
     live.new_events()
     live.threads += live.daemon.start_sensors()
     (event,) = live.wait_for(bool)
     assert summary(event) == ("discovered", "missed.gguf", True)
+
+
+class RecordingTasks:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def set(self, task: str) -> None:
+        self.log.append(task)
+
+    def clear(self) -> None:
+        self.log.append("-")
+
+
+def test_a_quarantined_file_is_skipped_and_each_file_is_named_before_it_is_read(
+    rig: Callable[..., Rig], small_gguf: Path
+) -> None:
+    tasks = RecordingTasks()
+    pauses: list[int] = []
+    live = rig(
+        tasks=tasks,
+        pause=lambda: pauses.append(1),
+        skip=lambda: [str(live_models / "evil[1].gguf")],
+    )
+    live_models = live.models
+    (live.models / "evil[1].gguf").write_bytes(small_gguf.read_bytes())
+    (live.models / "good.gguf").write_bytes(small_gguf.read_bytes() + b"\0")
+    live.models_loop.scan_pass(snapshot=False)
+    assert [summary(e) for e in live.new_events()] == [("discovered", "good.gguf", True)]
+    good = f"file:{live.models / 'good.gguf'}"
+    assert tasks.log.count(good) == 2  # read, then hashed
+    assert tasks.log[-1] == "-"  # nothing is blamed once the pass is over
+    assert not any("evil" in task for task in tasks.log)
+    assert len(pauses) == 2
+
+
+def test_a_requested_snapshot_reports_every_model_again(
+    rig: Callable[..., Rig], small_gguf: Path
+) -> None:
+    live = rig()
+    (live.models / "m.gguf").write_bytes(small_gguf.read_bytes())
+    live.models_loop.scan_pass()
+    live.new_events()
+    live.models_loop.scan_pass()
+    assert live.new_events() == []  # nothing changed, and the snapshot is hours away
+    live.daemon.request_snapshot()
+    assert live.models_loop.rescan.is_set()  # the scanner thread stops waiting
+    live.models_loop.scan_pass()
+    assert [summary(e) for e in live.new_events()] == [("snapshot", "m.gguf", True)]
+
+
+class BrokenWatcher:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def run(self) -> None:
+        raise RuntimeError("inotify went away")
+
+
+def test_a_thread_that_fails_stops_the_daemon_with_an_error(rig: Callable[..., Rig]) -> None:
+    live = rig(watch=True, watcher_factory=BrokenWatcher)
+    assert live.daemon.run(lambda: True) is False
+    assert live.daemon.failed == "watcher"

@@ -169,7 +169,8 @@ def test_a_cloned_data_dir_sending_beside_the_original_is_caught(
     seqs = [e["seq"] for e in view.items("api/v1/events", limit=1000) if e["agent_id"] == agent_id]
     assert len(seqs) == len(set(seqs))
     quarantined = sum(
-        len(json.loads(agent_cli(d, "status").stdout)["quarantined"]) for d in (original, clone)
+        len(json.loads(agent_cli(d, "status").stdout)["refused_envelopes"])
+        for d in (original, clone)
     )
     assert quarantined == len(refusals)
 
@@ -251,7 +252,7 @@ def test_an_agent_sigkilled_at_random_points_many_times_loses_and_forks_nothing(
     assert view.models() == sorted(str(models / n) for n in names)
     assert view.items("api/v1/refusals", agent_id=agent_id) == []
     status = json.loads(agent_cli(data, "status").stdout)
-    assert status["spool_pending"] == 0 and status["quarantined"] == []
+    assert status["spool_pending"] == 0 and status["refused_envelopes"] == []
 
 
 def test_publishing_needs_the_agents_own_client_certificate(server: Restartable) -> None:

@@ -124,8 +124,9 @@ def test_model_roots_are_the_store_paths_once() -> None:
 )
 def test_default_excludes(os_type: str, expected: set[str]) -> None:
     excludes = Platform(os_type, HOME, {"SystemRoot": r"D:\Windows"}).default_excludes()
-    assert set(excludes) == expected | {".git", "__pycache__"}
+    assert set(excludes) >= expected | {".git", "__pycache__", "*/.cache/pip"}
     assert "node_modules" not in excludes
+    assert not any("huggingface" in pattern for pattern in excludes)
 
 
 def test_a_leading_tilde_in_an_override_means_this_home() -> None:
