@@ -1,7 +1,7 @@
 """One architecture name across formats: the family as config.json's `model_type` and GGUF's
 `general.architecture` spell it, and the class name (`LlamaForCausalLM`) kept apart.
 
-A documented table (docs/notes/quant.md): GGUF spellings that differ from transformers', and
+A documented table (docs/detection.md): GGUF spellings that differ from transformers', and
 class names whose stem is not their family.
 """
 

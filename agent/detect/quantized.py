@@ -1,7 +1,7 @@
 """Weights before quantization, from the names, dtypes and shapes of packed tensors.
 
 Pure rules per scheme (MLX, GPTQ / AWQ, bitsandbytes, compressed-tensors, EXL2); the
-config's bits and group size come in as a Scheme. docs/notes/quant.md lists the layouts.
+config's bits and group size come in as a Scheme. docs/detection.md lists the layouts.
 """
 
 from __future__ import annotations
