@@ -123,3 +123,18 @@ def test_windows_service_definitions_are_well_formed_and_agree() -> None:
     arguments = shlex.split(service.findtext("arguments") or "", posix=False)
     assert arguments[:3] == ["-m", "agent.cli", "run"]
     options_accepted(["shadowai-agent", *arguments[2:]])
+
+
+def test_packaged_config_passes_config_check_with_every_example_enabled(tmp_path: Path) -> None:
+    text = (PACKAGING / "etc" / "agent.toml").read_text()
+    enabled = re.sub(r"^# (\w+ = )", r"\1", text, flags=re.MULTILINE)
+    assert enabled != text, "the file shows its keys as commented examples"
+    for name, body in (("as-shipped.toml", text), ("enabled.toml", enabled)):
+        path = tmp_path / name
+        path.write_text(body)
+        check = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "config", "check", "--config", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
