@@ -31,7 +31,7 @@ BAD_CODES = {"forged": "signature", "forked": "fork", "replayed": "replay_mismat
 
 def inventory_size(rng: random.Random) -> int:
     """A few to a few hundred model files: log-uniform, as most laptops hold few."""
-    return round(3 * (100 ** rng.random()))
+    return int(3 * 100 ** rng.random() + 0.5)
 
 
 @dataclass(frozen=True)
