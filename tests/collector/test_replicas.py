@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -120,9 +121,7 @@ def test_agents_moving_between_replicas_mid_stream_store_every_event_once(
             count = len(agent.pending)
             # Half of the batches go to both replicas at once: racing writers of one chain.
             targets = ends if round_ % 2 else [ends[(round_ // 2 + agent.index) % 2]]
-            replies = _concurrently(
-                [lambda e=e, g=agent, n=count: e.publish(g, n) for e in targets]
-            )
+            replies = _concurrently([partial(e.publish, agent, count) for e in targets])
             for reply in replies:
                 assert not reply.rejections
                 assert reply.last_seq == agent.seq
@@ -133,7 +132,7 @@ def test_agents_moving_between_replicas_mid_stream_store_every_event_once(
     for agent, ends in agents:
         fork = agent.bad_envelope("forked")
         agent.pending.insert(0, _pending(fork))
-        for reply in _concurrently([lambda e=e, g=agent: e.publish(g, 1) for e in ends]):
+        for reply in _concurrently([partial(e.publish, agent, 1) for e in ends]):
             assert [r.code for r in reply.rejections] == ["fork"]
         agent.pending.pop(0)
     # Both refusals reach the one alert of each agent (same dedup key): counted, not doubled.
