@@ -1,0 +1,69 @@
+"""Run the fleet simulator against a collector started here (SQLite or a fresh PostgreSQL
+schema): `python -m bench.fleet_local --store sqlite|postgresql [bench.fleet options]`."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from bench import fleet
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+BIN = Path(sys.executable).parent
+RULES = Path(__file__).resolve().parent.parent / "rules"
+
+
+def _collector(data_dir: Path, database: str, *cmd: str) -> list[str]:
+    base = [str(BIN / "shadowai-collector"), "--data-dir", str(data_dir), "--database", database]
+    return [*base, *cmd]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--port", type=int, default=47811)
+    parser.add_argument("--agents", type=int, required=True)
+    args, rest = parser.parse_known_args()
+    schema = f"fleet_{uuid.uuid4().hex[:10]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        if args.store == "sqlite":
+            database = f"sqlite:///{data_dir / 'collector.db'}"
+        else:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            database = (
+                "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+                f"?options=-csearch_path%3D{schema}"
+            )
+        run = _collector(data_dir, database, "tokens", "create")
+        token = subprocess.run(
+            [*run, "--uses", str(args.agents)], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        serve = _collector(data_dir, database, "serve", "--rules", str(RULES))
+        serve += ["--grpc", f"127.0.0.1:{args.port}", "--http", f"127.0.0.1:{args.port + 2}"]
+        serve += ["--enroll-rate", "1000000"]
+        proc = subprocess.Popen(serve, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert proc.stdout is not None
+            proc.stdout.readline()
+            argv = ["--collector", f"127.0.0.1:{args.port}", "--token", token]
+            argv += ["--agents", str(args.agents), "--database", database, *rest]
+            status = fleet.main(argv)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            if args.store == "postgresql":
+                with psycopg.connect(PG_URL, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
