@@ -1,5 +1,7 @@
 """Run the fleet simulator against a collector started here (SQLite or a fresh PostgreSQL
-schema): `python -m bench.fleet_local --store sqlite|postgresql [bench.fleet options]`."""
+schema): `python -m bench.fleet_local --store sqlite|postgresql [--replicas K] [bench.fleet
+options]`. K > 1 starts K `serve` processes on the same ports (gRPC binds with SO_REUSEPORT,
+so the kernel spreads connections over them) sharing one database."""
 
 from __future__ import annotations
 
@@ -24,11 +26,24 @@ def _collector(data_dir: Path, database: str, *cmd: str) -> list[str]:
     return [*base, *cmd]
 
 
+def _serve(data_dir: Path, database: str, port: int, index: int) -> subprocess.Popen[str]:
+    serve = _collector(data_dir, database, "serve", "--rules", str(RULES))
+    serve += ["--grpc", f"127.0.0.1:{port}", "--grpc-mtls", f"127.0.0.1:{port + 1}"]
+    serve += ["--http", f"127.0.0.1:{port + 2 + index}", "--enroll-rate", "1000000"]
+    proc = subprocess.Popen(serve, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("grpc listening"):
+        raise SystemExit(f"collector {index} did not start: {line!r}")
+    return proc
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--port", type=int, default=47811)
     parser.add_argument("--agents", type=int, required=True)
+    parser.add_argument("--replicas", type=int, default=1, help="serve processes on one port")
     args, rest = parser.parse_known_args()
     schema = f"fleet_{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,19 +61,15 @@ def main() -> int:
         token = subprocess.run(
             [*run, "--uses", str(args.agents)], check=True, capture_output=True, text=True
         ).stdout.strip()
-        serve = _collector(data_dir, database, "serve", "--rules", str(RULES))
-        serve += ["--grpc", f"127.0.0.1:{args.port}", "--http", f"127.0.0.1:{args.port + 2}"]
-        serve += ["--enroll-rate", "1000000"]
-        proc = subprocess.Popen(serve, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        procs = [_serve(data_dir, database, args.port, i) for i in range(args.replicas)]
         try:
-            assert proc.stdout is not None
-            proc.stdout.readline()
             argv = ["--collector", f"127.0.0.1:{args.port}", "--token", token]
             argv += ["--agents", str(args.agents), "--database", database, *rest]
             status = fleet.main(argv)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(30)
             if args.store == "postgresql":
                 with psycopg.connect(PG_URL, autocommit=True) as conn:
                     conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
