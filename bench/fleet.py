@@ -351,6 +351,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    status, result = run(argv)
+    print(json.dumps(result, sort_keys=True))
+    return status
+
+
+def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any]]:
+    """Parse the command line, simulate, and return the exit status and the summary."""
     args = _parser().parse_args(argv)
     host, port = args.collector.rsplit(":", 1)
     ca_pem = fetch_pinned_ca(host, int(port), tokens.parse(args.token).ca_fingerprint)
@@ -375,9 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     result = summary(knobs, tally, time.monotonic() - t0, args.database)
     result["verify_per_s_one_core"] = round(reference)
     result["ratio_to_verify"] = round(result["events_per_s"] / reference, 3)
-    print(json.dumps(result, sort_keys=True))
     ok = result["lost"] in (0, None) and not tally.bad_wrong and not tally.replays_not_duplicate
-    return 0 if ok else 1
+    return (0 if ok else 1), result
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ so the kernel spreads connections over them) sharing one database."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,12 @@ RULES = Path(__file__).resolve().parent.parent / "rules"
 def _collector(data_dir: Path, database: str, *cmd: str) -> list[str]:
     base = [str(BIN / "shadowai-collector"), "--data-dir", str(data_dir), "--database", database]
     return [*base, *cmd]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _serve(data_dir: Path, database: str, port: int, index: int) -> subprocess.Popen[str]:
@@ -65,7 +73,11 @@ def main() -> int:
         try:
             argv = ["--collector", f"127.0.0.1:{args.port}", "--token", token]
             argv += ["--agents", str(args.agents), "--database", database, *rest]
-            status = fleet.main(argv)
+            status, result = fleet.run(argv)
+            cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
+            result["collector_cpu_s"] = round(cpu, 1)
+            result["events_per_collector_cpu_s"] = round(result["acked"] / cpu) if cpu else 0
+            print(json.dumps(result, sort_keys=True))
         finally:
             for proc in procs:
                 proc.terminate()
