@@ -1,0 +1,134 @@
+"""Where one collector core's time goes: cProfile over the Publish path (no gRPC transport)
+for a boot storm of simulated agents. `python -m bench.fleet_profile [--store postgresql]`."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import random
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import psycopg
+
+from bench.fleet_agent import SimAgent
+from collector.governance import load_rule_dir
+from collector.ratelimit import Buckets
+from collector.service import CollectorService
+from collector.store import Store
+from wire.envelope import raw_public_key
+from wire.tokens import secret_digest
+from wire.v1 import collector_pb2
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+RULES = Path(__file__).resolve().parent.parent / "rules"
+# Which part of the path a function belongs to, by the file it is defined in.
+AREAS = (
+    ("verification", ("ed25519", "envelope.py")),
+    ("flattening", ("wire/events.py", "json/")),
+    ("protobuf", ("google/protobuf", "message.py")),
+    ("rules", ("collector/governance", "sigma")),
+    ("store", ("collector/store", "sqlalchemy", "sqlite3", "psycopg")),
+)
+
+
+class _Context:
+    """The few grpc.ServicerContext calls the service makes, for a direct call."""
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+    def set_trailing_metadata(self, _: Any) -> None:
+        pass
+
+    def abort(self, code: Any, details: str) -> NoReturn:
+        raise RuntimeError(f"{code}: {details}")
+
+
+def _area(filename: str) -> str:
+    for area, needles in AREAS:
+        if any(n in filename for n in needles):
+            return area
+    return "other"
+
+
+def profile(store: Store, agents: int, *, verbose: bool = False) -> tuple[int, float, Counter[str]]:
+    store.add_enrollment_token(
+        token_id="p",
+        secret_sha256=secret_digest(b"s"),
+        group="g",
+        created_at=datetime.now(UTC),
+        expires_at=None,
+    )
+    store.limit_enrollment_token("p", max_uses=agents)
+    rules = load_rule_dir(RULES)
+    service = CollectorService(
+        store=store, rules=lambda: rules, enroll_limit=Buckets(per_second=1e6, burst=agents)
+    )
+    fleet = [SimAgent(i, random.Random(i)) for i in range(agents)]
+    for agent in fleet:
+        enroll = collector_pb2.EnrollRequest(
+            token_id="p", token_secret=b"s", public_key=raw_public_key(agent.key.public_key())
+        )
+        service.Enroll(enroll, _Context())
+        agent.append(agent.snapshot())
+    requests = [
+        collector_pb2.PublishRequest(envelopes=[p.envelope for p in a.pending]) for a in fleet
+    ]
+    profiler = cProfile.Profile()
+    t0 = time.process_time()
+    profiler.enable()
+    for request in requests:
+        service.Publish(request, _Context())
+    profiler.disable()
+    cpu = time.process_time() - t0
+    areas: Counter[str] = Counter()
+    stats = pstats.Stats(profiler)
+    for (filename, _, name), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        areas[_area(f"{filename} {name}")] += tottime
+    if verbose:
+        stats.sort_stats("tottime").print_stats(25)
+    return sum(len(r.envelopes) for r in requests), cpu, areas
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--agents", type=int, default=60)
+    parser.add_argument("--verbose", action="store_true", help="also the top functions")
+    args = parser.parse_args()
+    schema = f"prof_{uuid.uuid4().hex[:10]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.store == "sqlite":
+            store = Store.open(f"sqlite:///{tmp}/c.db")
+        else:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            store = Store.open("postgresql+psycopg://postgres@127.0.0.1:5432/test", schema=schema)
+        try:
+            events, cpu, areas = profile(store, args.agents, verbose=args.verbose)
+        finally:
+            store.close()
+            if args.store == "postgresql":
+                with psycopg.connect(PG_URL, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    total = sum(areas.values())
+    print(f"{events} events, {events / cpu:,.0f} per CPU-second (profiled, {args.store})")
+    for area, seconds in areas.most_common():
+        print(f"  {area:<13} {seconds / total:6.1%}  {seconds / events * 1e6:7.1f} us/event")
+
+
+if __name__ == "__main__":
+    main()

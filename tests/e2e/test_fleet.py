@@ -1,0 +1,34 @@
+"""The fleet simulator against a real collector process: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.delivery_kit import Restartable
+
+
+def test_a_small_fleet_loses_nothing_and_bad_envelopes_are_refused(
+    tmp_path: Path, database: str
+) -> None:
+    collector = Restartable(tmp_path / "collector", database)
+    token = collector.cli("tokens", "create", "--uses", "6")
+    collector.start()
+    try:
+        cmd = [sys.executable, "-m", "bench.fleet", "--collector", collector.grpc]
+        cmd += ["--token", token, "--agents", "6", "--duration", "5", "--speedup", "100"]
+        cmd += ["--boot-storm", "1", "--outage-at", "2", "--outage-for", "1"]
+        cmd += ["--bad-share", "0.05", "--database", database]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    finally:
+        collector.stop()
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert result["agents"] == 6
+    assert result["lost"] == 0 and result["duplicates"] == 0
+    assert result["pending"] == 0 and result["stored"] == result["acked"] > 6 * 4
+    assert result["bad_sent"] > 0 and result["bad_wrong"] == []
+    assert result["good_refused"] == 0 and result["refused"] == result["bad_sent"]
+    assert result["replays_not_duplicate"] == 0
