@@ -91,6 +91,7 @@ def enroll(
                 csr_pem=csr,
             ),
             timeout=20,
+            wait_for_ready=True,  # a replica that just printed its ports may still be settling
         )
     creds = grpc.ssl_channel_credentials(ca, key_pem, reply.client_cert_pem)
     return agent, [Endpoint(a, creds), Endpoint(b, creds)]
@@ -135,7 +136,9 @@ def test_agents_moving_between_replicas_mid_stream_store_every_event_once(
         for reply in _concurrently([partial(e.publish, agent, 1) for e in ends]):
             assert [r.code for r in reply.rejections] == ["fork"]
         agent.pending.pop(0)
-    # Both refusals reach the one alert of each agent (same dedup key): counted, not doubled.
+    # Both refusals reach the one alert of each agent (same dedup key), not two alerts. The
+    # second counts again only if its replica already saw the first's refusal counter (a
+    # changed observation); racing, it may repeat an unchanged one, which does not count.
     chain_rules = {
         _rule_id("shadowai_agent_chain_fork"),
         _rule_id("shadowai_agent_cloned_identity"),
@@ -144,7 +147,7 @@ def test_agents_moving_between_replicas_mid_stream_store_every_event_once(
         rows = conn.execute(f'SELECT agent_id, rule_id, count FROM "{schema}".alerts').fetchall()
     alerts = [(str(a), n) for a, rule, n in rows if rule in chain_rules]
     assert sorted(a for a, _ in alerts) == sorted(agent.agent_id for agent, _ in agents)
-    assert {int(str(n)) for _, n in alerts} == {2}
+    assert {int(str(n)) for _, n in alerts} <= {1, 2}
 
 
 def test_a_replica_killed_during_a_burst_loses_nothing(
