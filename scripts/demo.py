@@ -58,7 +58,7 @@ def main() -> int:
         api_token = _run(*collector_cmd, "api-tokens", "create", "--role", "admin")
         agent_cmd = [str(BIN / "shadowai-agent"), "--data-dir", str(DATA / "agent")]
         print(_run(*agent_cmd, "enroll", "--collector", grpc_address, "--token", token))
-        paths = ["--path", str(DATA / "models"), "--default-paths"]
+        paths = ["--path", str(DATA / "models")]  # the demo's own models, shown at once
         agent = subprocess.Popen([*agent_cmd, "run", *paths, "--interval", "15"])
         print(f"\ndashboard on {dashboard}")
         print(f"API: curl -H 'Authorization: Bearer {api_token}' {dashboard}api/v1/alerts")
