@@ -6,17 +6,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.governance import load_rule_dir
 from collector.server import Running, start
 from collector.store import Store
+from tests.collector.service_kit import enroll
 from wire import envelope
-from wire.envelope import raw_public_key
-from wire.tokens import secret_digest
-from wire.v1 import collector_pb2, collector_pb2_grpc
+from wire.v1 import collector_pb2
 from wire.v1.events_pb2 import Event, ModelFile, Payload
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
@@ -55,37 +53,12 @@ def forwarded(tmp_path: Path) -> Iterator[tuple[Running, Store, ListForward]]:
     store.close()
 
 
-def _enrolled(
-    server: Running, store: Store
-) -> tuple[collector_pb2_grpc.CollectorStub, str, Ed25519PrivateKey]:
-    store.add_enrollment_token(
-        token_id="t1",
-        secret_sha256=secret_digest(b"s"),
-        group="g",
-        created_at=datetime.now(UTC),
-        expires_at=None,
-    )
-    stub = collector_pb2_grpc.CollectorStub(grpc.insecure_channel(server.grpc_address))
-    key = Ed25519PrivateKey.generate()
-    reply = stub.Enroll(
-        collector_pb2.EnrollRequest(
-            token_id="t1",
-            token_secret=b"s",
-            public_key=raw_public_key(key.public_key()),
-            host_name="lap",
-            host_os_type="linux",
-            agent_version="test",
-        ),
-        timeout=10,
-    )
-    return stub, reply.agent_id, key
-
-
 def test_stored_events_and_their_alerts_are_forwarded(
     forwarded: tuple[Running, Store, ListForward],
 ) -> None:
     server, store, sink = forwarded
-    stub, agent_id, key = _enrolled(server, store)
+    agent, channel = enroll(server, store)
+    stub, agent_id, key = agent.stub, agent.agent_id, agent.key
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     event = Event(
         timestamp_ms=now_ms,
@@ -97,6 +70,7 @@ def test_stored_events_and_their_alerts_are_forwarded(
     env = envelope.seal(payload.SerializeToString(), key, key_id=agent_id)
 
     reply = stub.Publish(collector_pb2.PublishRequest(envelopes=[env]), timeout=10)
+    channel.close()
 
     assert reply.acked_seq == 1
     assert [e["file.path"] for e in sink.events] == ["/m/evil.pkl"]
@@ -109,7 +83,8 @@ def test_nothing_is_forwarded_for_a_refused_envelope(
     forwarded: tuple[Running, Store, ListForward],
 ) -> None:
     server, store, sink = forwarded
-    stub, agent_id, _ = _enrolled(server, store)
+    agent, channel = enroll(server, store)
+    stub, agent_id = agent.stub, agent.agent_id
     forged = envelope.seal(
         Payload(agent_id=agent_id, seq=1, event=Event(action="discovered")).SerializeToString(),
         Ed25519PrivateKey.generate(),
@@ -117,6 +92,7 @@ def test_nothing_is_forwarded_for_a_refused_envelope(
     )
 
     stub.Publish(collector_pb2.PublishRequest(envelopes=[forged]), timeout=10)
+    channel.close()
 
     assert all(e.get("event.dataset") == "shadowai.collector" for e in sink.events)
     assert not any(e.get("file.path") for e in sink.events)
