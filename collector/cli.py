@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -234,29 +234,31 @@ def _mtls_address(grpc_address: str, given: str | None) -> str:
 def _tokens(args: argparse.Namespace) -> int:
     if args.action == "create":
         return _tokens_create(args)
-    store = _open_store(args)
-    try:
-        if args.action == "revoke":
-            if not store.revoke_enrollment_token(args.token_id, now=datetime.now(UTC)):
-                raise CollectorError(f"no enrollment token {args.token_id!r}")
-            return 0
-        for item in store.list_enrollment_tokens():
-            print(json.dumps(item))
-    finally:
-        store.close()
-    return 0
+    return _list_or_revoke(
+        args, "enrollment token", Store.list_enrollment_tokens, Store.revoke_enrollment_token
+    )
 
 
 def _api_tokens(args: argparse.Namespace) -> int:
     if args.action == "create":
         return _api_tokens_create(args)
+    return _list_or_revoke(args, "API token", Store.list_api_tokens, Store.revoke_api_token)
+
+
+def _list_or_revoke(
+    args: argparse.Namespace,
+    what: str,
+    listing: Callable[[Store], list[dict[str, object]]],
+    revoke: Callable[..., bool],
+) -> int:
+    """`list` prints one JSON line per token; `revoke TOKEN_ID` refuses it from now on."""
     store = _open_store(args)
     try:
         if args.action == "revoke":
-            if not store.revoke_api_token(args.token_id, now=datetime.now(UTC)):
-                raise CollectorError(f"no API token {args.token_id!r}")
+            if not revoke(store, args.token_id, now=datetime.now(UTC)):
+                raise CollectorError(f"no {what} {args.token_id!r}")
             return 0
-        for item in store.list_api_tokens():
+        for item in listing(store):
             print(json.dumps(item))
     finally:
         store.close()

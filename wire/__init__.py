@@ -1,8 +1,5 @@
 """The agent-collector contract: generated protobuf (v1/), envelopes, events and tokens."""
 
-# Trailing metadata on an ALREADY_EXISTS refusal: every seq up to this value is stored, so the
-# agent may delete them (a lost ack, not a lost event).
-ACKED_SEQ_METADATA = "shadowai-acked-seq"
 # Trailing metadata on PERMISSION_DENIED when the agent's key is revoked: stop sending.
 REVOKED_METADATA = "shadowai-revoked"
 # gRPC's own pushback trailer: milliseconds to wait before retrying (RESOURCE_EXHAUSTED,
