@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
+from collector.paging import BadListing
 from collector.store import ALERT_STATUSES, AgentState, Store
 from collector.web import delivery_api, export_api
 from collector.web.auth import bearer_token, parse_api_token, role_allows
@@ -73,6 +74,10 @@ def create_app(
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+    @app.exception_handler(BadListing)
+    async def bad_listing(request: Request, exc: BadListing) -> Response:
+        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=400)
 
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.include_router(_pages(store, rules_summary, rules_status))
