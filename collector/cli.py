@@ -1,4 +1,4 @@
-"""`shadowai-collector`: serve, tokens, api-tokens, agents and rules; main(argv) -> int."""
+"""`shadowai-collector`: serve, tokens, api-tokens, users, agents and rules; main(argv) -> int."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from collector import __version__
+from collector import __version__, accounts
 from collector.errors import CollectorError, RuleError
 from collector.export.fleet import fleet_bom
 from collector.forward import Forwarding, parse_config
@@ -27,7 +27,10 @@ from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
 from collector.server import is_loopback, split_address, start
 from collector.store import Store
+from collector.store.people import audit
 from collector.web.auth import mint_api_token
+from collector.web.hosts import parse_host
+from collector.web.session import AccessSettings
 from wire import tokens
 
 log = logging.getLogger("shadowai.collector")
@@ -70,11 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve gRPC without TLS (tests on one machine only)",
     )
-    serve.add_argument(
-        "--unsafe-dashboard-without-login",
-        action="store_true",
-        help="allow the login-less dashboard on a non-loopback address",
-    )
+    _access_options(serve)
 
     serve.add_argument(
         "--forward-config",
@@ -104,9 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     api_sub = api.add_subparsers(dest="action", required=True)
     api_create = api_sub.add_parser("create", parents=[common], help="print an API token")
     api_create.add_argument("--role", choices=["viewer", "analyst", "admin"], required=True)
+    api_create.add_argument(
+        "--expires-in", type=float, default=90.0, help="days (default 90; 0: never)"
+    )
     api_sub.add_parser("list", parents=[common], help="API tokens as JSON lines")
     api_revoke = api_sub.add_parser("revoke", parents=[common], help="refuse an API token")
     api_revoke.add_argument("token_id")
+
+    accounts.add_parser(sub, common)
 
     agents = sub.add_parser("agents", parents=[common])
     agents_sub = agents.add_subparsers(dest="action", required=True)
@@ -130,6 +134,52 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _access_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="another Host the dashboard answers to (a proxy's name); repeatable",
+    )
+    serve.add_argument(
+        "--cookie-secure",
+        action="store_true",
+        help="browsers reach the dashboard over HTTPS (a TLS proxy): Secure, __Host- cookies",
+    )
+    serve.add_argument(
+        "--session-idle", type=float, default=30.0, help="minutes without a request (default 30)"
+    )
+    serve.add_argument(
+        "--session-max", type=float, default=12.0, help="hours a session lasts at most (12)"
+    )
+    serve.add_argument(
+        "--unsafe-plaintext-dashboard",
+        action="store_true",
+        help="serve logins over plain HTTP on a non-loopback --http (passwords in clear)",
+    )
+
+
+def _access(args: argparse.Namespace) -> AccessSettings:
+    """Session settings from the serve options; a non-loopback plain-HTTP dashboard would send
+    passwords and session cookies in clear, so it needs a TLS proxy or the unsafe switch."""
+    http_host, _ = split_address(args.http)
+    if not (is_loopback(http_host) or args.cookie_secure or args.unsafe_plaintext_dashboard):
+        raise CollectorError(
+            f"--http {args.http}: passwords would cross the network in clear; put a TLS proxy "
+            "in front and pass --cookie-secure, or pass --unsafe-plaintext-dashboard"
+        )
+    if args.session_idle <= 0 or args.session_max <= 0:
+        raise CollectorError("--session-idle and --session-max must be above 0")
+    for name in args.allowed_host:
+        parse_host(name)  # BadHost names the bad one before anything starts
+    return AccessSettings(
+        idle=timedelta(minutes=args.session_idle),
+        absolute=timedelta(hours=args.session_max),
+        cookie_secure=args.cookie_secure,
+    )
+
+
 def _data_dir(args: argparse.Namespace) -> Path:
     path: Path = getattr(args, "data_dir", None) or default_data_dir()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -143,12 +193,7 @@ def _open_store(args: argparse.Namespace) -> Store:
 
 def _serve(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args)
-    http_host, _ = split_address(args.http)
-    if not is_loopback(http_host) and not args.unsafe_dashboard_without_login:
-        raise CollectorError(
-            f"--http {args.http}: the dashboard has no login yet; bind it to loopback or pass "
-            "--unsafe-dashboard-without-login"
-        )
+    access = _access(args)
     live = LiveRules(args.rules or default_rules_dir())
     grpc_host, _ = split_address(args.grpc)
     pki = None
@@ -166,6 +211,8 @@ def _serve(args: argparse.Namespace) -> int:
         pki=pki,
         mtls_address=None if pki is None else _mtls_address(args.grpc, args.grpc_mtls),
         enroll_per_minute=args.enroll_rate,
+        access=access,
+        allowed_hosts=args.allowed_host,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -235,28 +282,38 @@ def _tokens(args: argparse.Namespace) -> int:
     if args.action == "create":
         return _tokens_create(args)
     return _list_or_revoke(
-        args, "enrollment token", Store.list_enrollment_tokens, Store.revoke_enrollment_token
+        args,
+        ("enrollment token", "enrollment_token"),
+        Store.list_enrollment_tokens,
+        Store.revoke_enrollment_token,
     )
 
 
 def _api_tokens(args: argparse.Namespace) -> int:
     if args.action == "create":
         return _api_tokens_create(args)
-    return _list_or_revoke(args, "API token", Store.list_api_tokens, Store.revoke_api_token)
+    return _list_or_revoke(
+        args, ("API token", "api_token"), Store.list_api_tokens, Store.revoke_api_token
+    )
 
 
 def _list_or_revoke(
     args: argparse.Namespace,
-    what: str,
+    kind: tuple[str, str],
     listing: Callable[[Store], list[dict[str, object]]],
     revoke: Callable[..., bool],
 ) -> int:
-    """`list` prints one JSON line per token; `revoke TOKEN_ID` refuses it from now on."""
+    """`list` prints one JSON line per token; `revoke TOKEN_ID` refuses it from now on.
+    `kind`: how messages and the audit log name the token."""
+    what, name = kind
     store = _open_store(args)
     try:
         if args.action == "revoke":
-            if not revoke(store, args.token_id, now=datetime.now(UTC)):
+            now = datetime.now(UTC)
+            if not revoke(store, args.token_id, now=now):
                 raise CollectorError(f"no {what} {args.token_id!r}")
+            target = f"{name.replace('_', '-')}:{args.token_id}"
+            audit(store, accounts.ACTOR, f"{name}.revoke", target, None, {"revoked": True}, now)
             return 0
         for item in listing(store):
             print(json.dumps(item))
@@ -291,19 +348,34 @@ def _tokens_create(args: argparse.Namespace) -> int:
 
 
 def _api_tokens_create(args: argparse.Namespace) -> int:
+    if args.expires_in < 0:
+        raise CollectorError(f"--expires-in {args.expires_in}: days, 0 for never")
     text, token_id, secret_sha256 = mint_api_token()
+    now = datetime.now(UTC)
+    expires = now + timedelta(days=args.expires_in) if args.expires_in > 0 else None
     store = _open_store(args)
     try:
         store.add_api_token(
             token_id=token_id,
             secret_sha256=secret_sha256,
             role=args.role,
-            created_at=datetime.now(UTC),
+            created_at=now,
+            expires_at=expires,
         )
+        after = {"role": args.role, "expires_at": None if expires is None else expires.isoformat()}
+        audit(store, accounts.ACTOR, "api_token.create", f"api-token:{token_id}", None, after, now)
     finally:
         store.close()
     print(text)
     return 0
+
+
+def _users(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        return accounts.run(args, store, sys.stdin, print)
+    finally:
+        store.close()
 
 
 def _agents(args: argparse.Namespace) -> int:
@@ -358,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "tokens": _tokens,
         "api-tokens": _api_tokens,
+        "users": _users,
         "agents": _agents,
         "rules": _rules,
         "export": _export,
