@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, store: Store, stdin: TextIO, out: Callable[[st
             out(json.dumps(item))
         return 0
     if args.action == "create":
-        return _create(store, args.username, args.role, read_password(stdin), now)
+        return _create(store, args.username, args.role, stdin, now)
     if args.action == "set-password":
         password = read_password(stdin)
         if not store.set_password_hash(args.username, Passwords().hash(password)):
@@ -65,7 +65,8 @@ def run(args: argparse.Namespace, store: Store, stdin: TextIO, out: Callable[[st
     return 0
 
 
-def _create(store: Store, username: str, role: str, password: str, now: datetime) -> int:
+def _create(store: Store, username: str, role: str, stdin: TextIO, now: datetime) -> int:
+    """Check the name and role before asking for a password."""
     if not valid_username(username):
         raise CollectorError(
             f"username {username[:80]!r}: use 1-64 letters, digits and ._@-, "
@@ -73,7 +74,8 @@ def _create(store: Store, username: str, role: str, password: str, now: datetime
         )
     if role not in ROLES:
         raise CollectorError(f"role {role!r}: one of {', '.join(ROLES)}")
-    store.add_user(username=username, role=role, password_hash=Passwords().hash(password), now=now)
+    password_hash = Passwords().hash(read_password(stdin))
+    store.add_user(username=username, role=role, password_hash=password_hash, now=now)
     after = {"username": username, "role": role}
     audit(store, ACTOR, "user.create", f"user:{username}", None, after, now)
     return 0

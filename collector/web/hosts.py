@@ -34,6 +34,8 @@ def parse_host(value: str) -> tuple[str, int | None]:
         if not bracket:
             raise BadHost(f"host {value[:80]!r}: unclosed [")
         try:
+            if "%" in inside:  # a zone id names an interface of the client, never us
+                raise ValueError(inside)
             host = str(ipaddress.IPv6Address(inside))
         except ValueError:
             raise BadHost(f"host {value[:80]!r}: not an IPv6 address") from None

@@ -6,12 +6,13 @@ one forgets them. Counting by /64 for IPv6 since one attacker holds a whole /64.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-_USERNAME_KEPT = 64  # a key, not a record: long names share a key rather than bloat the table
+from collector.web.passwords import valid_username
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,12 @@ class ThrottlePolicy:
 
 
 def throttle_keys(username: str, address: str | None) -> tuple[str, str]:
-    """The username's key and the source network's key."""
-    user_key = "user:" + username.strip().casefold()[:_USERNAME_KEPT]
-    return user_key, "addr:" + network(address)
+    """The username's key and the source network's key; text that is no username (NUL
+    bytes, megabytes) is keyed by its digest, so that it never reaches the store as is."""
+    name = username.casefold()
+    if not valid_username(name):
+        name = "#" + hashlib.sha256(username.encode("utf-8", "replace")).hexdigest()[:32]
+    return "user:" + name, "addr:" + network(address)
 
 
 def network(address: str | None) -> str:
@@ -52,7 +56,7 @@ def network(address: str | None) -> str:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return address[:64]
+        return "".join(c for c in address[:64] if c.isascii() and c.isprintable()) or "unknown"
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     if isinstance(ip, ipaddress.IPv6Address):
