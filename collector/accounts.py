@@ -1,4 +1,5 @@
-"""`shadowai-collector users ...`: create, list, disable, enable and set-password.
+"""`shadowai-collector users ...` (create, list, disable, enable, set-password) and the
+dashboard access options of `serve`.
 
 Passwords come from standard input (a prompt, twice, on a terminal) so that they stay out
 of argv and shell history; every change is written to the audit log as the `cli` actor.
@@ -10,14 +11,17 @@ import argparse
 import getpass
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from collector.errors import CollectorError
+from collector.server import is_loopback, split_address
 from collector.store import Store
 from collector.store.people import audit
 from collector.web.auth import ROLES
+from collector.web.hosts import parse_host
 from collector.web.passwords import Passwords, password_problem, valid_username
+from collector.web.session import AccessSettings
 
 ACTOR = "cli"
 
@@ -39,6 +43,52 @@ def add_parser(
         ("set-password", "replace the password (read from stdin); ends its sessions"),
     ]:
         users_sub.add_parser(action, parents=[common], help=what).add_argument("username")
+
+
+def add_serve_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="another Host the dashboard answers to (a proxy's name); repeatable",
+    )
+    serve.add_argument(
+        "--cookie-secure",
+        action="store_true",
+        help="browsers reach the dashboard over HTTPS (a TLS proxy): Secure, __Host- cookies",
+    )
+    serve.add_argument(
+        "--session-idle", type=float, default=30.0, help="minutes without a request (default 30)"
+    )
+    serve.add_argument(
+        "--session-max", type=float, default=12.0, help="hours a session lasts at most (12)"
+    )
+    serve.add_argument(
+        "--unsafe-plaintext-dashboard",
+        action="store_true",
+        help="serve logins over plain HTTP on a non-loopback --http (passwords in clear)",
+    )
+
+
+def access_settings(args: argparse.Namespace) -> AccessSettings:
+    """Session settings from the serve options; a non-loopback plain-HTTP dashboard would send
+    passwords and session cookies in clear, so it needs a TLS proxy or the unsafe switch."""
+    http_host, _ = split_address(args.http)
+    if not (is_loopback(http_host) or args.cookie_secure or args.unsafe_plaintext_dashboard):
+        raise CollectorError(
+            f"--http {args.http}: passwords would cross the network in clear; put a TLS proxy "
+            "in front and pass --cookie-secure, or pass --unsafe-plaintext-dashboard"
+        )
+    if args.session_idle <= 0 or args.session_max <= 0:
+        raise CollectorError("--session-idle and --session-max must be above 0")
+    for name in args.allowed_host:
+        parse_host(name)  # BadHost names the bad one before anything starts
+    return AccessSettings(
+        idle=timedelta(minutes=args.session_idle),
+        absolute=timedelta(hours=args.session_max),
+        cookie_secure=args.cookie_secure,
+    )
 
 
 def run(args: argparse.Namespace, store: Store, stdin: TextIO, out: Callable[[str], None]) -> int:

@@ -25,12 +25,10 @@ from collector.governance.ruletest import run_rule_test_dir
 from collector.governance.siem import convert_rules
 from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
-from collector.server import is_loopback, split_address, start
+from collector.server import split_address, start
 from collector.store import Store
 from collector.store.people import audit
 from collector.web.auth import mint_api_token
-from collector.web.hosts import parse_host
-from collector.web.session import AccessSettings
 from wire import tokens
 
 log = logging.getLogger("shadowai.collector")
@@ -73,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve gRPC without TLS (tests on one machine only)",
     )
-    _access_options(serve)
+    accounts.add_serve_options(serve)
 
     serve.add_argument(
         "--forward-config",
@@ -134,52 +132,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _access_options(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        metavar="NAME[:PORT]",
-        help="another Host the dashboard answers to (a proxy's name); repeatable",
-    )
-    serve.add_argument(
-        "--cookie-secure",
-        action="store_true",
-        help="browsers reach the dashboard over HTTPS (a TLS proxy): Secure, __Host- cookies",
-    )
-    serve.add_argument(
-        "--session-idle", type=float, default=30.0, help="minutes without a request (default 30)"
-    )
-    serve.add_argument(
-        "--session-max", type=float, default=12.0, help="hours a session lasts at most (12)"
-    )
-    serve.add_argument(
-        "--unsafe-plaintext-dashboard",
-        action="store_true",
-        help="serve logins over plain HTTP on a non-loopback --http (passwords in clear)",
-    )
-
-
-def _access(args: argparse.Namespace) -> AccessSettings:
-    """Session settings from the serve options; a non-loopback plain-HTTP dashboard would send
-    passwords and session cookies in clear, so it needs a TLS proxy or the unsafe switch."""
-    http_host, _ = split_address(args.http)
-    if not (is_loopback(http_host) or args.cookie_secure or args.unsafe_plaintext_dashboard):
-        raise CollectorError(
-            f"--http {args.http}: passwords would cross the network in clear; put a TLS proxy "
-            "in front and pass --cookie-secure, or pass --unsafe-plaintext-dashboard"
-        )
-    if args.session_idle <= 0 or args.session_max <= 0:
-        raise CollectorError("--session-idle and --session-max must be above 0")
-    for name in args.allowed_host:
-        parse_host(name)  # BadHost names the bad one before anything starts
-    return AccessSettings(
-        idle=timedelta(minutes=args.session_idle),
-        absolute=timedelta(hours=args.session_max),
-        cookie_secure=args.cookie_secure,
-    )
-
-
 def _data_dir(args: argparse.Namespace) -> Path:
     path: Path = getattr(args, "data_dir", None) or default_data_dir()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -193,7 +145,7 @@ def _open_store(args: argparse.Namespace) -> Store:
 
 def _serve(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args)
-    access = _access(args)
+    access = accounts.access_settings(args)
     live = LiveRules(args.rules or default_rules_dir())
     grpc_host, _ = split_address(args.grpc)
     pki = None

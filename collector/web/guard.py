@@ -45,7 +45,7 @@ def path_kind(path: str) -> str:
     return "page"
 
 
-def security_headers(path: str, settings: AccessSettings) -> dict[str, str]:
+def security_headers(path: str, settings: AccessSettings, https: bool) -> dict[str, str]:
     headers = {
         "Content-Security-Policy": CSP,
         "X-Content-Type-Options": "nosniff",
@@ -54,7 +54,7 @@ def security_headers(path: str, settings: AccessSettings) -> dict[str, str]:
     }
     if not path.startswith(PUBLIC_PREFIXES):
         headers["Cache-Control"] = "no-store"  # pages show the fleet; nothing to keep on disk
-    if settings.cookie_secure:
+    if settings.cookie_secure or https:
         headers["Strict-Transport-Security"] = "max-age=31536000"
     return headers
 
@@ -80,7 +80,8 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        send = _adding(send, security_headers(path, self._settings))
+        https = scope.get("scheme") == "https"
+        send = _adding(send, security_headers(path, self._settings, https))
         headers = Headers(scope=scope)
         refused = self._host_refusal(headers.getlist("host"))
         if refused is not None:

@@ -102,17 +102,19 @@ class Logins:
 def add_routes(router: APIRouter, logins: Logins, render: Render) -> None:
     settings = logins.settings
 
-    def form(status: int, next_: str, csrf: str, username: str = "", error: str = "") -> Response:
+    def form(
+        request: Request, status: int, next_: str, csrf: str, username: str = "", error: str = ""
+    ) -> Response:
         context = {"next": next_, "csrf_token": csrf, "username": username, "error": error}
         response = HTMLResponse(render("login.html", context), status_code=status)
-        _cookie(response, settings.login_cookie, csrf, _LOGIN_FORM_SECONDS, settings)
+        _cookie(response, request, settings.login_cookie, csrf, _LOGIN_FORM_SECONDS)
         return response
 
     @router.get("/login")
     def login_page(request: Request, next: str | None = None) -> Response:
         kept = read_cookie(request.headers.get("cookie"), settings.login_cookie)
         csrf = kept if kept is not None and parse_token(kept) else mint_token()[0]
-        return form(200, safe_next(next), csrf)
+        return form(request, 200, safe_next(next), csrf)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
@@ -129,17 +131,17 @@ def add_routes(router: APIRouter, logins: Logins, render: Render) -> None:
         if attempt.wait > timedelta(0):
             seconds = int(attempt.wait.total_seconds()) + 1
             error = f"Too many failed logins: try again in {seconds} s."
-            response = form(429, next_, csrf, username, error)
+            response = form(request, 429, next_, csrf, username, error)
             response.headers["Retry-After"] = str(seconds)
             return response
         if attempt.token is None:
-            return form(401, next_, csrf, username, WRONG[0].upper() + WRONG[1:] + ".")
+            return form(request, 401, next_, csrf, username, WRONG[0].upper() + WRONG[1:] + ".")
         old = read_cookie(request.headers.get("cookie"), settings.session_cookie)
         await run_in_threadpool(logins.forget, old)
         response = RedirectResponse(next_, status_code=303)
         seconds = int(settings.absolute.total_seconds())
-        _cookie(response, settings.session_cookie, attempt.token, seconds, settings)
-        _cookie(response, settings.login_cookie, "", 0, settings)
+        _cookie(response, request, settings.session_cookie, attempt.token, seconds)
+        _cookie(response, request, settings.login_cookie, "", 0)
         return response
 
     @router.post("/logout")
@@ -149,20 +151,19 @@ def add_routes(router: APIRouter, logins: Logins, render: Render) -> None:
             address = request.client.host if request.client else None
             logins.logout(viewer.token_sha256, viewer.actor, address)
         response = RedirectResponse("/login", status_code=303)
-        _cookie(response, settings.session_cookie, "", 0, settings)
+        _cookie(response, request, settings.session_cookie, "", 0)
         return response
 
 
-def _cookie(
-    response: Response, name: str, value: str, max_age: int, settings: AccessSettings
-) -> None:
-    """HttpOnly, SameSite=Strict, Path=/, no Domain (so `__Host-` holds), Secure on HTTPS."""
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    """HttpOnly, SameSite=Strict, Path=/, no Domain (so `__Host-` holds), Secure on HTTPS
+    (`--cookie-secure`, or a request that came over HTTPS, as a local proxy may say)."""
     response.set_cookie(
         name,
         value,
         max_age=max_age,
         path="/",
-        secure=settings.cookie_secure,
+        secure=name.startswith("__Host-") or request.url.scheme == "https",
         httponly=True,
         samesite="strict",
     )

@@ -249,3 +249,13 @@ def test_secure_cookies_get_the_host_prefix_and_hsts(store: Store, clock: Clock)
         page = client.get("/hosts")
         assert page.status_code == 200
         assert page.headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_a_request_over_https_gets_secure_cookies_and_hsts(client: TestClient) -> None:
+    client.base_url = client.base_url.copy_with(scheme="https")
+    form = client.get("/login")
+    assert "Secure" in form.headers["set-cookie"]
+    assert form.headers["strict-transport-security"] == "max-age=31536000"
+    reply = log_in(client)
+    session = next(c for c in reply.headers.get_list("set-cookie") if "_session=" in c)
+    assert session.startswith("shadowai_session=") and "Secure" in session
