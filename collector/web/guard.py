@@ -76,7 +76,10 @@ class Guard:
         self._now = now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":  # none served: refuse rather than check
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":  # lifespan
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
@@ -91,15 +94,18 @@ class Guard:
         if kind == "own-auth" or (kind == "public" and path != "/login"):
             await self.app(scope, receive, send)
             return
-        method: str = scope["method"]
         if kind == "public":  # /login: its form carries the login cookie's token
             expected = read_cookie(headers.get("cookie"), self._settings.login_cookie)
             await self._checked(scope, receive, send, expected if parse_token(expected) else None)
             return
+        await self._page(scope, receive, send, headers)
+
+    async def _page(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+        """A dashboard page: with a session, its viewer in request.state; else to /login."""
         cookie = read_cookie(headers.get("cookie"), self._settings.session_cookie)
         viewer = await to_thread.run_sync(self._viewer, cookie)
         if viewer is None:
-            await _to_login(scope, method)(scope, receive, send)
+            await _to_login(scope, scope["method"])(scope, receive, send)
             return
         scope.setdefault("state", {}).update(
             actor=viewer.actor,

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
+from starlette.websockets import WebSocketDisconnect
 
 from collector.store import Store
 from collector.web.app import create_app
@@ -290,3 +291,8 @@ def test_pages_show_the_user_and_a_logout_form(client: TestClient, store: Store)
     assert '<form id="logout" class="session" method="post" action="/logout">' in page
     login = client.get("/login").text
     assert 'id="logout"' not in login and 'href="/hosts"' not in login
+
+
+def test_websockets_are_refused(client: TestClient) -> None:
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect("/"):
+        pass
