@@ -1,4 +1,4 @@
-"""`shadowai-collector`: serve, tokens, api-tokens, agents and rules; main(argv) -> int."""
+"""`shadowai-collector`: serve, tokens, api-tokens, users, agents and rules; main(argv) -> int."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from collector import __version__
+from collector import __version__, accounts
 from collector.errors import CollectorError, RuleError
 from collector.export.fleet import fleet_bom
 from collector.forward import Forwarding, parse_config
@@ -25,8 +25,9 @@ from collector.governance.ruletest import run_rule_test_dir
 from collector.governance.siem import convert_rules
 from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
-from collector.server import is_loopback, split_address, start
+from collector.server import split_address, start
 from collector.store import Store
+from collector.store.people import audit
 from collector.web.auth import mint_api_token
 from wire import tokens
 
@@ -70,11 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve gRPC without TLS (tests on one machine only)",
     )
-    serve.add_argument(
-        "--unsafe-dashboard-without-login",
-        action="store_true",
-        help="allow the login-less dashboard on a non-loopback address",
-    )
+    accounts.add_serve_options(serve)
 
     serve.add_argument(
         "--forward-config",
@@ -104,9 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     api_sub = api.add_subparsers(dest="action", required=True)
     api_create = api_sub.add_parser("create", parents=[common], help="print an API token")
     api_create.add_argument("--role", choices=["viewer", "analyst", "admin"], required=True)
+    api_create.add_argument(
+        "--expires-in", type=float, default=90.0, help="days (default 90; 0: never)"
+    )
     api_sub.add_parser("list", parents=[common], help="API tokens as JSON lines")
     api_revoke = api_sub.add_parser("revoke", parents=[common], help="refuse an API token")
     api_revoke.add_argument("token_id")
+
+    accounts.add_parser(sub, common)
 
     agents = sub.add_parser("agents", parents=[common])
     agents_sub = agents.add_subparsers(dest="action", required=True)
@@ -143,12 +145,7 @@ def _open_store(args: argparse.Namespace) -> Store:
 
 def _serve(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args)
-    http_host, _ = split_address(args.http)
-    if not is_loopback(http_host) and not args.unsafe_dashboard_without_login:
-        raise CollectorError(
-            f"--http {args.http}: the dashboard has no login yet; bind it to loopback or pass "
-            "--unsafe-dashboard-without-login"
-        )
+    access = accounts.access_settings(args)
     live = LiveRules(args.rules or default_rules_dir())
     grpc_host, _ = split_address(args.grpc)
     pki = None
@@ -166,6 +163,8 @@ def _serve(args: argparse.Namespace) -> int:
         pki=pki,
         mtls_address=None if pki is None else _mtls_address(args.grpc, args.grpc_mtls),
         enroll_per_minute=args.enroll_rate,
+        access=access,
+        allowed_hosts=args.allowed_host,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -235,28 +234,38 @@ def _tokens(args: argparse.Namespace) -> int:
     if args.action == "create":
         return _tokens_create(args)
     return _list_or_revoke(
-        args, "enrollment token", Store.list_enrollment_tokens, Store.revoke_enrollment_token
+        args,
+        ("enrollment token", "enrollment_token"),
+        Store.list_enrollment_tokens,
+        Store.revoke_enrollment_token,
     )
 
 
 def _api_tokens(args: argparse.Namespace) -> int:
     if args.action == "create":
         return _api_tokens_create(args)
-    return _list_or_revoke(args, "API token", Store.list_api_tokens, Store.revoke_api_token)
+    return _list_or_revoke(
+        args, ("API token", "api_token"), Store.list_api_tokens, Store.revoke_api_token
+    )
 
 
 def _list_or_revoke(
     args: argparse.Namespace,
-    what: str,
+    kind: tuple[str, str],
     listing: Callable[[Store], list[dict[str, object]]],
     revoke: Callable[..., bool],
 ) -> int:
-    """`list` prints one JSON line per token; `revoke TOKEN_ID` refuses it from now on."""
+    """`list` prints one JSON line per token; `revoke TOKEN_ID` refuses it from now on.
+    `kind`: how messages and the audit log name the token."""
+    what, name = kind
     store = _open_store(args)
     try:
         if args.action == "revoke":
-            if not revoke(store, args.token_id, now=datetime.now(UTC)):
+            now = datetime.now(UTC)
+            if not revoke(store, args.token_id, now=now):
                 raise CollectorError(f"no {what} {args.token_id!r}")
+            target = f"{name.replace('_', '-')}:{args.token_id}"
+            audit(store, accounts.ACTOR, f"{name}.revoke", target, None, {"revoked": True}, now)
             return 0
         for item in listing(store):
             print(json.dumps(item))
@@ -291,19 +300,34 @@ def _tokens_create(args: argparse.Namespace) -> int:
 
 
 def _api_tokens_create(args: argparse.Namespace) -> int:
+    if args.expires_in < 0:
+        raise CollectorError(f"--expires-in {args.expires_in}: days, 0 for never")
     text, token_id, secret_sha256 = mint_api_token()
+    now = datetime.now(UTC)
+    expires = now + timedelta(days=args.expires_in) if args.expires_in > 0 else None
     store = _open_store(args)
     try:
         store.add_api_token(
             token_id=token_id,
             secret_sha256=secret_sha256,
             role=args.role,
-            created_at=datetime.now(UTC),
+            created_at=now,
+            expires_at=expires,
         )
+        after = {"role": args.role, "expires_at": None if expires is None else expires.isoformat()}
+        audit(store, accounts.ACTOR, "api_token.create", f"api-token:{token_id}", None, after, now)
     finally:
         store.close()
     print(text)
     return 0
+
+
+def _users(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        return accounts.run(args, store, sys.stdin, print)
+    finally:
+        store.close()
 
 
 def _agents(args: argparse.Namespace) -> int:
@@ -358,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "tokens": _tokens,
         "api-tokens": _api_tokens,
+        "users": _users,
         "agents": _agents,
         "rules": _rules,
         "export": _export,

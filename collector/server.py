@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from collector.ratelimit import Buckets
 from collector.service import CollectorService, Forward
 from collector.store import Store
 from collector.web import create_app
+from collector.web.hosts import allowed_hosts, machine_names
+from collector.web.session import AccessSettings
 from wire.v1 import collector_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,8 @@ def start(
     mtls_address: str | None = None,
     enroll_per_minute: float = 12.0,
     forward: Forward | None = None,
+    access: AccessSettings | None = None,
+    allowed_hosts: Sequence[str] = (),
 ) -> Running:
     """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted).
 
@@ -89,7 +94,8 @@ def start(
     enrollment, which issues those certificates (gRPC cannot ask for a client certificate
     optionally, so one port cannot serve both). A watcher thread raises a silence event
     for agents quiet longer than `silent_after` seconds. LiveRules are watched for changes
-    until the collector stops.
+    until the collector stops. The dashboard answers to the `--http` host, loopback names
+    and `allowed_hosts` (plus this machine's names when bound to every interface).
     """
     live = rules if isinstance(rules, LiveRules) else None
     current = live.current if live is not None else lambda: rules
@@ -121,7 +127,14 @@ def start(
     if mtls and pki is not None and mtls_address is not None:
         service.mtls_port = _add_mtls_port(server, pki, mtls_address)
     server.start()
-    http, thread, http_port = _start_http(store, current, live, http_address)  # type: ignore[arg-type]
+    http, thread, http_port = _start_http(
+        store,
+        current,  # type: ignore[arg-type]
+        live,
+        http_address,
+        access or AccessSettings(),
+        allowed_hosts,
+    )
     http_host = split_address(http_address)[0]
     if live is not None:
         live.set_emit(service.record_collector_event)
@@ -166,24 +179,45 @@ def _watch_silence(service: CollectorService, stop: threading.Event, silent_afte
 
 
 def _start_http(
-    store: Store, current: Callable[[], RuleSet], live: LiveRules | None, address: str
+    store: Store,
+    current: Callable[[], RuleSet],
+    live: LiveRules | None,
+    address: str,
+    access: AccessSettings,
+    allowed: Sequence[str],
 ) -> tuple[uvicorn.Server, threading.Thread, int]:
     host, port = split_address(address)
+    sock = _bind(host, port)  # bound first: the Host allow-list needs the port chosen
+    bound = int(sock.getsockname()[1])
     app = create_app(
         store,
         rules_summary=lambda: rules_summary(current()),
         rules_status=live.status if live is not None else None,
+        access=access,
+        hosts=allowed_hosts(host, bound, allowed, machine_names()),
     )
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
     http = uvicorn.Server(config)
-    thread = threading.Thread(target=http.run, name="http", daemon=True)
+    thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
     thread.start()
     while not http.started:
         if not thread.is_alive():
-            raise CollectorError(f"http: cannot listen on {address}")
+            sock.close()
+            raise CollectorError(f"http: cannot serve on {address}")
         threading.Event().wait(0.02)
-    sockets = [s for server in http.servers for s in server.sockets]
-    return http, thread, int(sockets[0].getsockname()[1])
+    return http, thread, bound
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CollectorError(f"http: cannot listen on {_hostport(host, port)}: {exc}") from None
+    return sock
 
 
 def rules_summary(rules: RuleSet) -> list[dict[str, object]]:

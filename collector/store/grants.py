@@ -1,4 +1,4 @@
-"""The SQL of enrollment and API tokens: redeem with use counts, list, revoke.
+"""The SQL of enrollment and API tokens: redeem with use counts, list, revoke, expire.
 
 A token's row in enrollment_token_uses gives its use count and revocation; a token
 created before that table existed has none and stays single-use.
@@ -109,10 +109,21 @@ def revoke_enrollment(conn: Connection, token_id: str, now: datetime) -> bool:
 
 
 def list_api(conn: Connection) -> list[Item]:
-    tokens, revoked = schema.api_tokens, schema.api_token_revocations
+    tokens, revoked, expiry = (
+        schema.api_tokens,
+        schema.api_token_revocations,
+        schema.api_token_expiry,
+    )
     query = (
-        select(tokens.c.token_id, tokens.c.role, tokens.c.created_at, revoked.c.revoked_at)
+        select(
+            tokens.c.token_id,
+            tokens.c.role,
+            tokens.c.created_at,
+            revoked.c.revoked_at,
+            expiry.c.expires_at,
+        )
         .outerjoin(revoked, revoked.c.token_id == tokens.c.token_id)
+        .outerjoin(expiry, expiry.c.token_id == tokens.c.token_id)
         .order_by(tokens.c.created_at, tokens.c.id)
     )
     return [
@@ -120,10 +131,46 @@ def list_api(conn: Connection) -> list[Item]:
             "token_id": r.token_id,
             "role": r.role,
             "created_at": iso(r.created_at),
+            "expires_at": iso(r.expires_at),
             "revoked": r.revoked_at is not None,
         }
         for r in conn.execute(query)
     ]
+
+
+def add_api(
+    conn: Connection,
+    *,
+    token_id: str,
+    secret_sha256: bytes,
+    role: str,
+    created_at: datetime,
+    expires_at: datetime | None,
+) -> None:
+    conn.execute(
+        insert(schema.api_tokens).values(
+            token_id=token_id, secret_sha256=secret_sha256, role=role, created_at=created_at
+        )
+    )
+    if expires_at is not None:
+        conn.execute(
+            insert(schema.api_token_expiry).values(token_id=token_id, expires_at=expires_at)
+        )
+
+
+def api_role(conn: Connection, *, token_id: str, secret_sha256: bytes, now: datetime) -> str | None:
+    """The role of a token whose secret matches, not revoked and not expired; else None."""
+    tokens, expiry = schema.api_tokens, schema.api_token_expiry
+    row = conn.execute(
+        select(tokens.c.secret_sha256, tokens.c.role, expiry.c.expires_at)
+        .outerjoin(expiry, expiry.c.token_id == tokens.c.token_id)
+        .where(tokens.c.token_id == token_id)
+    ).first()
+    if row is None or not hmac.compare_digest(bytes(row.secret_sha256), secret_sha256):
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    return None if api_revoked(conn, token_id) else str(row.role)
 
 
 def revoke_api(conn: Connection, token_id: str, now: datetime) -> bool:

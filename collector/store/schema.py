@@ -299,3 +299,64 @@ correlation_window = Table(
     Index("ix_correlation_window_group_at", "correlation_id", "group_sha256", "at"),
     UniqueConstraint("correlation_id", "distinct_sha256", name="uq_correlation_window_distinct"),
 )
+
+# -- access: dashboard users, their sessions, login throttling, API token expiry, audit ----
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("username", Text, nullable=False, unique=True),
+    Column("role", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),  # argon2id, PHC string
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("last_login", UTCDateTime),
+)
+
+# A session is found by the sha256 of its cookie's token: the token itself is never stored,
+# so a copy of the database opens no session.
+sessions = Table(
+    "sessions",
+    metadata,
+    _id(),
+    Column("token_sha256", LargeBinary, nullable=False, unique=True),
+    Column("user_id", Id, nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # the absolute limit
+    Column("csrf_token", Text, nullable=False),
+)
+
+# Failed logins per key ("user:NAME", "addr:NETWORK"), kept here so that replicas share them.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    _id(),
+    Column("key", Text, nullable=False, unique=True),
+    Column("failures", BigInteger, nullable=False),
+    Column("last_failure_at", UTCDateTime, nullable=False),
+)
+
+# A token without a row here never expires (those created before expiry existed).
+api_token_expiry = Table(
+    "api_token_expiry",
+    metadata,
+    _id(),
+    Column("token_id", Text, nullable=False, unique=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Who changed what and when: before and after as JSON text (NULL where there is none).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _id(),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("before", Text),
+    Column("after", Text),
+    Index("ix_audit_log_at", "at"),
+)

@@ -6,8 +6,8 @@ threadpool; the store's engine pools connections across those threads.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,8 +19,14 @@ from pydantic import BaseModel
 
 from collector.paging import BadListing
 from collector.store import ALERT_STATUSES, AgentState, Store
-from collector.web import delivery_api, export_api
+from collector.web import delivery_api, export_api, login
 from collector.web.auth import bearer_token, parse_api_token, role_allows
+from collector.web.guard import Guard
+from collector.web.hosts import HostAllowList
+from collector.web.login import Logins
+from collector.web.passwords import Passwords
+from collector.web.session import AccessSettings, current_viewer
+from collector.web.throttle import ThrottlePolicy
 
 # Anything list-of-mappings shaped; the governance side decides the keys (id, title, ...).
 RulesSummary = Callable[[], Sequence[Mapping[str, object]]]
@@ -30,15 +36,6 @@ Items = dict[str, list[Item]]
 AlertStatus = Literal["open", "acknowledged", "resolved", "suppressed"]
 
 _HERE = Path(__file__).parent
-_SECURITY_HEADERS = {
-    # Pages need nothing but our own stylesheet; anything injected cannot run or phone home.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 
 
 class StatusChange(BaseModel):
@@ -52,12 +49,20 @@ def create_app(
     *,
     rules_summary: RulesSummary | None = None,
     rules_status: RulesStatus | None = None,
+    access: AccessSettings | None = None,
+    hosts: HostAllowList | None = None,
+    now: Callable[[], datetime] | None = None,
+    passwords: Passwords | None = None,
+    throttle: ThrottlePolicy | None = None,
 ) -> FastAPI:
     """The collector's HTTP app.
 
-    The dashboard pages need no login yet: `shadowai-collector serve` binds HTTP to
-    loopback unless told otherwise. Every /api/v1/ call needs a bearer API token.
+    Dashboard pages need a login session (collector/web/guard.py); every /api/v1/ call
+    needs a bearer API token. `hosts` (default: loopback names on any port) are the Host
+    headers served; `now` is the clock sessions and logins are judged by.
     """
+    settings = access or AccessSettings()
+    clock = now or _utc_now
     # No /docs: Swagger UI loads its scripts from a CDN, and nothing here may.
     app = FastAPI(
         title="shadowai collector",
@@ -66,20 +71,24 @@ def create_app(
         openapi_url="/api/v1/openapi.json",
     )
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(
+        Guard,
+        store=store,
+        settings=settings,
+        hosts=hosts or HostAllowList.local(),
+        now=clock,
+    )
 
     @app.exception_handler(BadListing)
     async def bad_listing(request: Request, exc: BadListing) -> Response:
         return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=400)
 
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+    logins = Logins(store, passwords or Passwords(), settings, throttle or ThrottlePolicy(), clock)
+    login_routes = APIRouter(include_in_schema=False)
+    env, has_rules = _environment(), rules_summary is not None
+    login.add_routes(login_routes, logins, lambda name, ctx: render(env, name, ctx, has_rules))
+    app.include_router(login_routes)
     app.include_router(_pages(store, rules_summary, rules_status))
     app.include_router(_api(store, rules_summary, rules_status), prefix="/api/v1")
     return app
@@ -95,8 +104,7 @@ def _pages(
     env = _environment()
 
     def page(name: str, **context: object) -> HTMLResponse:
-        context["has_rules"] = rules_summary is not None
-        return HTMLResponse(env.get_template(name).render(**context))
+        return HTMLResponse(render(env, name, context, rules_summary is not None))
 
     @router.get("/")
     def overview() -> HTMLResponse:
@@ -132,6 +140,23 @@ def _pages(
             return page("rules.html", rules=rows, columns=_columns(rows), status=status)
 
     return router
+
+
+def render(env: Environment, name: str, context: Mapping[str, object], has_rules: bool) -> str:
+    """A template with what every page shows: the signed-in user (username, role) or None,
+    and the session's CSRF token for its forms (a page's own values win)."""
+    viewer = current_viewer.get()
+    full: dict[str, object] = {
+        "has_rules": has_rules,
+        "user": None if viewer is None else {"username": viewer.username, "role": viewer.role},
+        "csrf_token": "" if viewer is None else viewer.csrf_token,
+    }
+    full.update(context)
+    return env.get_template(name).render(**full)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _environment() -> Environment:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+
+from tests.collector.web.web_kit import log_in
 
 BIN = Path(sys.executable).parent
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -24,7 +29,7 @@ class Collector:
     grpc: str
     dashboard: str
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, stdin: str = "") -> str:
         cmd = [
             str(BIN / "shadowai-collector"),
             "--data-dir",
@@ -33,7 +38,19 @@ class Collector:
             self.database,
             *args,
         ]
-        return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True, input=stdin)
+        return done.stdout.strip()
+
+    @contextmanager
+    def signed_in(self, role: str = "viewer") -> Iterator[httpx.Client]:
+        """A dashboard client logged in through the form as a new user made with the CLI."""
+        password = secrets.token_urlsafe(18)
+        username = f"e2e-{role}"
+        self.cli("users", "create", "--username", username, "--role", role, stdin=password)
+        with httpx.Client(base_url=self.dashboard, timeout=20) as client:
+            reply = log_in(client, username, password)
+            assert reply.status_code == 303, reply.text
+            yield client
 
 
 class AgentCli:

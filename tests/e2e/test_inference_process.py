@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import onnx
 import pytest
@@ -66,9 +65,10 @@ def test_an_exposed_inference_server_alerts_on_the_dashboard(
     shipped = agent("run", "--once", "--path", str(empty), "--timeout", "60")
     assert shipped.returncode == 0, shipped.stderr
 
-    page = httpx.get(f"{collector.dashboard}alerts", timeout=10)
+    with collector.signed_in() as dashboard:
+        page = dashboard.get("alerts")
+        processes = dashboard.get("processes").text
     assert EXPOSED_RULE_TITLE in page.text
-    processes = httpx.get(f"{collector.dashboard}processes", timeout=10).text
     assert str(exposed_server.pid) in processes
     assert "onnxruntime" in processes
 

@@ -40,7 +40,10 @@ def test_gguf_dropped_on_a_laptop_alerts_on_the_dashboard(
     shipped = agent("run", "--once", "--path", str(models), "--timeout", "60")
     assert shipped.returncode == 0, shipped.stderr
 
-    page = httpx.get(f"{collector.dashboard}alerts", timeout=10)
+    anonymous = httpx.get(f"{collector.dashboard}alerts", timeout=10, follow_redirects=False)
+    assert (anonymous.status_code, anonymous.headers["location"]) == (303, "/login?next=%2Falerts")
+    with collector.signed_in() as dashboard:
+        page = dashboard.get("alerts")
     assert page.status_code == 200
     assert GGUF_RULE_TITLE in page.text
     assert "llama.gguf" in page.text

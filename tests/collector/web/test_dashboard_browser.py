@@ -1,4 +1,5 @@
-"""The dashboard in a real headless Chromium, served by a real uvicorn on a free port."""
+"""The dashboard in a real headless Chromium, served by a real uvicorn on a free port, signed
+in through the login form."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from playwright.sync_api import Dialog, sync_playwright
 
 from collector.store import Store
 from collector.web.app import create_app
+from tests.collector.web.web_kit import PASSWORDS, add_user, browser_log_in
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,7 +48,9 @@ def dashboard(tmp_path: Path, seed_fleet: Callable[[Store], Any]) -> Iterator[tu
     """(base URL, seeded fleet) of the app served on 127.0.0.1, port chosen by the OS."""
     store = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
     fleet = seed_fleet(store)
-    config = uvicorn.Config(create_app(store), host="127.0.0.1", port=0, log_level="warning")
+    add_user(store, "alice", "analyst")
+    app = create_app(store, passwords=PASSWORDS)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -79,7 +83,8 @@ def test_alerts_and_models_pages_show_seeded_data(dashboard: tuple[str, Any]) ->
 
             page.on("dialog", on_dialog)
 
-            page.goto(f"{base}/alerts")
+            browser_log_in(page, f"{base}/alerts", "alice")
+            assert page.url == f"{base}/alerts"
             row = page.locator(f'#alerts tr[data-rule-id="{fleet.rule_id}"]')
             assert row.count() == 1
             assert fleet.alert_title in row.inner_text()
@@ -94,5 +99,30 @@ def test_alerts_and_models_pages_show_seeded_data(dashboard: tuple[str, Any]) ->
             hostile = page.locator(f'#models tr[data-path="{fleet.hostile_path}"]')
             assert fleet.hostile_path in hostile.inner_text()
             assert dialogs == []
+        finally:
+            browser.close()
+
+
+def test_a_wrong_password_then_the_right_one_then_log_out(dashboard: tuple[str, Any]) -> None:
+    _require_chromium()
+    base, _fleet = dashboard
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            browser_log_in(page, f"{base}/models", "alice", "not the password at all")
+            assert page.locator("#login-error").inner_text() == "Wrong username or password."
+            assert page.locator("#signed-in").count() == 0
+            page.fill("#password", "correct horse battery staple")
+            with page.expect_navigation():
+                page.click("#login button[type=submit]")
+            assert page.url == f"{base}/models"
+            assert page.locator("#signed-in").inner_text() == "alice (analyst)"
+            with page.expect_navigation():
+                page.click("#logout button[type=submit]")
+            assert page.url.startswith(f"{base}/login")
+            page.goto(f"{base}/models")
+            assert page.url.startswith(f"{base}/login?next=")
+            assert page.locator("#models").count() == 0
         finally:
             browser.close()

@@ -1,4 +1,4 @@
-"""Dashboard pages render the store's data, escaped, with stable ids for tests."""
+"""Dashboard pages render the store's data, escaped, with stable ids for tests (signed in)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from fastapi.testclient import TestClient
 
 from collector.store import Store
 from collector.web.app import create_app, human_bytes, human_count, short_sha, when
+from tests.collector.web.web_kit import BASE_URL, PASSWORDS, sign_in
 
 Seeder = Callable[[Store], Any]
 
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(store)) as test_client:
-        yield test_client
+    with TestClient(create_app(store, passwords=PASSWORDS), base_url=BASE_URL) as test_client:
+        yield sign_in(test_client, store, "viewer")
 
 
 def test_empty_store_renders_every_page(client: TestClient) -> None:
@@ -85,11 +86,14 @@ def test_hosts_page_lists_the_agent(client: TestClient, store: Store, seed_fleet
 
 def test_rules_page_exists_only_with_a_rule_summary(store: Store) -> None:
     rules: list[dict[str, object]] = [{"id": "r-1", "title": "No <pickle>", "level": "high"}]
-    with TestClient(create_app(store, rules_summary=lambda: rules)) as client:
+    app = create_app(store, rules_summary=lambda: rules, passwords=PASSWORDS)
+    with TestClient(app, base_url=BASE_URL) as client:
+        sign_in(client, store)
         page = client.get("/rules").text
         assert 'data-rule-id="r-1"' in page and "No &lt;pickle&gt;" in page
         assert 'href="/rules"' in client.get("/").text
-    with TestClient(create_app(store)) as client:
+    with TestClient(create_app(store, passwords=PASSWORDS), base_url=BASE_URL) as client:
+        sign_in(client, store)
         assert client.get("/rules").status_code == 404
         assert 'href="/rules"' not in client.get("/").text
 

@@ -22,7 +22,7 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(store)) as test_client:
+    with TestClient(create_app(store), base_url="http://localhost") as test_client:
         yield test_client
 
 

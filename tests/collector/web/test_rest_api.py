@@ -21,7 +21,8 @@ RULES: list[dict[str, object]] = [{"id": "r-1", "title": "No pickle", "level": "
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(store, rules_summary=lambda: RULES)) as test_client:
+    app = create_app(store, rules_summary=lambda: RULES)
+    with TestClient(app, base_url="http://localhost") as test_client:
         yield test_client
 
 
@@ -168,6 +169,6 @@ def test_status_change_needs_a_token(client: TestClient) -> None:
 
 
 def test_rules_endpoint_is_404_without_a_rule_set(store: Store) -> None:
-    with TestClient(create_app(store)) as client:
+    with TestClient(create_app(store), base_url="http://localhost") as client:
         response = client.get("/api/v1/rules", headers=bearer(store, "viewer"))
     assert response.status_code == 404

@@ -13,6 +13,7 @@ from collector.server import rules_summary
 from collector.store import Store
 from collector.web.app import create_app
 from collector.web.auth import mint_api_token
+from tests.collector.web.web_kit import BASE_URL, PASSWORDS, sign_in
 
 RULE = """\
 title: gguf <weights>
@@ -48,9 +49,13 @@ def test_the_page_shows_the_refused_change_and_the_last_good_load(
     live.check()
     live.check()
     app = create_app(
-        store, rules_summary=lambda: rules_summary(live.current()), rules_status=live.status
+        store,
+        rules_summary=lambda: rules_summary(live.current()),
+        rules_status=live.status,
+        passwords=PASSWORDS,
     )
-    with TestClient(app) as client:
+    with TestClient(app, base_url=BASE_URL) as client:
+        sign_in(client, store, "viewer")
         page = client.get("/rules").text
         assert 'id="rules-error"' in page and "level: &lt;loud&gt;" not in page
         assert "r.yml:4: level" in page

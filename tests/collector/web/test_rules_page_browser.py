@@ -16,6 +16,7 @@ from collector.governance.live import LiveRules
 from collector.server import rules_summary
 from collector.store import Store
 from collector.web.app import create_app
+from tests.collector.web.web_kit import PASSWORDS, add_user, browser_log_in
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -43,8 +44,12 @@ def rules_page(tmp_path: Path) -> Iterator[tuple[str, LiveRules]]:
     live.check()
     live.check()
     store = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
+    add_user(store, "vera", "viewer")
     app = create_app(
-        store, rules_summary=lambda: rules_summary(live.current()), rules_status=live.status
+        store,
+        rules_summary=lambda: rules_summary(live.current()),
+        rules_status=live.status,
+        passwords=PASSWORDS,
     )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -75,7 +80,7 @@ def test_a_refused_change_shows_with_the_set_still_in_force(
             page = browser.new_page()
             dialogs: list[str] = []
             page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-            page.goto(f"{base}/rules")
+            browser_log_in(page, f"{base}/rules", "vera")
             error = page.locator("#rules-error")
             assert error.count() == 1
             assert "r.yml:4: level" in error.inner_text()
