@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from collector import __version__
+from collector import __version__, cli_db
 from collector.errors import CollectorError, RuleError
 from collector.export.fleet import fleet_bom
 from collector.forward import Forwarding, parse_config
@@ -27,10 +27,12 @@ from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
 from collector.server import is_loopback, split_address, start
 from collector.store import Store
+from collector.store.engine import StoreUnavailable
 from collector.web.auth import mint_api_token
 from wire import tokens
 
 log = logging.getLogger("shadowai.collector")
+EX_UNAVAILABLE = 69  # sysexits.h: the database (a service we need) cannot be reached
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("path", type=Path, help="rules path (for its value lists)")
     convert.add_argument("files", type=Path, nargs="*", help="rule files (default: every rule)")
     convert.add_argument("--dotted", action="store_true", help="keep dotted field names")
+    cli_db.add_parser(sub, common)
     return parser
 
 
@@ -136,9 +139,12 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return path
 
 
+def _database_url(args: argparse.Namespace) -> str:
+    return getattr(args, "database", None) or f"sqlite:///{_data_dir(args) / 'collector.db'}"
+
+
 def _open_store(args: argparse.Namespace) -> Store:
-    url = getattr(args, "database", None) or f"sqlite:///{_data_dir(args) / 'collector.db'}"
-    return Store.open(url)
+    return Store.open(_database_url(args))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -155,8 +161,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.unsafe_plaintext_grpc:
         names = server_names([grpc_host, *args.tls_name])
         pki = ensure_pki(data_dir / "pki", names=names, now=datetime.now(UTC))
+    store = _open_store(args)  # first: an unreachable database stops us before any thread
     forwarding = _forwarding(args.forward_config, data_dir)
-    store = _open_store(args)
     running = start(
         forward=forwarding,
         store=store,
@@ -331,6 +337,10 @@ def _agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db(args: argparse.Namespace) -> int:
+    return cli_db.run(args.action, _database_url(args))
+
+
 def _rules(args: argparse.Namespace) -> int:
     if args.action == "convert":
         for line in convert_rules(args.path, args.files, columns=not args.dotted):
@@ -361,9 +371,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "agents": _agents,
         "rules": _rules,
         "export": _export,
+        "db": _db,
     }
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." on every open
     try:
         return handlers[args.command](args)
+    except StoreUnavailable as exc:
+        print(f"shadowai-collector: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
     except RuleError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
