@@ -25,6 +25,7 @@ from collector.governance.ruletest import run_rule_test_dir
 from collector.governance.siem import convert_rules
 from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
+from collector.retention import Retention
 from collector.server import is_loopback, split_address, start
 from collector.store import Store
 from collector.store.engine import StoreUnavailable
@@ -78,6 +79,27 @@ def _parser() -> argparse.ArgumentParser:
         help="allow the login-less dashboard on a non-loopback address",
     )
 
+    serve.add_argument(
+        "--metrics",
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve /metrics alone, without a token, here (default: off; the dashboard "
+        "port serves /metrics to any API token)",
+    )
+    serve.add_argument(
+        "--retain-envelopes",
+        type=int,
+        default=30,
+        metavar="DAYS",
+        help="delete raw envelopes after DAYS (0: keep forever; at least 30; default 30)",
+    )
+    serve.add_argument(
+        "--retain-events",
+        type=int,
+        default=90,
+        metavar="DAYS",
+        help="delete decoded events after DAYS (0: keep forever; default 90)",
+    )
     serve.add_argument(
         "--forward-config",
         type=Path,
@@ -155,6 +177,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"--http {args.http}: the dashboard has no login yet; bind it to loopback or pass "
             "--unsafe-dashboard-without-login"
         )
+    retention = Retention(envelopes_days=args.retain_envelopes, events_days=args.retain_events)
     live = LiveRules(args.rules or default_rules_dir())
     grpc_host, _ = split_address(args.grpc)
     pki = None
@@ -172,6 +195,8 @@ def _serve(args: argparse.Namespace) -> int:
         pki=pki,
         mtls_address=None if pki is None else _mtls_address(args.grpc, args.grpc_mtls),
         enroll_per_minute=args.enroll_rate,
+        metrics_address=args.metrics,
+        retention=retention,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -181,6 +206,8 @@ def _serve(args: argparse.Namespace) -> int:
     if running.service.mtls_port:
         host = running.grpc_address.rpartition(":")[0]
         print(f"grpc mtls listening on {host}:{running.service.mtls_port}", flush=True)
+    if running.metrics_address is not None:
+        print(f"metrics on http://{running.metrics_address}/metrics", flush=True)
     rules_count = len(live.current().rules)
     log.info("%d rules loaded, watching %s; tls=%s", rules_count, live.path, pki is not None)
     stop.wait()

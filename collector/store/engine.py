@@ -16,6 +16,7 @@ from collector.errors import CollectorError
 WRITE_OPTION = "shadowai_write"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _BUSY_TIMEOUT_MS = 15_000
+_CONNECT_TIMEOUT_S = 10
 # pg_advisory_xact_lock(class, key): the class keeps clear of other applications' locks.
 _LOCK_CLASS = 0x5AD0
 
@@ -93,13 +94,16 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def _postgresql_engine(url: str, schema: str | None, shown: str) -> Engine:
+    # A server that drops packets would otherwise hold a start or a request for minutes.
+    connect_args: dict[str, object] = {}
+    if "connect_timeout" not in make_url(url).query:
+        connect_args["connect_timeout"] = _CONNECT_TIMEOUT_S
     if schema is None:
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if not _SCHEMA_NAME.fullmatch(schema):
         raise CollectorError(f"database {shown}: schema {schema!r} is not a plain lowercase name")
-    engine = create_engine(
-        url, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
-    )
+    connect_args["options"] = f"-csearch_path={schema}"
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     try:
         with engine.begin() as conn:
             # Two replicas creating one schema at once collide in the catalog; the

@@ -27,6 +27,7 @@ from collector.store import (
     migrate,
     queries,
     schema,
+    upkeep,
     writes,
 )
 from collector.store.engine import WRITE_OPTION, StoreUnavailable, create_store_engine, shown_url
@@ -409,6 +410,24 @@ class Store:
             if grants.api_revoked(conn, token_id):
                 return None
         return str(row.role)
+
+    # upkeep: retention, health and fleet figures
+
+    def delete_expired(self, table: str, *, before: datetime, limit: int) -> int:
+        """One batch of retention (collector.retention): rows of `table` (envelopes or
+        events) received before `before`, at most `limit`; how many went."""
+        with self._write() as conn:
+            return upkeep.delete_expired(conn, table, before, limit)
+
+    def ping(self) -> None:
+        """A round trip to the database; raises (sqlalchemy.exc.DBAPIError) when it is away."""
+        with self._read() as conn:
+            upkeep.ping(conn)
+
+    def agent_counts(self, *, online_since: datetime) -> tuple[int, int]:
+        """(agents enrolled and not revoked, those of them seen since `online_since`)."""
+        with self._read() as conn:
+            return upkeep.agent_counts(conn, online_since)
 
     @staticmethod
     @contextmanager

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from collector.paging import BadListing
 from collector.store import ALERT_STATUSES, AgentState, Store
-from collector.web import delivery_api, export_api
+from collector.web import delivery_api, export_api, observe
 from collector.web.auth import bearer_token, parse_api_token, role_allows
 
 # Anything list-of-mappings shaped; the governance side decides the keys (id, title, ...).
@@ -52,6 +52,7 @@ def create_app(
     *,
     rules_summary: RulesSummary | None = None,
     rules_status: RulesStatus | None = None,
+    metrics: observe.Scrape | None = None,
 ) -> FastAPI:
     """The collector's HTTP app.
 
@@ -80,6 +81,7 @@ def create_app(
         return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=400)
 
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+    app.include_router(observe.router(store, metrics))  # /healthz, /metrics
     app.include_router(_pages(store, rules_summary, rules_status))
     app.include_router(_api(store, rules_summary, rules_status), prefix="/api/v1")
     return app
