@@ -2,14 +2,20 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The demo's own venv: only the agent, the collector and the demo extra; rebuilt on changes.
+DEMO_VENV := demo-data/venv
+DEMO_STAMP := $(DEMO_VENV)/.installed
 
 .PHONY: demo test lint proto proto-check bench train package package-check
 
 $(STAMP): pyproject.toml
 	python3 scripts/bootstrap.py $(VENV) && touch $(STAMP)
 
-demo: $(STAMP)
-	$(PY) scripts/demo.py
+$(DEMO_STAMP): pyproject.toml $(shell git ls-files agent collector wire 2>/dev/null)
+	python3 scripts/bootstrap.py $(DEMO_VENV) --demo && touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python scripts/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

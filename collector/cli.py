@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from collector import __version__, accounts
+from collector import __version__, accounts, cli_db
 from collector.errors import CollectorError, RuleError
 from collector.export.fleet import fleet_bom
 from collector.forward import Forwarding, parse_config
@@ -25,13 +25,16 @@ from collector.governance.ruletest import run_rule_test_dir
 from collector.governance.siem import convert_rules
 from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
+from collector.retention import Retention
 from collector.server import split_address, start
 from collector.store import Store
+from collector.store.engine import StoreUnavailable
 from collector.store.people import audit
 from collector.web.auth import mint_api_token
 from wire import tokens
 
 log = logging.getLogger("shadowai.collector")
+EX_UNAVAILABLE = 69  # sysexits.h: the database (a service we need) cannot be reached
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +76,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     accounts.add_serve_options(serve)
 
+    serve.add_argument(
+        "--metrics",
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve /metrics alone, without a token, here (default: off; the dashboard "
+        "port serves /metrics to any API token)",
+    )
+    serve.add_argument(
+        "--retain-envelopes",
+        type=int,
+        default=30,
+        metavar="DAYS",
+        help="delete raw envelopes after DAYS (0: keep forever; at least 30; default 30)",
+    )
+    serve.add_argument(
+        "--retain-events",
+        type=int,
+        default=90,
+        metavar="DAYS",
+        help="delete decoded events after DAYS (0: keep forever; default 90)",
+    )
     serve.add_argument(
         "--forward-config",
         type=Path,
@@ -129,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("path", type=Path, help="rules path (for its value lists)")
     convert.add_argument("files", type=Path, nargs="*", help="rule files (default: every rule)")
     convert.add_argument("--dotted", action="store_true", help="keep dotted field names")
+    cli_db.add_parser(sub, common)
     return parser
 
 
@@ -138,22 +163,26 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return path
 
 
+def _database_url(args: argparse.Namespace) -> str:
+    return getattr(args, "database", None) or f"sqlite:///{_data_dir(args) / 'collector.db'}"
+
+
 def _open_store(args: argparse.Namespace) -> Store:
-    url = getattr(args, "database", None) or f"sqlite:///{_data_dir(args) / 'collector.db'}"
-    return Store.open(url)
+    return Store.open(_database_url(args))
 
 
 def _serve(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args)
     access = accounts.access_settings(args)
+    retention = Retention(envelopes_days=args.retain_envelopes, events_days=args.retain_events)
     live = LiveRules(args.rules or default_rules_dir())
     grpc_host, _ = split_address(args.grpc)
     pki = None
     if not args.unsafe_plaintext_grpc:
         names = server_names([grpc_host, *args.tls_name])
         pki = ensure_pki(data_dir / "pki", names=names, now=datetime.now(UTC))
+    store = _open_store(args)  # first: an unreachable database stops us before any thread
     forwarding = _forwarding(args.forward_config, data_dir)
-    store = _open_store(args)
     running = start(
         forward=forwarding,
         store=store,
@@ -165,6 +194,8 @@ def _serve(args: argparse.Namespace) -> int:
         enroll_per_minute=args.enroll_rate,
         access=access,
         allowed_hosts=args.allowed_host,
+        metrics_address=args.metrics,
+        retention=retention,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -174,6 +205,8 @@ def _serve(args: argparse.Namespace) -> int:
     if running.service.mtls_port:
         host = running.grpc_address.rpartition(":")[0]
         print(f"grpc mtls listening on {host}:{running.service.mtls_port}", flush=True)
+    if running.metrics_address is not None:
+        print(f"metrics on http://{running.metrics_address}/metrics", flush=True)
     rules_count = len(live.current().rules)
     log.info("%d rules loaded, watching %s; tls=%s", rules_count, live.path, pki is not None)
     stop.wait()
@@ -355,6 +388,10 @@ def _agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db(args: argparse.Namespace) -> int:
+    return cli_db.run(args.action, _database_url(args))
+
+
 def _rules(args: argparse.Namespace) -> int:
     if args.action == "convert":
         for line in convert_rules(args.path, args.files, columns=not args.dotted):
@@ -386,9 +423,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "agents": _agents,
         "rules": _rules,
         "export": _export,
+        "db": _db,
     }
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." on every open
     try:
         return handlers[args.command](args)
+    except StoreUnavailable as exc:
+        print(f"shadowai-collector: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
     except RuleError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

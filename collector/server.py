@@ -6,28 +6,34 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import grpc
 import uvicorn
+from fastapi import FastAPI
 
 from collector.errors import CollectorError
+from collector.forward import Forwarding
 from collector.governance import RuleSet
 from collector.governance.live import LiveRules
 from collector.pki import ServerPki
 from collector.ratelimit import Buckets
+from collector.retention import Retention, cutoffs, expire
 from collector.service import CollectorService, Forward
 from collector.store import Store
-from collector.web import create_app
-from collector.web.hosts import allowed_hosts, machine_names
+from collector.telemetry import PrometheusMetrics
+from collector.web import create_app, observe
+from collector.web.hosts import HostAllowList, allowed_hosts, machine_names
 from collector.web.session import AccessSettings
 from wire.v1 import collector_pb2_grpc
 
 log = logging.getLogger(__name__)
 # An agent sends a health event every pass (5 min by default); a day without one is news.
 SILENT_AFTER = 24 * 3600.0
+RETENTION_EVERY = 3600.0
 
 
 def split_address(text: str) -> tuple[str, int]:
@@ -56,21 +62,25 @@ class Running:
     grpc_address: str
     http_address: str
     service: CollectorService
+    metrics: PrometheusMetrics
     _grpc: grpc.Server
-    _http: uvicorn.Server
-    _http_thread: threading.Thread
+    _http: list[tuple[uvicorn.Server, threading.Thread]]
     _watch_stop: threading.Event
-    _watch_thread: threading.Thread
+    _watchers: list[threading.Thread]
     _live: LiveRules | None = None
+    metrics_address: str | None = None  # the scrape-only listener, when there is one
 
     def stop(self, grace: float = 2.0) -> None:
         self._watch_stop.set()
         if self._live is not None:
             self._live.stop()
-        self._http.should_exit = True
+        for http, _ in self._http:
+            http.should_exit = True
         self._grpc.stop(grace).wait(grace + 1)
-        self._http_thread.join(grace + 3)
-        self._watch_thread.join(grace + 3)
+        for _, thread in self._http:
+            thread.join(grace + 3)
+        for watcher in self._watchers:
+            watcher.join(grace + 3)
 
 
 def start(
@@ -86,6 +96,8 @@ def start(
     forward: Forward | None = None,
     access: AccessSettings | None = None,
     allowed_hosts: Sequence[str] = (),
+    metrics_address: str | None = None,
+    retention: Retention | None = None,
 ) -> Running:
     """Start both listeners; `pki=None` means plaintext gRPC (the caller checked it is wanted).
 
@@ -95,20 +107,28 @@ def start(
     optionally, so one port cannot serve both). A watcher thread raises a silence event
     for agents quiet longer than `silent_after` seconds. LiveRules are watched for changes
     until the collector stops. The dashboard answers to the `--http` host, loopback names
-    and `allowed_hosts` (plus this machine's names when bound to every interface).
+    and `allowed_hosts` (plus this machine's names when bound to every interface). With
+    `metrics_address`, a third listener serves /metrics alone, without a token. With
+    `retention`, a watcher deletes expired envelopes and events hourly (collector.retention).
     """
-    live = rules if isinstance(rules, LiveRules) else None
-    current = live.current if live is not None else lambda: rules
+    live: LiveRules | None = None
+    if isinstance(rules, LiveRules):
+        live, current = rules, rules.current
+    else:
+        fixed = rules
+        current = lambda: fixed  # noqa: E731  # a rule set that never changes
     mtls = pki is not None and bool(pki.ca_key_pem) and mtls_address is not None
     if enroll_per_minute <= 0:
         raise CollectorError(f"enrollment rate {enroll_per_minute}/min: must be > 0")
+    metrics = _metrics(store, forward)
     service = CollectorService(
         store=store,
-        rules=current,  # type: ignore[arg-type]
+        rules=current,
         pki=pki,
         require_client_cert=mtls,
         enroll_limit=Buckets(per_second=enroll_per_minute / 60, burst=10),
         forward=forward,
+        metrics=metrics,
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
@@ -127,35 +147,59 @@ def start(
     if mtls and pki is not None and mtls_address is not None:
         service.mtls_port = _add_mtls_port(server, pki, mtls_address)
     server.start()
-    http, thread, http_port = _start_http(
+    http_sock = _bind(*split_address(http_address))  # first: the Host allow-list needs the port
+    app = create_app(
         store,
-        current,  # type: ignore[arg-type]
-        live,
-        http_address,
-        access or AccessSettings(),
-        allowed_hosts,
+        rules_summary=lambda: rules_summary(current()),
+        rules_status=live.status if live is not None else None,
+        access=access or AccessSettings(),
+        hosts=_served(http_sock, allowed_hosts),
+        metrics=metrics.render,
     )
-    http_host = split_address(http_address)[0]
+    listeners = [_start_http(app, http_sock)]
+    if metrics_address is not None:
+        scrape = observe.scrape_app(metrics.render)
+        listeners.append(_start_http(scrape, _bind(*split_address(metrics_address))))
     if live is not None:
         live.set_emit(service.record_collector_event)
         live.check()  # report exceptions already expired at start
         live.start()
     watch_stop = threading.Event()
-    watcher = threading.Thread(
-        target=_watch_silence, args=(service, watch_stop, silent_after), name="silence"
-    )
-    watcher.start()
+    watchers = [
+        threading.Thread(
+            target=_watch_silence, args=(service, watch_stop, silent_after), name="silence"
+        )
+    ]
+    if retention is not None:
+        watchers.append(
+            threading.Thread(
+                target=_watch_retention,
+                args=(store, retention, watch_stop, metrics),
+                name="retention",
+            )
+        )
+    for watcher in watchers:
+        watcher.start()
     return Running(
-        _hostport(host, bound),
-        _hostport(http_host, http_port),
-        service,
-        server,
-        http,
-        thread,
-        watch_stop,
-        watcher,
-        live,
+        grpc_address=_hostport(host, bound),
+        http_address=listeners[0][2],
+        service=service,
+        metrics=metrics,
+        _grpc=server,
+        _http=[(http, thread) for http, thread, _ in listeners],
+        _watch_stop=watch_stop,
+        _watchers=watchers,
+        _live=live,
+        metrics_address=listeners[1][2] if metrics_address is not None else None,
     )
+
+
+def _metrics(store: Store, forward: Forward | None) -> PrometheusMetrics:
+    metrics = PrometheusMetrics()
+    metrics.watch_store(store, lambda: datetime.now(UTC))
+    if isinstance(forward, Forwarding):
+        metrics.watch_forwarding(forward.metrics)
+    return metrics
 
 
 def _add_mtls_port(server: grpc.Server, pki: ServerPki, address: str) -> int:
@@ -178,24 +222,38 @@ def _watch_silence(service: CollectorService, stop: threading.Event, silent_afte
             log.exception("silence check failed")
 
 
-def _start_http(
+def _watch_retention(
     store: Store,
-    current: Callable[[], RuleSet],
-    live: LiveRules | None,
-    address: str,
-    access: AccessSettings,
-    allowed: Sequence[str],
-) -> tuple[uvicorn.Server, threading.Thread, int]:
-    host, port = split_address(address)
-    sock = _bind(host, port)  # bound first: the Host allow-list needs the port chosen
-    bound = int(sock.getsockname()[1])
-    app = create_app(
-        store,
-        rules_summary=lambda: rules_summary(current()),
-        rules_status=live.status if live is not None else None,
-        access=access,
-        hosts=allowed_hosts(host, bound, allowed, machine_names()),
-    )
+    policy: Retention,
+    stop: threading.Event,
+    metrics: PrometheusMetrics,
+    every: float = RETENTION_EVERY,
+) -> None:
+    """Expire old rows now, then every `every` seconds; each wait and batch ends on `stop`."""
+    while not stop.is_set():
+        try:
+            deleted = expire(store, cutoffs(policy, datetime.now(UTC)), stop=stop)
+        except Exception:
+            # The store may be briefly away; the next round deletes what this one missed.
+            log.exception("retention failed")
+        else:
+            for table, count in deleted.items():
+                metrics.retention_deleted(table, count)
+            if any(deleted.values()):
+                log.info("retention deleted %s", deleted)
+        stop.wait(every)
+
+
+def _served(sock: socket.socket, allowed: Sequence[str]) -> HostAllowList:
+    """The Host names the dashboard answers to, now that its port is known."""
+    host, port = sock.getsockname()[:2]
+    return allowed_hosts(str(host), int(port), allowed, machine_names())
+
+
+def _start_http(app: FastAPI, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Serve `app` on a thread from a bound socket; the server, its thread and HOST:PORT."""
+    host, port = sock.getsockname()[:2]
+    address = _hostport(str(host), int(port))
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     http = uvicorn.Server(config)
     thread = threading.Thread(target=http.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
@@ -205,7 +263,7 @@ def _start_http(
             sock.close()
             raise CollectorError(f"http: cannot serve on {address}")
         threading.Event().wait(0.02)
-    return http, thread, bound
+    return http, thread, address
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -12,20 +12,22 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol, cast
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from collector import notes
 from collector.batch import Batch, Lookups, check_batch
 from collector.forward.records import flat_alert
 from collector.governance import RuleSet
 from collector.governance.correlations import Tally
+from collector.metrics import NO_METRICS, Metrics
 from collector.outcome import Outcome, correlation_alerts, evaluate_event
 from collector.pki import CsrError, ServerPki, issue_client_cert
 from collector.ratelimit import Buckets, peer_host
@@ -63,10 +65,10 @@ class Counters:
     accepted: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def count(self, code: str | None = None, accepted: int = 0) -> None:
+    def count(self, code: str | None = None, accepted: int = 0, count: int = 1) -> None:
         with self.lock:
             if code:
-                self.refused[code] += 1
+                self.refused[code] += count
             self.accepted += accepted
 
 
@@ -92,8 +94,10 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         enroll_limit: Buckets | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         forward: Forward | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._store = store
+        self._metrics = metrics
         self._forward = forward
         self._rules = rules
         self._clock = clock
@@ -115,12 +119,21 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             public_key = Ed25519PublicKey.from_public_bytes(request.public_key)
         except ValueError:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "public_key: not a raw Ed25519 key")
+        with self._store_errors(context):
+            return self._enroll(request, public_key, context)
+
+    def _enroll(
+        self,
+        request: collector_pb2.EnrollRequest,
+        public_key: Ed25519PublicKey,
+        context: grpc.ServicerContext,
+    ) -> collector_pb2.EnrollResponse:
         now = self._clock()
         agent_id = envelope.agent_id_for(public_key)
         existing = self._store.get_agent(agent_id)
         if existing is not None and existing.revoked:
             # Checked before the token is redeemed, so that the refusal does not spend it.
-            self.counters.count("revoked")
+            self._refuse("revoked")
             _abort(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -133,7 +146,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             token_id=request.token_id, secret_sha256=secret_digest(request.token_secret), now=now
         )
         if group is None:
-            self.counters.count("enrollment_token")
+            self._refuse("enrollment_token")
             _abort(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -168,7 +181,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         with self._limit_lock:
             wait = self._enroll_limit.take(peer_host(context.peer()), self._monotonic())
         if wait > 0:
-            self.counters.count("enroll_rate")
+            self._refuse("enroll_rate")
             _abort(
                 context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -200,38 +213,36 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         envelopes = request.envelopes
         if len(envelopes) > MAX_BATCH:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"more than {MAX_BATCH} envelopes")
+        self._metrics.publish(len(envelopes))
+        self._metrics.in_flight(1)
+        try:
+            with self._store_errors(context):
+                return self._publish(request, context)
+        finally:
+            self._metrics.in_flight(-1)
+
+    def _publish(
+        self, request: collector_pb2.PublishRequest, context: grpc.ServicerContext
+    ) -> collector_pb2.PublishResponse:
+        envelopes = request.envelopes
         key_id = self._key_id(request, context)
         agent = self._authenticate(key_id, context)
         if not envelopes:
             return _position(agent.last_seq, agent.last_digest)
         now = self._clock()
-        try:
-            batch = check_batch(
-                agent,
-                envelopes,
-                lookups=Lookups(
-                    held=lambda seqs: self._store.held_digests(key_id, seqs),
-                    forks=lambda above: self._store.fork_digests(key_id, above_seq=above),
-                ),
-                now=now,
-                trusted=lambda flat: _trusted_fields(flat, agent),
-            )
-            if batch.changed:
-                self._store_batch(agent, batch, now)
-        except ConcurrentUpdate:
-            _abort(context, grpc.StatusCode.ABORTED, "another replica advanced this agent")
-        except OperationalError as exc:
-            log.warning("store unavailable: %s", exc.orig)
-            _abort(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
-                "the collector's store is unavailable",
-                ((RETRY_PUSHBACK_METADATA, str(STORE_RETRY_MS)),),
-            )
-        for code, (count, _, _) in batch.by_code.items():
-            for _ in range(count):
-                self.counters.count(code)
-        self.counters.count(accepted=len(batch.events))
+        batch = check_batch(
+            agent,
+            envelopes,
+            lookups=Lookups(
+                held=lambda seqs: self._store.held_digests(key_id, seqs),
+                forks=lambda above: self._store.fork_digests(key_id, above_seq=above),
+            ),
+            now=now,
+            trusted=lambda flat: _trusted_fields(flat, agent),
+        )
+        if batch.changed:
+            self._store_batch(agent, batch, now)
+        self._count(batch)
         response = _position(batch.state.last_seq, batch.state.last_digest)
         response.acked_seq = max(batch.acked_seq, batch.state.last_seq)
         response.accepted = len(batch.events)
@@ -239,6 +250,37 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         response.rejections.extend(batch.rejections)
         response.snapshot_requested = bool(batch.gaps or batch.refusals)
         return response
+
+    @contextmanager
+    def _store_errors(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """A store that lost a race or went away becomes a status the agent retries on; the
+        agent keeps the envelopes, so nothing is lost."""
+        try:
+            yield
+        except ConcurrentUpdate:
+            _abort(context, grpc.StatusCode.ABORTED, "another replica advanced this agent")
+        except DBAPIError as exc:
+            log.warning("store unavailable: %s", exc.orig)
+            self._metrics.store_error()
+            _abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the collector's store is unavailable",
+                ((RETRY_PUSHBACK_METADATA, str(STORE_RETRY_MS)),),
+            )
+
+    def _refuse(self, code: str, count: int = 1) -> None:
+        self.counters.count(code, count=count)
+        self._metrics.refused(code, count)
+
+    def _count(self, batch: Batch) -> None:
+        for code, (count, _, _) in batch.by_code.items():
+            self._refuse(code, count)
+        self.counters.count(accepted=len(batch.events))
+        datasets = Counter(str(e.event.get("event.dataset", "")) for e in batch.events)
+        self._metrics.accepted(datasets)
+        self._metrics.duplicates(batch.duplicates)
+        self._metrics.gaps(len(batch.gaps))
 
     def _key_id(self, request: collector_pb2.PublishRequest, context: grpc.ServicerContext) -> str:
         key_ids = {env.key_id for env in request.envelopes}
@@ -263,10 +305,10 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
     def _authenticate(self, key_id: str, context: grpc.ServicerContext) -> AgentState:
         agent = self._store.get_agent(key_id)
         if agent is None:
-            self.counters.count("unknown_agent")
+            self._refuse("unknown_agent")
             _abort(context, grpc.StatusCode.UNAUTHENTICATED, f"unknown agent key {key_id[:64]!r}")
         if agent.revoked:
-            self.counters.count("revoked")
+            self._refuse("revoked")
             _abort(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -278,6 +320,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
     def _store_batch(self, agent: AgentState, batch: Batch, now: datetime) -> None:
         rules, outcome = self._rules(), Outcome()
         agent_id = agent.record.agent_id
+        started = self._monotonic()
         for event in batch.events:
             # The flat event is the dict batch.py built: matches tag it before it is stored.
             flat = cast(dict[str, object], event.event)
@@ -287,6 +330,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             evaluate_event(
                 rules, dict(note.fields), agent_id=agent_id, seq=0, now=now, into=outcome
             )
+        self._metrics.rules_evaluated(self._monotonic() - started)
         window = _window(rules, outcome)
         tallies = self._store.ingest(
             agent_id=agent_id,
@@ -302,12 +346,17 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             counts=batch.counts(),
             window=window,
         )
+        self._raised(outcome.alerts)
         self._forward_stored(
             [e.event for e in batch.events] + [n.fields for n in collector_events],
             outcome.alerts,
         )
         if tallies:
             self._raise_correlations(rules, tallies, window)
+
+    def _raised(self, alerts: Sequence[NewAlert]) -> None:
+        if alerts:
+            self._metrics.alerts_raised(Counter(a.level for a in alerts))
 
     def _forward_stored(
         self, events: Sequence[Mapping[str, object]], alerts: Sequence[NewAlert]
@@ -354,6 +403,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             alerts = correlation_alerts(rules, tallies, list(window.entries), self._clock())
             if alerts:
                 self._store.raise_alerts(alerts)
+                self._raised(alerts)
         except Exception:  # the store is away or a bug: the alert comes with the next match
             log.exception("raising correlation alerts failed")
 
@@ -383,6 +433,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         agent_id, rules = str(event.get("agent.id", "")), self._rules()
         evaluate_event(rules, event, agent_id=agent_id, seq=0, now=now, into=outcome)
         self._store.add_collector_event(event, alerts=outcome.alerts, at=now)
+        self._raised(outcome.alerts)
         self._forward_stored([event], outcome.alerts)
         self._correlate(rules, outcome)
 
@@ -403,6 +454,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
                 rules, dict(note.fields), agent_id=agent_id, seq=0, now=now, into=outcome
             )
             self._store.record_notes(agent_id, [note], outcome.alerts, {"silence": 1}, now)
+            self._raised(outcome.alerts)
             self._correlate(rules, outcome)
             reported += 1
         return reported

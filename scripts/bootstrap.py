@@ -1,7 +1,12 @@
-"""Create or reuse the virtual environment and install the project with its dev extra."""
+"""Create or reuse a virtual environment and install the project into it.
+
+python3 scripts/bootstrap.py .venv                  # editable, with the dev extra
+python3 scripts/bootstrap.py demo-data/venv --demo  # a copy with only what the demo runs
+"""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import venv
@@ -9,13 +14,21 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    target = Path(argv[0] if argv else ".venv")
-    python = target / "bin" / "python"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("venv", type=Path, nargs="?", default=Path(".venv"))
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="install the agent, collector and demo extras, not editable (no dev toolchain)",
+    )
+    args = parser.parse_args(argv)
+    python = args.venv / "bin" / "python"
     if not python.exists():
-        venv.EnvBuilder(with_pip=True).create(target)
+        venv.EnvBuilder(with_pip=True).create(args.venv)
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", ".[dev]"], check=True)
+    project = [".[demo]"] if args.demo else ["-e", ".[dev]"]
+    subprocess.run([*pip, "install", *project], check=True)
     return 0
 
 

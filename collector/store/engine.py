@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from collector.errors import CollectorError
@@ -16,6 +16,27 @@ from collector.errors import CollectorError
 WRITE_OPTION = "shadowai_write"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _BUSY_TIMEOUT_MS = 15_000
+_CONNECT_TIMEOUT_S = 10
+# pg_advisory_xact_lock(class, key): the class keeps clear of other applications' locks.
+_LOCK_CLASS = 0x5AD0
+
+
+class StoreUnavailable(CollectorError):
+    """The database cannot be reached or written; says where (without the password) and why."""
+
+    def __init__(self, shown: str, exc: DBAPIError) -> None:
+        lines = str(exc.orig).strip().splitlines()
+        reason = lines[0] if lines else type(exc.orig).__name__
+        super().__init__(f"cannot reach the database at {shown}: {reason}")
+        self.shown = shown
+
+
+def shown_url(url: str) -> str:
+    """The URL as it may be printed: no password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(malformed URL)"
 
 
 def create_store_engine(url: str, schema: str | None) -> Engine:
@@ -73,13 +94,32 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def _postgresql_engine(url: str, schema: str | None, shown: str) -> Engine:
+    # A server that drops packets would otherwise hold a start or a request for minutes.
+    connect_args: dict[str, object] = {}
+    if "connect_timeout" not in make_url(url).query:
+        connect_args["connect_timeout"] = _CONNECT_TIMEOUT_S
     if schema is None:
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if not _SCHEMA_NAME.fullmatch(schema):
         raise CollectorError(f"database {shown}: schema {schema!r} is not a plain lowercase name")
-    engine = create_engine(
-        url, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
-    )
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    connect_args["options"] = f"-csearch_path={schema}"
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    try:
+        with engine.begin() as conn:
+            # Two replicas creating one schema at once collide in the catalog; the
+            # migration lock (collector.store.migrate) queues them.
+            lock_schema(conn, schema)
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+def lock_schema(conn: Connection, schema: str | None) -> None:
+    """Hold the schema's creation-and-migration lock until the transaction ends (PostgreSQL;
+    on SQLite, BEGIN IMMEDIATE already made the transaction the only writer)."""
+    if conn.dialect.name != "postgresql":
+        return
+    key = "hashtext(coalesce(CAST(:s AS text), current_schema()))"
+    conn.execute(text(f"SELECT pg_advisory_xact_lock(:c, {key})"), {"c": _LOCK_CLASS, "s": schema})

@@ -108,6 +108,7 @@ envelopes = Table(
     Column("envelope", LargeBinary, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     UniqueConstraint("agent_id", "seq", name="uq_envelopes_agent_seq"),
+    Index("ix_envelopes_received_at", "received_at"),  # retention deletes by age
 )
 
 events = Table(
@@ -122,6 +123,7 @@ events = Table(
     Column("body", Text, nullable=False),  # the flat event as JSON text
     UniqueConstraint("agent_id", "seq", name="uq_events_agent_seq"),
     Index("ix_events_dataset_id", "dataset", "id"),
+    Index("ix_events_received_at", "received_at"),
 )
 
 gaps = Table(

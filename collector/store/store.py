@@ -7,13 +7,14 @@ from interleaving one agent's chain.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from collector.errors import CollectorError
 from collector.governance.correlations import Tally, WindowEntry
@@ -22,18 +23,20 @@ from collector.store import (
     correlation,
     delivery,
     grants,
+    migrate,
     people,
     queries,
     schema,
+    upkeep,
     writes,
 )
-from collector.store.engine import WRITE_OPTION, create_store_engine
+from collector.store.engine import WRITE_OPTION, StoreUnavailable, create_store_engine, shown_url
 from collector.store.inventory import clean_text
 from collector.store.lifecycle import STATUSES, check_change
 from collector.store.records import AgentRecord, AgentState, Gap, NewAlert, StoredEvent
-from collector.store.schema import metadata
 
 ALERT_STATUSES = STATUSES
+log = logging.getLogger(__name__)
 
 
 class ConcurrentUpdate(CollectorError):
@@ -46,12 +49,22 @@ class Store:
 
     @classmethod
     def open(cls, url: str, *, schema: str | None = None) -> Store:
-        """Connect and create missing tables (migrations replace create_all once we ship)."""
-        engine = create_store_engine(url, schema)
-        with engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                metadata.create_all(conn)
+        """Connect and upgrade the tables to the newest revision (collector.store.migrate).
+        StoreUnavailable when the database cannot be reached or written."""
+        engine = None
+        try:
+            engine = create_store_engine(url, schema)
+            before, after = migrate.upgrade(engine, schema)
+        except OperationalError as exc:
+            if engine is not None:
+                engine.dispose()
+            raise StoreUnavailable(shown_url(url), exc) from None
+        except BaseException:
+            if engine is not None:
+                engine.dispose()
+            raise
+        if before != after:
+            log.info("database schema upgraded from %s to %s", before or "empty", after)
         return cls(engine)
 
     def close(self) -> None:
@@ -505,6 +518,24 @@ class Store:
         """Newest first."""
         with self._read() as conn:
             return people.list_audit(conn, limit)
+
+    # upkeep: retention, health and fleet figures
+
+    def delete_expired(self, table: str, *, before: datetime, limit: int) -> int:
+        """One batch of retention (collector.retention): rows of `table` (envelopes or
+        events) received before `before`, at most `limit`; how many went."""
+        with self._write() as conn:
+            return upkeep.delete_expired(conn, table, before, limit)
+
+    def ping(self) -> None:
+        """A round trip to the database; raises (sqlalchemy.exc.DBAPIError) when it is away."""
+        with self._read() as conn:
+            upkeep.ping(conn)
+
+    def agent_counts(self, *, online_since: datetime) -> tuple[int, int]:
+        """(agents enrolled and not revoked, those of them seen since `online_since`)."""
+        with self._read() as conn:
+            return upkeep.agent_counts(conn, online_since)
 
     @staticmethod
     @contextmanager

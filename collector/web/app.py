@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from collector.paging import BadListing
 from collector.store import ALERT_STATUSES, AgentState, Store
-from collector.web import delivery_api, export_api, login
+from collector.web import delivery_api, export_api, login, observe
 from collector.web.auth import bearer_token, parse_api_token, role_allows
 from collector.web.guard import Guard
 from collector.web.hosts import HostAllowList
@@ -54,6 +54,7 @@ def create_app(
     now: Callable[[], datetime] | None = None,
     passwords: Passwords | None = None,
     throttle: ThrottlePolicy | None = None,
+    metrics: observe.Scrape | None = None,
 ) -> FastAPI:
     """The collector's HTTP app.
 
@@ -89,6 +90,7 @@ def create_app(
     env, has_rules = _environment(), rules_summary is not None
     login.add_routes(login_routes, logins, lambda name, ctx: render(env, name, ctx, has_rules))
     app.include_router(login_routes)
+    app.include_router(observe.router(store, metrics))  # /healthz, /metrics
     app.include_router(_pages(store, rules_summary, rules_status))
     app.include_router(_api(store, rules_summary, rules_status), prefix="/api/v1")
     return app

@@ -1,9 +1,9 @@
-"""The forwarding figures in the Prometheus text format."""
+"""The forwarding figures as metric families."""
 
 from __future__ import annotations
 
 from collector.forward.forwarder import SinkMetrics
-from collector.forward.metrics import FAMILIES, prometheus_lines
+from collector.forward.metrics import FAMILIES, families
 
 
 def sink(name: str) -> SinkMetrics:
@@ -20,13 +20,14 @@ def sink(name: str) -> SinkMetrics:
     )
 
 
-def test_every_family_has_help_type_and_one_sample_per_sink() -> None:
-    lines = prometheus_lines([sink("hec"), sink("syslog")])
-    assert len(lines) == len(FAMILIES) * 4
-    assert "# TYPE shadowai_forward_sent_total counter" in lines
-    assert 'shadowai_forward_sent_total{sink="hec"} 10' in lines
-    assert 'shadowai_forward_lag_seconds{sink="syslog"} 12.500' in lines
+def test_every_family_has_one_sample_per_sink() -> None:
+    found = {f.name: f for f in families([sink("hec"), sink("syslog")])}
+    assert len(found) == len(FAMILIES)
+    assert found["shadowai_forward_sent_total"].kind == "counter"
+    assert found["shadowai_forward_sent_total"].samples == (("hec", 10.0), ("syslog", 10.0))
+    assert found["shadowai_forward_lag_seconds"].kind == "gauge"
+    assert dict(found["shadowai_forward_lag_seconds"].samples)["syslog"] == 12.5
 
 
-def test_no_sink_means_no_lines() -> None:
-    assert prometheus_lines([]) == []
+def test_no_sink_means_no_families() -> None:
+    assert families([]) == []

@@ -1,0 +1,1 @@
+"""Alembic revisions of the store's tables; run through collector.store.migrate."""

@@ -1,0 +1,301 @@
+"""The store's tables as collector 0.1.0 created them with metadata.create_all, frozen.
+
+A copy of collector/store/schema.py at migration revision 0001: the upgrade tests build an
+old database the way that code did. Never edit it to follow schema.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out; SQLite keeps no offset, so we add it back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: the store keeps UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+
+def _id() -> Column[int]:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    _id(),
+    Column("token_id", Text, nullable=False, unique=True),
+    Column("secret_sha256", LargeBinary, nullable=False),
+    Column("group_name", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("used_at", UTCDateTime),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    Column("token_id", Text, nullable=False, unique=True),
+    Column("secret_sha256", LargeBinary, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False, unique=True),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("host_name", Text, nullable=False),
+    Column("os_type", Text, nullable=False),
+    Column("group_name", Text, nullable=False),
+    Column("agent_version", Text, nullable=False),
+    Column("enrolled_at", UTCDateTime, nullable=False),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("last_digest", LargeBinary, nullable=False, default=b""),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("last_seen", UTCDateTime),
+)
+
+# The signed bytes as received, kept apart from the decoded events so that listing
+# events never drags the blobs along and retention can treat them differently.
+envelopes = Table(
+    "envelopes",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("agent_id", "seq", name="uq_envelopes_agent_seq"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("dataset", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("body", Text, nullable=False),  # the flat event as JSON text
+    UniqueConstraint("agent_id", "seq", name="uq_events_agent_seq"),
+    Index("ix_events_dataset_id", "dataset", "id"),
+)
+
+gaps = Table(
+    "gaps",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False, index=True),
+    Column("from_seq", BigInteger, nullable=False),
+    Column("to_seq", BigInteger, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    _id(),
+    Column("dedup_sha256", LargeBinary, nullable=False, unique=True),
+    Column("dedup_key", Text, nullable=False),
+    Column("rule_id", Text, nullable=False),
+    Column("rule_title", Text, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("agent_id", Text, nullable=False, index=True),
+    Column("host_name", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    # The lifecycle (collector/store/alerting.py): what the alert is about, the observation
+    # last counted, and the latest status change with who made it, when and why.
+    Column("subject_sha256", LargeBinary),
+    Column("fingerprint", Text),
+    Column("status_by", Text),
+    Column("status_at", UTCDateTime),
+    Column("status_reason", Text),
+    Column("suppressed_until", UTCDateTime),
+    Index("ix_alerts_status_last_seen", "status", "last_seen"),
+    Index("ix_alerts_agent_subject", "agent_id", "subject_sha256"),
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False, unique=True),
+    Column("host_name", Text, nullable=False),
+    Column("os_type", Text, nullable=False),
+    Column("group_name", Text, nullable=False),
+    Column("agent_version", Text, nullable=False),
+    Column("last_seen", UTCDateTime),
+)
+
+models = Table(
+    "models",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("path_sha256", LargeBinary, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("fields", Text, nullable=False),  # file.* and ai.model.* as JSON text
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime),
+    UniqueConstraint("agent_id", "path_sha256", name="uq_models_agent_path"),
+)
+
+processes = Table(
+    "processes",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("key_sha256", LargeBinary, nullable=False),  # of (process.pid, process.name)
+    Column("pid", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("fields", Text, nullable=False),  # process.*, user.*, ai.* as JSON text
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+    UniqueConstraint("agent_id", "key_sha256", name="uq_processes_agent_key"),
+)
+
+# -- delivery: refusals, collector events, per-agent counters, token limits --------------
+
+# Refused envelopes kept for the analyst, bounded per agent and by age (collector.store.delivery).
+refusals = Table(
+    "refusals",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("envelope", LargeBinary),  # NULL when over the size kept
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_refusals_agent_seq", "agent_id", "seq"),
+    Index("ix_refusals_received_at", "received_at"),
+)
+
+# What the collector itself saw (event.dataset shadowai.collector): delivery refusals, forks,
+# silence, and governance's failed reloads and expired exceptions (agent_id "" for those).
+collector_events = Table(
+    "collector_events",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("body", Text, nullable=False),  # the flat event as JSON text
+    Index("ix_collector_events_agent_id", "agent_id", "id"),
+)
+
+# Per agent: refused.<code>, gaps, duplicates, late, snapshot_requests, silence.
+delivery_counters = Table(
+    "delivery_counters",
+    metadata,
+    _id(),
+    Column("agent_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    UniqueConstraint("agent_id", "name", name="uq_delivery_counters_agent_name"),
+)
+
+# Use counts and revocation of enrollment tokens; a token without a row here is single-use.
+enrollment_token_uses = Table(
+    "enrollment_token_uses",
+    metadata,
+    _id(),
+    Column("token_id", Text, nullable=False, unique=True),
+    Column("max_uses", BigInteger, nullable=False),
+    Column("uses", BigInteger, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+api_token_revocations = Table(
+    "api_token_revocations",
+    metadata,
+    _id(),
+    Column("token_id", Text, nullable=False, unique=True),
+    Column("revoked_at", UTCDateTime, nullable=False),
+)
+
+# Governance (collector/store/alerting.py, correlation.py).
+
+# Every status change of every alert: who, when, why (and until when, for suppressed).
+alert_changes = Table(
+    "alert_changes",
+    metadata,
+    _id(),
+    Column("alert_id", Id, nullable=False, index=True),
+    Column("status", Text, nullable=False),
+    Column("changed_by", Text, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("until", UTCDateTime),
+)
+
+# The matches correlation rules count, kept in the database so that a window outlives a
+# restart and is shared by every replica.
+correlation_window = Table(
+    "correlation_window",
+    metadata,
+    _id(),
+    Column("correlation_id", Text, nullable=False),
+    Column("group_sha256", Text, nullable=False),
+    Column("rule_id", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("agent_id", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    # value_count and temporal need each (group, rule, value) once, at its latest time:
+    # keyed here so that repeated snapshots update one row; event_count rows leave it NULL.
+    Column("distinct_sha256", Text),
+    Index("ix_correlation_window_group_at", "correlation_id", "group_sha256", "at"),
+    UniqueConstraint("correlation_id", "distinct_sha256", name="uq_correlation_window_distinct"),
+)
