@@ -414,7 +414,9 @@ def _rules(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One-shot commands print their answer on stdout; only the long-running ones narrate.
+    level = logging.INFO if args.command in ("serve", "db") else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     handlers = {
         "serve": _serve,
         "tokens": _tokens,
