@@ -11,7 +11,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from agent.detect.onnx_graph import FLOAT, INT64, Graph, Node, Tensor, read_graph
+from agent.detect.onnx_graph import FLOAT, INT64, Graph, Node, Tensor, ValueInfo, read_graph
 from agent.errors import AgentError
 
 # Node by node: each takes the previous node's output (the first, the graph's input) and,
@@ -82,8 +82,11 @@ def linear(graph: Graph) -> LinearGraph:
     """The parameters of `graph` when it is exactly the linear model's graph."""
     version = max(graph.opsets.get(domain, 0) for domain in DEFAULT_DOMAINS)
     if not MIN_OPSET <= version <= MAX_OPSET:
-        raise AgentError(f"opset {version}, where the operators are known in 13 to {MAX_OPSET}")
-    source = _data_input(graph)
+        raise AgentError(
+            f"opset {version}, where these operators are known: {MIN_OPSET}-{MAX_OPSET}"
+        )
+    data = _data_input(graph)
+    source = data.name
     constants: list[Tensor] = []
     for i, node in enumerate(graph.nodes):
         expected = OPS[i] if i < len(OPS) else "no node"
@@ -101,17 +104,17 @@ def linear(graph: Graph) -> LinearGraph:
         raise AgentError(
             f"outputs {[o.name for o in graph.outputs]}, not {score!r} and {contributions!r}"
         )
-    return _parameters(graph, constants)
+    return _parameters(data, constants)
 
 
-def _data_input(graph: Graph) -> str:
+def _data_input(graph: Graph) -> ValueInfo:
     """The graph's one input that no initializer fills: float32, [batch, features]."""
     inputs = [i for i in graph.inputs if i.name not in graph.tensors]
     if len(inputs) != 1:
         raise AgentError(f"{len(inputs)} inputs, where the linear model has one")
     if inputs[0].elem_type != FLOAT or len(inputs[0].dims) != 2:
         raise AgentError(f"input {inputs[0].name!r} is not a float matrix")
-    return inputs[0].name
+    return inputs[0]
 
 
 def _check_node(graph: Graph, node: Node, i: int, source: str) -> list[Tensor]:
@@ -132,7 +135,7 @@ def _check_node(graph: Graph, node: Node, i: int, source: str) -> list[Tensor]:
     return [constant]
 
 
-def _parameters(graph: Graph, constants: list[Tensor]) -> LinearGraph:
+def _parameters(data: ValueInfo, constants: list[Tensor]) -> LinearGraph:
     mean, inv_scale, weights, axes, bias = constants
     width = len(weights.values)
     for tensor in (mean, inv_scale, weights):
@@ -142,7 +145,6 @@ def _parameters(graph: Graph, constants: list[Tensor]) -> LinearGraph:
         raise AgentError(f"ReduceSum over axes {axes.values!r}, not over the features")
     if bias.data_type != FLOAT or bias.dims not in ([], [1]):
         raise AgentError(f"{bias.name!r} is not one float")
-    data = next(i for i in graph.inputs if i.name not in graph.tensors)
     if data.dims[1] not in (None, width):
         raise AgentError(f"input {data.name!r} has {data.dims[1]} features, the weights {width}")
     return LinearGraph(
