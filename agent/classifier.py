@@ -1,5 +1,5 @@
-"""Score process feature vectors with the shipped ONNX classifier: one single-threaded
-ONNX Runtime session, loaded once, one run per scan's batch.
+"""Score process feature vectors with the shipped ONNX classifier, evaluated in plain Python
+(agent.detect.linear_graph): the agent loads neither ONNX Runtime nor numpy.
 """
 
 from __future__ import annotations
@@ -10,18 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from agent.detect.features import FEATURE_NAMES, FEATURE_VERSION, FeatureVector, features
+from agent.detect.linear_graph import read_linear_graph
 from agent.detect.processes import ProcessObservation
 from agent.detect.runtimes import RuntimeMatch
 from agent.errors import AgentError
 
 MODEL_NAME = "classifier.onnx"
 META_NAME = "classifier.json"
-OUTPUTS = ("score", "contributions")
 
 
 @dataclass(frozen=True)
@@ -60,22 +57,15 @@ class Classifier:
     """Build with `Classifier.shipped()` (the packaged model) or `Classifier.load(folder)`."""
 
     def __init__(self, *, model: bytes, meta: bytes, where: str = "classifier") -> None:
-        import onnxruntime  # type: ignore[import-untyped]  # the wheel ships no stubs
-
         self.info = _read_meta(meta, f"{where}/{META_NAME}")
         if hashlib.sha256(model).hexdigest() != self.info.model_sha256:
             raise AgentError(f"{where}/{MODEL_NAME}: does not match {META_NAME}'s model_sha256")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        try:
-            self._session: Any = onnxruntime.InferenceSession(
-                model, sess_options=options, providers=["CPUExecutionProvider"]
+        self._graph = read_linear_graph(model, f"{where}/{MODEL_NAME}")
+        if self._graph.width != len(FEATURE_NAMES):
+            raise AgentError(
+                f"{where}/{MODEL_NAME}: the graph takes {self._graph.width} features, "
+                f"{META_NAME} names {len(FEATURE_NAMES)}"
             )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise AgentError(f"{where}/{MODEL_NAME}: ONNX Runtime refused it: {exc}") from None
-        self._input = self._session.get_inputs()[0].name
 
     @classmethod
     def load(cls, folder: Path) -> Classifier:
@@ -99,31 +89,28 @@ class Classifier:
         return self.info.threshold
 
     def score(self, batch: Sequence[FeatureVector]) -> list[Score]:
-        """One score per vector, in order; one session run for the whole batch."""
-        if not batch:
-            return []
+        """One score per vector, in order."""
         for vector in batch:
             if vector.version != FEATURE_VERSION or len(vector.values) != len(FEATURE_NAMES):
                 raise AgentError(
                     f"feature vector of version {vector.version} given to a model "
                     f"of version {FEATURE_VERSION}"
                 )
-        x = np.asarray([vector.values for vector in batch], dtype=np.float32)
-        scores, contributions = self._session.run(list(OUTPUTS), {self._input: x})
-        named = top_features(contributions, self.info.top_features)
-        return [Score(round(float(v), 6), t) for v, t in zip(scores.tolist(), named, strict=True)]
+        scores = []
+        for vector in batch:
+            value, contributions = self._graph.evaluate(vector.values)
+            scores.append(
+                Score(round(value, 6), top_features(contributions, self.info.top_features))
+            )
+        return scores
 
 
-def top_features(contributions: Any, count: int) -> list[tuple[str, ...]]:
-    """Per row, the names of the `count` largest positive contributions, largest first; a
-    stable sort breaks ties by feature order."""
-    values = np.asarray(contributions, dtype=np.float32)
-    order = np.argsort(-values, axis=1, kind="stable")[:, :count]
-    chosen = np.take_along_axis(values, order, axis=1)
-    return [
-        tuple(FEATURE_NAMES[i] for i, v in zip(row, kept, strict=True) if v > 0)
-        for row, kept in zip(order.tolist(), chosen.tolist(), strict=True)
-    ]
+def top_features(contributions: Sequence[float], count: int) -> tuple[str, ...]:
+    """The names of the `count` largest positive contributions, largest first; ties go to
+    the feature named first."""
+    positive = [i for i, value in enumerate(contributions) if value > 0]
+    positive.sort(key=lambda i: -contributions[i])  # stable: ties keep feature order
+    return tuple(FEATURE_NAMES[i] for i in positive[:count])
 
 
 class ProcessScorer:

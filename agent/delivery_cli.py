@@ -8,11 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TextIO
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.x509.oid import NameOID
 
 from agent import resync, spoolstate
 from agent.identity import Enrollment, write_private
@@ -33,6 +29,12 @@ def client_csr(data_dir: Path, agent_id: str) -> bytes:
     The TLS key is separate from the Ed25519 signing key: the channel and the events have
     different lifetimes, and the collector names the certificate after the agent anyway.
     """
+    # Imported here: only enrollment needs X.509, and the worker imports this module.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     write_private(
         data_dir / CLIENT_KEY,

@@ -86,7 +86,7 @@ def process_sensor(os_type: str) -> ProcessSensor:
         from agent.classifier import Classifier, ProcessScorer
 
         scorer = ProcessScorer(Classifier.shipped())
-    except (AgentError, ImportError) as exc:
+    except AgentError as exc:
         # Without the classifier, known runtimes are still found by their rules.
         log.warning("process classifier unavailable: %s", exc)
         return ProcessSensor.for_os(os_type)

@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.atomic import write_private
-from agent.inventory import Known, Ledger
+
+if TYPE_CHECKING:  # the supervisor reads the status file and must not load every parser
+    from agent.inventory import Known, Ledger
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class StateFile:
         """The ledger, read from the file on first use, held under the lock."""
         with self._lock:
             if self._ledger is None:
+                from agent.inventory import Ledger
+
                 self._ledger = Ledger(load_state(self.path))
             yield self._ledger
 
@@ -70,6 +74,8 @@ class StateFile:
 
 
 def load_state(path: Path) -> dict[str, Known]:
+    from agent.inventory import Known
+
     try:
         raw = json.loads(path.read_text())
         return {name: Known.from_json(item) for name, item in raw.items()}

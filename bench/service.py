@@ -7,8 +7,10 @@
 
 Prints, for an idle run and for a full scan of a tree of FILES files: the worker's CPU share
 (median and peak of 1 s samples, and over the whole phase), resident and private memory,
-bytes read from storage and through read calls; then how long the watchdog takes to stop a
-runaway worker. Each figure is followed by its ratio to the target or configured limit.
+bytes read from storage and through read calls; the supervisor's memory, and the memory of
+the two processes together (the agent's private memory is that sum); then how long the
+watchdog takes to stop a runaway worker. Each figure is followed by its ratio to the target
+or configured limit.
 Too slow for `make bench` (about 15 minutes with the defaults).
 """
 
@@ -60,37 +62,69 @@ class Samples:
             yield f"{name}: CPU over the phase / configured share = {whole / share_limit:.2f}"
         else:
             yield f"{name}: CPU / idle target ({IDLE_CPU_TARGET}%) = {whole / IDLE_CPU_TARGET:.2f}"
-        rss, uss = max(self.rss), max(self.uss)
-        yield (
-            f"{name}: RSS max {rss / MB:.1f} MB ({rss / RSS_TARGET:.2f} of target), private "
-            f"max {uss / MB:.1f} MB ({uss / PRIVATE_TARGET:.2f} of target)"
-        )
+        yield self.memory_line(name)
         yield (
             f"{name}: read from storage {self.read_bytes / MB:.1f} MB, through read calls "
             f"{self.read_chars / MB:.1f} MB"
         )
 
+    def memory_line(self, name: str) -> str:
+        rss, uss = max(self.rss), max(self.uss)
+        return (
+            f"{name}: RSS max {rss / MB:.1f} MB ({rss / RSS_TARGET:.2f} of target), private "
+            f"max {uss / MB:.1f} MB ({uss / PRIVATE_TARGET:.2f} of target)"
+        )
 
-def sample(proc: psutil.Process, until: threading.Event, interval: float = 1.0) -> Samples:
-    """The process's figures every `interval` until `until` is set (or it exits)."""
-    found = Samples()
-    start_io, start_cpu, start = proc.io_counters(), _cpu(proc), time.monotonic()
-    last_cpu, last = start_cpu, start
+
+def sample(
+    procs: list[psutil.Process], until: threading.Event, interval: float = 1.0
+) -> list[Samples]:
+    """Each process's figures every `interval` until `until` is set (or one exits), then
+    their sums per interval: one Samples per process, and one more for them together."""
+    found = [Samples() for _ in range(len(procs) + 1)]
+    start = [(p.io_counters(), _cpu(p)) for p in procs]
+    last_cpu, last = [cpu for _, cpu in start], time.monotonic()
+    began = last
     while not until.wait(interval):
         try:
-            cpu, memory = _cpu(proc), proc.memory_full_info()
-            io = proc.io_counters()
+            readings = [(_cpu(p), p.memory_full_info(), p.io_counters()) for p in procs]
         except psutil.NoSuchProcess:
             break
         now = time.monotonic()
-        found.cpu.append(100 * (cpu - last_cpu) / (now - last))
-        found.rss.append(memory.rss)
-        found.uss.append(memory.uss)
-        found.cpu_seconds, found.wall = cpu - start_cpu, now - start
-        found.read_bytes = io.read_bytes - start_io.read_bytes
-        found.read_chars = io.read_chars - start_io.read_chars
-        last_cpu, last = cpu, now
+        for i, (cpu, memory, io) in enumerate(readings):
+            one, (start_io, start_cpu) = found[i], start[i]
+            one.cpu.append(100 * (cpu - last_cpu[i]) / (now - last))
+            one.rss.append(memory.rss)
+            one.uss.append(memory.uss)
+            one.cpu_seconds, one.wall = cpu - start_cpu, now - began
+            one.read_bytes = io.read_bytes - start_io.read_bytes
+            one.read_chars = io.read_chars - start_io.read_chars
+            last_cpu[i] = cpu
+        _add_up(found[:-1], found[-1])
+        last = now
     return found
+
+
+def _add_up(each: list[Samples], total: Samples) -> None:
+    """The newest sample of `each`, summed, appended to `total`; the running totals too."""
+    total.cpu.append(sum(one.cpu[-1] for one in each))
+    total.rss.append(sum(one.rss[-1] for one in each))
+    total.uss.append(sum(one.uss[-1] for one in each))
+    total.cpu_seconds = sum(one.cpu_seconds for one in each)
+    total.wall = each[0].wall
+    total.read_bytes = sum(one.read_bytes for one in each)
+    total.read_chars = sum(one.read_chars for one in each)
+
+
+def figures(name: str, found: list[Samples], share_limit: float | None = None) -> Iterator[str]:
+    """The worker's figures in full, then the supervisor's memory and the two together: the
+    agent's private memory is their sum; their RSS sum counts shared library pages twice."""
+    worker, supervisor, both = found
+    yield from worker.lines(f"{name}, worker", share_limit)
+    for part, label in ((supervisor, "supervisor"), (both, "worker + supervisor")):
+        whole = 100 * part.cpu_seconds / part.wall
+        yield f"{name}, {label}: CPU {whole:.2f}% of a core over the phase"
+        yield part.memory_line(f"{name}, {label}")
 
 
 def _cpu(proc: psutil.Process) -> float:
@@ -166,6 +200,9 @@ class Agent:
     def _cli(self, *args: str) -> None:
         subprocess.run([*self._base(), *args], check=True, capture_output=True)
 
+    def supervisor(self) -> psutil.Process:
+        return psutil.Process(self.proc.pid)
+
     def worker(self) -> psutil.Process:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -233,7 +270,7 @@ def idle(
         time.sleep(5)  # the first health event and shipment settle
         until = threading.Event()
         threading.Timer(seconds, until.set).start()
-        yield from sample(agent.worker(), until).lines(name)
+        yield from figures(name, sample([agent.worker(), agent.supervisor()], until))
     finally:
         agent.stop()
 
@@ -245,16 +282,16 @@ def full_scan(tmp: Path, collector: Collector, files: int) -> Iterator[str]:
     yield f"scan: tree of {files} files built in {time.monotonic() - t0:.0f} s"
     agent = Agent(tmp / "scan", collector, [tree])
     try:
-        worker = agent.worker()
+        watched = [agent.worker(), agent.supervisor()]
         until = threading.Event()
-        result: list[Samples] = []
-        thread = threading.Thread(target=lambda: result.append(sample(worker, until)))
+        result: list[list[Samples]] = []
+        thread = threading.Thread(target=lambda: result.append(sample(watched, until)))
         thread.start()
         took = agent.wait_pass()
         until.set()
         thread.join()
         yield f"scan: first full pass in {took:.0f} s"
-        yield from result[0].lines("scan", share_limit=100 * Limits().cpu_share)
+        yield from figures("scan", result[0], share_limit=100 * Limits().cpu_share)
     finally:
         agent.stop()
 
