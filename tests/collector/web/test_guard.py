@@ -89,7 +89,7 @@ def test_no_page_of_any_route_is_served_without_a_session(client: TestClient, ap
 
 def test_only_login_static_and_health_are_open(app: FastAPI) -> None:
     public = {path for _, path in _routes(app) if path_kind(path) == "public"}
-    assert public == {"/login", "/static/"}
+    assert public == {"/login", "/static/", "/healthz"}
     assert path_kind("/healthz") == "public"
     assert path_kind("/metrics") == "own-auth" and path_kind("/api/v1/hosts") == "own-auth"
     assert path_kind("/loginx") == "page" and path_kind("/static") == "page"

@@ -16,7 +16,7 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_healthz_needs_no_token(store: Store) -> None:
-    with TestClient(create_app(store)) as client:
+    with TestClient(create_app(store), base_url="http://localhost") as client:
         response = client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok", "store": "ok"})
 
@@ -27,7 +27,9 @@ def test_metrics_take_a_token_of_any_role(store: Store, role: str) -> None:
     metrics.refused("signature", 3)
     token, token_id, digest = mint_api_token()
     store.add_api_token(token_id=token_id, secret_sha256=digest, role=role, created_at=NOW)
-    with TestClient(create_app(store, metrics=metrics.render)) as client:
+    with TestClient(
+        create_app(store, metrics=metrics.render), base_url="http://localhost"
+    ) as client:
         assert client.get("/metrics").status_code == 401
         response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
@@ -38,11 +40,13 @@ def test_a_revoked_token_reads_no_metrics(store: Store) -> None:
     token, token_id, digest = mint_api_token()
     store.add_api_token(token_id=token_id, secret_sha256=digest, role="admin", created_at=NOW)
     store.revoke_api_token(token_id, now=NOW)
-    with TestClient(create_app(store, metrics=PrometheusMetrics().render)) as client:
+    with TestClient(
+        create_app(store, metrics=PrometheusMetrics().render), base_url="http://localhost"
+    ) as client:
         response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
 
 
 def test_without_a_registry_there_is_no_metrics_route(store: Store) -> None:
-    with TestClient(create_app(store)) as client:
+    with TestClient(create_app(store), base_url="http://localhost") as client:
         assert client.get("/metrics").status_code == 404
