@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -27,8 +27,8 @@ from collector.paths import default_data_dir, default_rules_dir
 from collector.pki import ensure_pki, server_names
 from collector.server import is_loopback, split_address, start
 from collector.store import Store
-from collector.web.auth import mint_api_token
-from wire import tokens
+from collector.web import token_admin
+from collector.web.token_admin import cli_actor
 
 log = logging.getLogger("shadowai.collector")
 
@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     api_sub = api.add_subparsers(dest="action", required=True)
     api_create = api_sub.add_parser("create", parents=[common], help="print an API token")
     api_create.add_argument("--role", choices=["viewer", "analyst", "admin"], required=True)
+    api_create.add_argument("--expires-in", type=float, default=0.0, help="hours (0: never)")
     api_sub.add_parser("list", parents=[common], help="API tokens as JSON lines")
     api_revoke = api_sub.add_parser("revoke", parents=[common], help="refuse an API token")
     api_revoke.add_argument("token_id")
@@ -255,7 +256,7 @@ def _list_or_revoke(
     store = _open_store(args)
     try:
         if args.action == "revoke":
-            if not revoke(store, args.token_id, now=datetime.now(UTC)):
+            if not revoke(store, args.token_id, now=datetime.now(UTC), actor=cli_actor()):
                 raise CollectorError(f"no {what} {args.token_id!r}")
             return 0
         for item in listing(store):
@@ -266,43 +267,39 @@ def _list_or_revoke(
 
 
 def _tokens_create(args: argparse.Namespace) -> int:
-    if args.uses < 1:
-        raise CollectorError(f"--uses {args.uses}: must be at least 1")
     data_dir = _data_dir(args)
-    pki = ensure_pki(data_dir / "pki", names=server_names([]), now=datetime.now(UTC))
-    token = tokens.mint(pki.ca_fingerprint)
     now = datetime.now(UTC)
-    expires = now + timedelta(hours=args.expires_in) if args.expires_in > 0 else None
+    pki = ensure_pki(data_dir / "pki", names=server_names([]), now=now)
     store = _open_store(args)
     try:
-        store.add_enrollment_token(
-            token_id=token.token_id,
-            secret_sha256=token.secret_sha256,
+        token = token_admin.create_enrollment_token(
+            store,
+            ca_fingerprint=pki.ca_fingerprint,
             group=args.group,
-            created_at=now,
-            expires_at=expires,
+            uses=args.uses,
+            expires_in_hours=max(args.expires_in, 0.0),  # negative meant never, as before
+            actor=cli_actor(),
+            now=now,
         )
-        if args.uses > 1:
-            store.limit_enrollment_token(token.token_id, max_uses=args.uses)
     finally:
         store.close()
-    print(token)
+    print(token.text)
     return 0
 
 
 def _api_tokens_create(args: argparse.Namespace) -> int:
-    text, token_id, secret_sha256 = mint_api_token()
     store = _open_store(args)
     try:
-        store.add_api_token(
-            token_id=token_id,
-            secret_sha256=secret_sha256,
+        token = token_admin.create_api_token(
+            store,
             role=args.role,
-            created_at=datetime.now(UTC),
+            expires_in_hours=args.expires_in,
+            actor=cli_actor(),
+            now=datetime.now(UTC),
         )
     finally:
         store.close()
-    print(text)
+    print(token.text)
     return 0
 
 
@@ -310,7 +307,7 @@ def _agents(args: argparse.Namespace) -> int:
     store = _open_store(args)
     try:
         if args.action == "revoke":
-            if not store.revoke_agent(args.agent_id):
+            if not store.revoke_agent(args.agent_id, actor=cli_actor()):
                 raise CollectorError(f"no agent {args.agent_id!r}")
             return 0
         for agent in store.list_agents():

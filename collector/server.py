@@ -121,7 +121,8 @@ def start(
     if mtls and pki is not None and mtls_address is not None:
         service.mtls_port = _add_mtls_port(server, pki, mtls_address)
     server.start()
-    http, thread, http_port = _start_http(store, current, live, http_address)  # type: ignore[arg-type]
+    fingerprint = None if pki is None else pki.ca_fingerprint
+    http, thread, http_port = _start_http(store, current, live, http_address, fingerprint)  # type: ignore[arg-type]
     http_host = split_address(http_address)[0]
     if live is not None:
         live.set_emit(service.record_collector_event)
@@ -166,13 +167,18 @@ def _watch_silence(service: CollectorService, stop: threading.Event, silent_afte
 
 
 def _start_http(
-    store: Store, current: Callable[[], RuleSet], live: LiveRules | None, address: str
+    store: Store,
+    current: Callable[[], RuleSet],
+    live: LiveRules | None,
+    address: str,
+    ca_fingerprint: str | None,
 ) -> tuple[uvicorn.Server, threading.Thread, int]:
     host, port = split_address(address)
     app = create_app(
         store,
         rules_summary=lambda: rules_summary(current()),
         rules_status=live.status if live is not None else None,
+        ca_fingerprint=ca_fingerprint,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     http = uvicorn.Server(config)

@@ -12,18 +12,31 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from collector.errors import CollectorError
 from collector.governance.correlations import Tally, WindowEntry
-from collector.store import alerting, correlation, delivery, grants, queries, schema, writes
+from collector.store import (
+    admin,
+    alerting,
+    correlation,
+    delivery,
+    grants,
+    queries,
+    schema,
+    triage,
+    writes,
+)
+from collector.store.admin_store import AdminStore
 from collector.store.engine import WRITE_OPTION, create_store_engine
 from collector.store.inventory import clean_text
-from collector.store.lifecycle import STATUSES, check_change
+from collector.store.lifecycle import STATUSES
 from collector.store.records import AgentRecord, AgentState, Gap, NewAlert, StoredEvent
 from collector.store.schema import metadata
+from collector.store.triage_store import TriageStore
+from collector.store.triage_values import TriageError, status_change
 
 ALERT_STATUSES = STATUSES
 
@@ -32,10 +45,7 @@ class ConcurrentUpdate(CollectorError):
     """Another replica advanced this agent's seq first (or revoked it); nothing was stored."""
 
 
-class Store:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
+class Store(TriageStore, AdminStore):
     @classmethod
     def open(cls, url: str, *, schema: str | None = None) -> Store:
         """Connect and create missing tables (migrations replace create_all once we ship)."""
@@ -49,18 +59,6 @@ class Store:
     def close(self) -> None:
         self._engine.dispose()
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn, conn.begin():
-            yield conn
-
     # enrollment tokens
 
     def add_enrollment_token(
@@ -71,16 +69,19 @@ class Store:
         group: str,
         created_at: datetime,
         expires_at: datetime | None,
+        max_uses: int = 1,
+        actor: str | None = None,
     ) -> None:
+        """Store a token that may enroll `max_uses` agents; with `actor`, audited."""
         row = {
             "token_id": token_id,
             "secret_sha256": secret_sha256,
-            "group_name": group,
+            "group_name": clean_text(group, 255),
             "created_at": created_at,
             "expires_at": expires_at,
         }
         with self._unique(f"enrollment token {token_id!r} exists"), self._write() as conn:
-            conn.execute(insert(schema.enrollment_tokens).values(row))
+            admin.add_enrollment_token(conn, row, max_uses, actor)
 
     def redeem_enrollment_token(
         self, *, token_id: str, secret_sha256: bytes, now: datetime
@@ -104,17 +105,19 @@ class Store:
         with self._read() as conn:
             return grants.list_enrollment(conn)
 
-    def revoke_enrollment_token(self, token_id: str, *, now: datetime) -> bool:
+    def revoke_enrollment_token(
+        self, token_id: str, *, now: datetime, actor: str | None = None
+    ) -> bool:
         with self._write() as conn:
-            return grants.revoke_enrollment(conn, token_id, now)
+            return admin.revoke_enrollment_token(conn, token_id, now, actor)
 
     def list_api_tokens(self) -> list[dict[str, object]]:
         with self._read() as conn:
             return grants.list_api(conn)
 
-    def revoke_api_token(self, token_id: str, *, now: datetime) -> bool:
+    def revoke_api_token(self, token_id: str, *, now: datetime, actor: str | None = None) -> bool:
         with self._write() as conn:
-            return grants.revoke_api(conn, token_id, now)
+            return admin.revoke_api_token(conn, token_id, now, actor)
 
     # agents
 
@@ -150,14 +153,12 @@ class Store:
             rows = conn.execute(select(agents).order_by(agents.c.enrolled_at, agents.c.id))
             return [queries.agent_state(row) for row in rows]
 
-    def revoke_agent(self, agent_id: str) -> bool:
+    def revoke_agent(
+        self, agent_id: str, *, actor: str | None = None, now: datetime | None = None
+    ) -> bool:
         """Refuse this agent's envelopes from now on; False if there is no such agent."""
-        agents = schema.agents
         with self._write() as conn:
-            result = conn.execute(
-                update(agents).where(agents.c.agent_id == agent_id).values(revoked=True)
-            )
-            return result.rowcount == 1
+            return admin.revoke_agent(conn, agent_id, now or datetime.now(UTC), actor)
 
     # ingest
 
@@ -322,14 +323,16 @@ class Store:
         reason: str = "",
         now: datetime | None = None,
     ) -> bool:
-        """Change an alert's status and record who and when; False if there is no such alert.
-        ValueError for an unknown status, or suppressed without a future `until`."""
+        """Change an alert's status and record who and when, in its history and the audit
+        log; False if there is no such alert. ValueError (TriageError) for an unknown
+        status, or suppressed without a future `until`."""
         at = now or datetime.now(UTC)
-        refused = check_change(status, until, at)
-        if refused is not None:
-            raise ValueError(refused)
+        try:
+            change = status_change(status, until, reason, now=at)
+        except TriageError as exc:
+            raise ValueError(exc.reason) from None
         with self._write() as conn:
-            return alerting.set_status(conn, alert_id, status, by, at, reason, until)
+            return triage.change_status(conn, alert_id, change, by, at)
 
     def alert_history(self, alert_id: int) -> list[dict[str, object]]:
         """Every status change of the alert, oldest first: status, by, at, reason, until."""
@@ -367,24 +370,41 @@ class Store:
     # API tokens
 
     def add_api_token(
-        self, *, token_id: str, secret_sha256: bytes, role: str, created_at: datetime
+        self,
+        *,
+        token_id: str,
+        secret_sha256: bytes,
+        role: str,
+        created_at: datetime,
+        expires_at: datetime | None = None,
+        actor: str | None = None,
     ) -> None:
+        """Store a token for `role`, valid until `expires_at` (None: until revoked); with
+        `actor`, audited."""
         row = {
             "token_id": token_id,
             "secret_sha256": secret_sha256,
             "role": role,
             "created_at": created_at,
+            "expires_at": expires_at,
         }
         with self._unique(f"API token {token_id!r} exists"), self._write() as conn:
-            conn.execute(insert(schema.api_tokens).values(row))
+            admin.add_api_token(conn, row, actor)
 
-    def api_token_role(self, *, token_id: str, secret_sha256: bytes) -> str | None:
+    def api_token_role(
+        self, *, token_id: str, secret_sha256: bytes, now: datetime | None = None
+    ) -> str | None:
+        """The role of a known, unrevoked, unexpired token with this secret; else None."""
         tokens = schema.api_tokens
         with self._read() as conn:
             row = conn.execute(
-                select(tokens.c.secret_sha256, tokens.c.role).where(tokens.c.token_id == token_id)
+                select(tokens.c.secret_sha256, tokens.c.role, tokens.c.expires_at).where(
+                    tokens.c.token_id == token_id
+                )
             ).first()
             if row is None or not hmac.compare_digest(bytes(row.secret_sha256), secret_sha256):
+                return None
+            if row.expires_at is not None and row.expires_at <= (now or datetime.now(UTC)):
                 return None
             if grants.api_revoked(conn, token_id):
                 return None

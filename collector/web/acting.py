@@ -1,0 +1,46 @@
+"""Who acts, as the audit log names them: a person on a page, or an API token.
+
+The one place that reads the login's identity off a page request: the session middleware
+sets `request.state.actor` ("user:alice") and `request.state.role`. Until it does, the
+dashboard serves loopback only and whoever reaches it acts as "dashboard" with the admin
+role. Through the API, the actor is the bearer token's id (its secret never leaves the
+header); `require` in collector.web.app checks the token's role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from collector.web.auth import bearer_token, parse_api_token, role_allows
+
+
+@dataclass(frozen=True)
+class Acting:
+    actor: str  # as the audit log names them
+    role: str
+
+
+def acting(request: Request) -> Acting:
+    return Acting(
+        actor=str(getattr(request.state, "actor", "dashboard")),
+        role=str(getattr(request.state, "role", "admin")),
+    )
+
+
+def require(request: Request, role: str) -> Acting:
+    """The person acting, if their role includes `role`; else 403."""
+    who = acting(request)
+    if not role_allows(who.role, role):
+        raise HTTPException(status_code=403, detail=f"needs role {role}, you have {who.role}")
+    return who
+
+
+def api_actor(authorization: Annotated[str | None, Header()] = None) -> str:
+    parsed = parse_api_token(bearer_token(authorization) or "")
+    return f"api-token:{parsed[0]}" if parsed is not None else "api"
+
+
+ApiActor = Annotated[str, Depends(api_actor)]
