@@ -33,25 +33,38 @@ API_SORTS = {"created_at": Sort((_api.c.created_at, _api.c.id), ("time", "int"))
 
 
 def add_enrollment_token(
-    conn: Connection, row: dict[str, object], max_uses: int, actor: str | None
+    conn: Connection,
+    *,
+    token_id: str,
+    secret_sha256: bytes,
+    group: str,
+    created_at: datetime,
+    expires_at: datetime | None,
+    max_uses: int,
+    actor: str | None,
 ) -> None:
-    conn.execute(insert(_enroll).values(row))
+    group = clean_text(group, 255)
+    conn.execute(
+        insert(_enroll).values(
+            token_id=token_id,
+            secret_sha256=secret_sha256,
+            group_name=group,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+    )
     if max_uses != 1:
-        grants.add_limits(conn, str(row["token_id"]), max_uses)
+        grants.add_limits(conn, token_id, max_uses)
     if actor is not None:
-        after = {
-            "group": row["group_name"],
-            "max_uses": max_uses,
-            "expires_at": iso(_time(row["expires_at"])),
-        }
-        _audit(
+        after = {"group": group, "max_uses": max_uses, "expires_at": iso(expires_at)}
+        audit.record(
             conn,
-            actor,
-            "enrollment_token.create",
-            f"enrollment-token:{row['token_id']}",
-            None,
-            after,
-            row["created_at"],
+            actor=actor,
+            action="enrollment_token.create",
+            target=f"enrollment-token:{token_id}",
+            before=None,
+            after=after,
+            at=created_at,
         )
 
 
@@ -63,31 +76,46 @@ def revoke_enrollment_token(
     if not grants.revoke_enrollment(conn, token_id, now):
         return False
     if actor is not None:
-        was = before is not None and before.revoked_at is not None
-        _audit(
+        audit.record(
             conn,
-            actor,
-            "enrollment_token.revoke",
-            f"enrollment-token:{token_id}",
-            {"revoked": was},
-            {"revoked": True},
-            now,
+            actor=actor,
+            action="enrollment_token.revoke",
+            target=f"enrollment-token:{token_id}",
+            before={"revoked": before is not None and before.revoked_at is not None},
+            after={"revoked": True},
+            at=now,
         )
     return True
 
 
-def add_api_token(conn: Connection, row: dict[str, object], actor: str | None) -> None:
-    conn.execute(insert(_api).values(row))
+def add_api_token(
+    conn: Connection,
+    *,
+    token_id: str,
+    secret_sha256: bytes,
+    role: str,
+    created_at: datetime,
+    expires_at: datetime | None,
+    actor: str | None,
+) -> None:
+    conn.execute(
+        insert(_api).values(
+            token_id=token_id,
+            secret_sha256=secret_sha256,
+            role=role,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+    )
     if actor is not None:
-        after = {"role": row["role"], "expires_at": iso(_time(row.get("expires_at")))}
-        _audit(
+        audit.record(
             conn,
-            actor,
-            "api_token.create",
-            f"api-token:{row['token_id']}",
-            None,
-            after,
-            row["created_at"],
+            actor=actor,
+            action="api_token.create",
+            target=f"api-token:{token_id}",
+            before=None,
+            after={"role": role, "expires_at": iso(expires_at)},
+            at=created_at,
         )
 
 
@@ -96,14 +124,14 @@ def revoke_api_token(conn: Connection, token_id: str, now: datetime, actor: str 
     if not grants.revoke_api(conn, token_id, now):
         return False
     if actor is not None:
-        _audit(
+        audit.record(
             conn,
-            actor,
-            "api_token.revoke",
-            f"api-token:{token_id}",
-            {"revoked": was},
-            {"revoked": True},
-            now,
+            actor=actor,
+            action="api_token.revoke",
+            target=f"api-token:{token_id}",
+            before={"revoked": was},
+            after={"revoked": True},
+            at=now,
         )
     return True
 
@@ -116,33 +144,16 @@ def revoke_agent(conn: Connection, agent_id: str, now: datetime, actor: str | No
         return False
     conn.execute(update(_agents).where(_agents.c.agent_id == agent_id).values(revoked=True))
     if actor is not None:
-        _audit(
+        audit.record(
             conn,
-            actor,
-            "agent.revoke",
-            f"agent:{agent_id}",
-            {"revoked": bool(row.revoked)},
-            {"revoked": True},
-            now,
+            actor=actor,
+            action="agent.revoke",
+            target=f"agent:{agent_id}",
+            before={"revoked": bool(row.revoked)},
+            after={"revoked": True},
+            at=now,
         )
     return True
-
-
-def _audit(
-    conn: Connection,
-    actor: str,
-    action: str,
-    target: str,
-    before: dict[str, object] | None,
-    after: dict[str, object],
-    at: object,
-) -> None:
-    assert isinstance(at, datetime)
-    audit.record(conn, actor=actor, action=action, target=target, before=before, after=after, at=at)
-
-
-def _time(value: object) -> datetime | None:
-    return value if isinstance(value, datetime) else None
 
 
 # lists

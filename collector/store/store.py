@@ -73,15 +73,17 @@ class Store(TriageStore, AdminStore):
         actor: str | None = None,
     ) -> None:
         """Store a token that may enroll `max_uses` agents; with `actor`, audited."""
-        row = {
-            "token_id": token_id,
-            "secret_sha256": secret_sha256,
-            "group_name": clean_text(group, 255),
-            "created_at": created_at,
-            "expires_at": expires_at,
-        }
         with self._unique(f"enrollment token {token_id!r} exists"), self._write() as conn:
-            admin.add_enrollment_token(conn, row, max_uses, actor)
+            admin.add_enrollment_token(
+                conn,
+                token_id=token_id,
+                secret_sha256=secret_sha256,
+                group=group,
+                created_at=created_at,
+                expires_at=expires_at,
+                max_uses=max_uses,
+                actor=actor,
+            )
 
     def redeem_enrollment_token(
         self, *, token_id: str, secret_sha256: bytes, now: datetime
@@ -381,15 +383,16 @@ class Store(TriageStore, AdminStore):
     ) -> None:
         """Store a token for `role`, valid until `expires_at` (None: until revoked); with
         `actor`, audited."""
-        row = {
-            "token_id": token_id,
-            "secret_sha256": secret_sha256,
-            "role": role,
-            "created_at": created_at,
-            "expires_at": expires_at,
-        }
         with self._unique(f"API token {token_id!r} exists"), self._write() as conn:
-            admin.add_api_token(conn, row, actor)
+            admin.add_api_token(
+                conn,
+                token_id=token_id,
+                secret_sha256=secret_sha256,
+                role=role,
+                created_at=created_at,
+                expires_at=expires_at,
+                actor=actor,
+            )
 
     def api_token_role(
         self, *, token_id: str, secret_sha256: bytes, now: datetime | None = None

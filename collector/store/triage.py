@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, case, func, insert, or_, select, update
+from sqlalchemy import Row, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from collector.paging import Listing, Page
@@ -179,11 +179,10 @@ def _comment_item(comment_id: int, values: Any) -> dict[str, object]:
 
 def rule_counts(conn: Connection) -> dict[str, dict[str, object]]:
     """Per rule id: alerts raised (total), open now, and the last match; one grouped scan."""
-    is_open = case((_alerts.c.status == "open", 1), else_=0)
     query = select(
         _alerts.c.rule_id,
         func.count().label("total"),
-        func.coalesce(func.sum(is_open), 0).label("open"),
+        func.count().filter(_alerts.c.status == "open").label("open"),
         func.max(_alerts.c.last_seen).label("last_match"),
     ).group_by(_alerts.c.rule_id)
     return {

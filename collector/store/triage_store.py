@@ -24,9 +24,6 @@ class TriageStore(StoreBase):
         with self._read() as conn:
             return triage.get_alert(conn, alert_id)
 
-    def alert_exists(self, alert_id: int) -> bool:
-        return self.get_alert(alert_id) is not None
-
     def assign_alert(
         self, alert_id: int, assignee: str | None, *, by: str, now: datetime | None = None
     ) -> bool:

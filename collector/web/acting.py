@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Header, HTTPException, Request
 
@@ -31,11 +32,25 @@ def acting(request: Request) -> Acting:
 
 
 def require(request: Request, role: str) -> Acting:
-    """The person acting, if their role includes `role`; else 403."""
+    """The person acting, if their role includes `role`; else 403. A change must come from
+    one of our own pages: a form another site posts through the browser is refused."""
     who = acting(request)
     if not role_allows(who.role, role):
         raise HTTPException(status_code=403, detail=f"needs role {role}, you have {who.role}")
+    if request.method not in ("GET", "HEAD") and not same_origin(request):
+        raise HTTPException(status_code=403, detail="refused: the form came from another site")
     return who
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a browser says this request comes from a page of ours: Sec-Fetch-Site, else
+    Origin (our pages send no referrer, so a browser's Origin may be "null": refused). A
+    client that sends neither (curl, scripts) is not a browser acting for someone."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def api_actor(authorization: Annotated[str | None, Header()] = None) -> str:

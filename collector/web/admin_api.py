@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
@@ -54,7 +54,14 @@ def add_routes(
     router: APIRouter, store: Store, require: Require, ca_fingerprint: str | None
 ) -> None:
     admin_only = [Depends(require(store, "admin"))]
+    _enrollment_tokens(router, store, admin_only, ca_fingerprint)
+    _api_tokens(router, store, admin_only)
+    _agents_and_audit(router, store, admin_only)
 
+
+def _enrollment_tokens(
+    router: APIRouter, store: Store, admin_only: list[Any], ca_fingerprint: str | None
+) -> None:
     @router.get("/tokens", dependencies=admin_only)
     def tokens(request: Request) -> Response:
         """Enrollment tokens (never their secrets): group, uses, uses_left, expiry, revoked."""
@@ -84,6 +91,8 @@ def add_routes(
             raise HTTPException(status_code=404, detail=f"no enrollment token {token_id}")
         return {"token_id": token_id, "revoked": True}
 
+
+def _api_tokens(router: APIRouter, store: Store, admin_only: list[Any]) -> None:
     @router.get("/api-tokens", dependencies=admin_only)
     def api_tokens(request: Request) -> Response:
         """API tokens (never their secrets): role, created_at, expires_at, revoked."""
@@ -109,6 +118,8 @@ def add_routes(
             raise HTTPException(status_code=404, detail=f"no API token {token_id}")
         return {"token_id": token_id, "revoked": True}
 
+
+def _agents_and_audit(router: APIRouter, store: Store, admin_only: list[Any]) -> None:
     @router.post("/agents/{agent_id}/revoke", dependencies=admin_only)
     def revoke_agent(agent_id: TokenId, actor: ApiActor) -> Item:
         """Refuse the agent's envelopes from now on."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -81,9 +81,11 @@ def _missing(alert_id: int) -> HTTPException:
 
 
 def add_routes(router: APIRouter, store: Store, require: Require) -> None:
-    viewer = [Depends(require(store, "viewer"))]
-    analyst = [Depends(require(store, "analyst"))]
+    _reads(router, store, [Depends(require(store, "viewer"))])
+    _changes(router, store, [Depends(require(store, "analyst"))])
 
+
+def _reads(router: APIRouter, store: Store, viewer: list[Any]) -> None:
     @router.get("/alerts", dependencies=viewer)
     def alerts(
         request: Request,
@@ -125,6 +127,16 @@ def add_routes(router: APIRouter, store: Store, require: Require) -> None:
             raise _missing(alert_id)
         return {"items": history, "next": None}
 
+    @router.get("/alerts/{alert_id}/comments", dependencies=viewer)
+    def comments(request: Request, alert_id: AlertId) -> Response:
+        """{"items": [comment], "next": cursor}, oldest first."""
+        if store.get_alert(alert_id) is None:
+            raise _missing(alert_id)
+        listing = listing_from(request, sortable=("id",), default_sort="id")
+        return respond(request, store.alert_comments(alert_id, listing), filename="comments")
+
+
+def _changes(router: APIRouter, store: Store, analyst: list[Any]) -> None:
     @router.post("/alerts/{alert_id}/status", dependencies=analyst)
     def set_status(alert_id: AlertId, body: StatusBody, actor: ApiActor) -> Item:
         """{"id", "status", "by", "until"}; 404 if there is no alert, 422 for suppressed
@@ -154,28 +166,24 @@ def add_routes(router: APIRouter, store: Store, require: Require) -> None:
             raise _missing(alert_id)
         return stored
 
-    @router.get("/alerts/{alert_id}/comments", dependencies=viewer)
-    def comments(request: Request, alert_id: AlertId) -> Response:
-        """{"items": [comment], "next": cursor}, oldest first."""
-        if store.get_alert(alert_id) is None:
-            raise _missing(alert_id)
-        listing = listing_from(request, sortable=("id",), default_sort="id")
-        return respond(request, store.alert_comments(alert_id, listing), filename="comments")
-
     @router.post("/alerts/bulk", dependencies=analyst)
     def bulk(body: BulkBody, actor: ApiActor) -> JSONResponse:
         """The same change to each of `ids`: {"changed": [id], "missing": [id]}."""
         now = datetime.now(UTC)
-        if body.status is None and (body.until is not None or body.reason):
-            raise TriageError("status", "until and reason go with a status")
-        status = (
-            None
-            if body.status is None
-            else status_change(body.status, body.until, body.reason, now=now)
-        )
-        assigning = "assignee" in body.model_fields_set
-        change = BulkChange(
-            status=status, assign=assigning, assignee=assignee(body.assignee) if assigning else None
-        )
+        change = _bulk_change(body, now)
         result = store.bulk_change_alerts(alert_ids(body.ids), change, by=actor, now=now)
         return JSONResponse({"changed": result.changed, "missing": result.missing})
+
+
+def _bulk_change(body: BulkBody, now: datetime) -> BulkChange:
+    if body.status is None and (body.until is not None or body.reason):
+        raise TriageError("status", "until and reason go with a status")
+    status = (
+        None
+        if body.status is None
+        else status_change(body.status, body.until, body.reason, now=now)
+    )
+    # A field left out leaves the assignee alone; null (or "") gives the alerts to nobody.
+    if "assignee" not in body.model_fields_set:
+        return BulkChange(status=status)
+    return BulkChange(status=status, assign=True, assignee=assignee(body.assignee))

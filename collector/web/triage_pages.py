@@ -123,28 +123,35 @@ def _alert_id(text: str) -> int:
         raise HTTPException(status_code=404, detail=f"no alert {text[:40]!r}") from None
 
 
+def _show_alert(
+    request: Request, store: Store, render: Render, number: int, error: str = ""
+) -> HTMLResponse:
+    """The alert's page; with `error`, the form that failed says why (422)."""
+    who = require(request, "viewer")
+    alert = store.get_alert(number)
+    if alert is None:
+        raise HTTPException(status_code=404, detail=f"no alert {number}")
+    listing = listing_from(request, sortable=("id",), default_sort="id")
+    comments = store.alert_comments(number, listing)
+    activity = store.page_audit(AuditFilter(target=f"alert:{number}"), _ACTIVITY)
+    response = render(
+        "alert.html",
+        alert=alert,
+        history=store.alert_history_of(number) or [],
+        comments=comments.items,
+        next_href=next_link(request, comments),
+        activity=activity.items,
+        statuses=ALERT_STATUSES,
+        error=error,
+        can_triage=role_allows(who.role, "analyst"),
+    )
+    response.status_code = 422 if error else 200
+    return response
+
+
 def _alert_pages(router: APIRouter, store: Store, render: Render) -> None:
-    def show(request: Request, number: int, error: str = "", status: int = 200) -> HTMLResponse:
-        who = require(request, "viewer")
-        alert = store.get_alert(number)
-        if alert is None:
-            raise HTTPException(status_code=404, detail=f"no alert {number}")
-        listing = listing_from(request, sortable=("id",), default_sort="id")
-        comments = store.alert_comments(number, listing)
-        activity = store.page_audit(AuditFilter(target=f"alert:{number}"), _ACTIVITY)
-        response = render(
-            "alert.html",
-            alert=alert,
-            history=store.alert_history_of(number) or [],
-            comments=comments.items,
-            next_href=next_link(request, comments),
-            activity=activity.items,
-            statuses=ALERT_STATUSES,
-            error=error,
-            can_triage=role_allows(who.role, "analyst"),
-        )
-        response.status_code = status
-        return response
+    def show(request: Request, number: int, error: str = "") -> HTMLResponse:
+        return _show_alert(request, store, render, number, error)
 
     @router.get("/alerts/{number}")
     def alert(request: Request, number: str) -> HTMLResponse:
@@ -155,7 +162,7 @@ def _alert_pages(router: APIRouter, store: Store, render: Render) -> None:
         try:
             found = attempt(who.actor)
         except TriageError as exc:
-            return show(request, number, error=str(exc), status=422)
+            return show(request, number, error=str(exc))
         if not found:
             raise HTTPException(status_code=404, detail=f"no alert {number}")
         return RedirectResponse(f"/alerts/{number}", status_code=303)

@@ -174,3 +174,19 @@ def test_hostile_strings_are_escaped_in_the_triage_pages(
     reflected = client.get("/alerts?rule=%22%3E%3Cb%3E&host=%3Cscript%3E").text
     assert "<b>" not in reflected and "<script>" not in reflected
     assert 'value="&#34;&gt;&lt;b&gt;"' in reflected
+
+
+def test_a_form_posted_from_another_site_is_refused(client: TestClient, store: Store) -> None:
+    seed_alerts(store, 1)
+    for headers in [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://testserver"},
+    ]:
+        response = client.post("/alerts/1/assign", data={"assignee": "mallory"}, headers=headers)
+        assert response.status_code == 403, headers
+    for headers in [{"Origin": "http://testserver"}, {"Sec-Fetch-Site": "same-origin"}]:
+        ours = client.post("/alerts/1/assign", data={"assignee": "alice"}, headers=headers)
+        assert ours.status_code == 200, headers  # followed the redirect to the alert
+    assert [e["after"]["assignee"] for e in audit(store)] == ["alice", "alice"]
