@@ -174,6 +174,9 @@ alerts = Table(
     Index("ix_alerts_rule_id_id", "rule_id", "id"),
     Index("ix_alerts_host_name_id", "host_name", "id"),
     Index("ix_alerts_count_id", "count", "id"),
+    # The triage queue, open alerts most severe first: SQLite's planner (without STAT4)
+    # would otherwise sort every open alert; PostgreSQL walks level_rank's index.
+    Index("ix_alerts_status_level_rank_id", "status", "level_rank", "id"),
     # The rules page's grouped counts read this index alone, never the table.
     Index("ix_alerts_rule_status_last_seen", "rule_id", "status", "last_seen"),
 )

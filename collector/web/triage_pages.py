@@ -20,12 +20,12 @@ from collector.store.triage_values import (
     AlertFilter,
     BulkChange,
     TriageError,
-    alert_id,
     alert_ids,
     assignee,
     comment,
     status_change,
 )
+from collector.store.triage_values import alert_id as parse_alert_id
 from collector.web.acting import require
 from collector.web.auth import role_allows
 from collector.web.links import first_link, next_link, query_string, sort_links
@@ -118,7 +118,7 @@ def _until(text: str) -> datetime | None:
 
 def _alert_id(text: str) -> int:
     try:
-        return alert_id(text)
+        return parse_alert_id(text)
     except TriageError:
         raise HTTPException(status_code=404, detail=f"no alert {text[:40]!r}") from None
 

@@ -69,6 +69,9 @@ def test_a_bad_token_request_is_shown_again_with_why(client: TestClient, store: 
         assert response.status_code == 422, data
         assert 'id="form-error"' in response.text, data
     assert store.list_enrollment_tokens() == [] and audit(store) == []
+    client.post("/tokens", data={"group": "<script>alert(1)</script>", "uses": "1"})
+    page = client.get("/tokens").text
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 def test_tokens_are_revoked_from_the_list(client: TestClient, store: Store) -> None:

@@ -124,3 +124,42 @@ def test_admin_routes_answer_4xx_at_worst(
         no_5xx(test_client.post(f"/api/v1/{path}", json=body, headers=headers))
     no_5xx(test_client.post(f"/alerts/{token_id}/comments", data={"text": "x"}))
     no_5xx(test_client.get(f"/alerts/{token_id}"))
+
+
+forms = st.dictionaries(
+    st.sampled_from(
+        [
+            "alert_id",
+            "do",
+            "status",
+            "until",
+            "reason",
+            "assignee",
+            "back",
+            "text",
+            "group",
+            "uses",
+            "expires_in_hours",
+            "role",
+        ]
+    ),
+    st.text(max_size=30) | st.sampled_from(["status", "assign", "suppressed", "9999-12-31T23:59"]),
+    max_size=6,
+)
+
+
+@SETTINGS
+@given(form=forms, alert_id=ids)
+def test_page_forms_answer_4xx_at_worst(
+    client: tuple[TestClient, dict[str, str]], form: dict[str, str], alert_id: str
+) -> None:
+    test_client, _ = client
+    for path in [
+        "/alerts/bulk",
+        f"/alerts/{alert_id}/status",
+        f"/alerts/{alert_id}/assign",
+        "/tokens",
+        "/api-tokens",
+    ]:
+        response = test_client.post(path, data=form, follow_redirects=False)
+        assert response.status_code < 500, (path, response.text)
