@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -29,9 +29,8 @@ from collector.retention import Retention
 from collector.server import split_address, start
 from collector.store import Store
 from collector.store.engine import StoreUnavailable
-from collector.store.people import audit
-from collector.web.auth import mint_api_token
-from wire import tokens
+from collector.web import token_admin
+from collector.web.token_admin import cli_actor
 
 log = logging.getLogger("shadowai.collector")
 EX_UNAVAILABLE = 69  # sysexits.h: the database (a service we need) cannot be reached
@@ -268,7 +267,7 @@ def _tokens(args: argparse.Namespace) -> int:
         return _tokens_create(args)
     return _list_or_revoke(
         args,
-        ("enrollment token", "enrollment_token"),
+        "enrollment token",
         Store.list_enrollment_tokens,
         Store.revoke_enrollment_token,
     )
@@ -277,28 +276,22 @@ def _tokens(args: argparse.Namespace) -> int:
 def _api_tokens(args: argparse.Namespace) -> int:
     if args.action == "create":
         return _api_tokens_create(args)
-    return _list_or_revoke(
-        args, ("API token", "api_token"), Store.list_api_tokens, Store.revoke_api_token
-    )
+    return _list_or_revoke(args, "API token", Store.list_api_tokens, Store.revoke_api_token)
 
 
 def _list_or_revoke(
     args: argparse.Namespace,
-    kind: tuple[str, str],
+    what: str,
     listing: Callable[[Store], list[dict[str, object]]],
     revoke: Callable[..., bool],
 ) -> int:
     """`list` prints one JSON line per token; `revoke TOKEN_ID` refuses it from now on.
-    `kind`: how messages and the audit log name the token."""
-    what, name = kind
+    `what`: how messages name the token; the store audits the revocation."""
     store = _open_store(args)
     try:
         if args.action == "revoke":
-            now = datetime.now(UTC)
-            if not revoke(store, args.token_id, now=now):
+            if not revoke(store, args.token_id, now=datetime.now(UTC), actor=cli_actor()):
                 raise CollectorError(f"no {what} {args.token_id!r}")
-            target = f"{name.replace('_', '-')}:{args.token_id}"
-            audit(store, accounts.ACTOR, f"{name}.revoke", target, None, {"revoked": True}, now)
             return 0
         for item in listing(store):
             print(json.dumps(item))
@@ -308,50 +301,41 @@ def _list_or_revoke(
 
 
 def _tokens_create(args: argparse.Namespace) -> int:
-    if args.uses < 1:
-        raise CollectorError(f"--uses {args.uses}: must be at least 1")
     data_dir = _data_dir(args)
-    pki = ensure_pki(data_dir / "pki", names=server_names([]), now=datetime.now(UTC))
-    token = tokens.mint(pki.ca_fingerprint)
     now = datetime.now(UTC)
-    expires = now + timedelta(hours=args.expires_in) if args.expires_in > 0 else None
+    pki = ensure_pki(data_dir / "pki", names=server_names([]), now=now)
     store = _open_store(args)
     try:
-        store.add_enrollment_token(
-            token_id=token.token_id,
-            secret_sha256=token.secret_sha256,
+        token = token_admin.create_enrollment_token(
+            store,
+            ca_fingerprint=pki.ca_fingerprint,
             group=args.group,
-            created_at=now,
-            expires_at=expires,
+            uses=args.uses,
+            expires_in_hours=max(args.expires_in, 0.0),  # negative meant never, as before
+            actor=cli_actor(),
+            now=now,
         )
-        if args.uses > 1:
-            store.limit_enrollment_token(token.token_id, max_uses=args.uses)
     finally:
         store.close()
-    print(token)
+    print(token.text)
     return 0
 
 
 def _api_tokens_create(args: argparse.Namespace) -> int:
     if args.expires_in < 0:
         raise CollectorError(f"--expires-in {args.expires_in}: days, 0 for never")
-    text, token_id, secret_sha256 = mint_api_token()
-    now = datetime.now(UTC)
-    expires = now + timedelta(days=args.expires_in) if args.expires_in > 0 else None
     store = _open_store(args)
     try:
-        store.add_api_token(
-            token_id=token_id,
-            secret_sha256=secret_sha256,
+        token = token_admin.create_api_token(
+            store,
             role=args.role,
-            created_at=now,
-            expires_at=expires,
+            expires_in_hours=args.expires_in * 24,
+            actor=cli_actor(),
+            now=datetime.now(UTC),
         )
-        after = {"role": args.role, "expires_at": None if expires is None else expires.isoformat()}
-        audit(store, accounts.ACTOR, "api_token.create", f"api-token:{token_id}", None, after, now)
     finally:
         store.close()
-    print(text)
+    print(token.text)
     return 0
 
 
@@ -367,7 +351,7 @@ def _agents(args: argparse.Namespace) -> int:
     store = _open_store(args)
     try:
         if args.action == "revoke":
-            if not store.revoke_agent(args.agent_id):
+            if not store.revoke_agent(args.agent_id, actor=cli_actor()):
                 raise CollectorError(f"no agent {args.agent_id!r}")
             return 0
         for agent in store.list_agents():

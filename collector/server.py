@@ -155,6 +155,7 @@ def start(
         access=access or AccessSettings(),
         hosts=_served(http_sock, allowed_hosts),
         metrics=metrics.render,
+        ca_fingerprint=None if pki is None else pki.ca_fingerprint,
     )
     listeners = [_start_http(app, http_sock)]
     if metrics_address is not None:

@@ -19,6 +19,7 @@ from collector.store import writes as _writes  # its fast executemany; writes im
 from collector.store.inventory import clean_text, dedup_sha256
 from collector.store.lifecycle import SYSTEM, Current, Transition, on_end, on_match
 from collector.store.records import NewAlert
+from collector.store.triage_values import level_rank
 
 _alerts, _changes = schema.alerts, schema.alert_changes
 _CHUNK = 500
@@ -76,7 +77,10 @@ def apply_matches(conn: Connection, alerts: Sequence[NewAlert]) -> None:
 
 
 def _clean(values: dict[str, object]) -> dict[str, object]:
-    return {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items()}
+    cleaned = {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items()}
+    if isinstance(cleaned.get("level"), str):
+        cleaned["level_rank"] = level_rank(str(cleaned["level"]))
+    return cleaned
 
 
 def _advance(current: Current | None, transition: Transition) -> Current:
@@ -98,6 +102,7 @@ def _new_row(key: bytes, alert: NewAlert) -> dict[str, object]:
         "rule_id": clean_text(alert.rule_id),
         "rule_title": clean_text(alert.rule_title),
         "level": clean_text(alert.level),
+        "level_rank": level_rank(alert.level),
         "status": "open",
         "agent_id": alert.agent_id,
         "host_name": clean_text(alert.host_name),

@@ -154,6 +154,18 @@ def counters(conn: Connection, agent_id: str | None = None) -> dict[str, dict[st
     return result
 
 
+def counters_of(conn: Connection, agent_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """counters() of these agents only: what one page of the agents list shows."""
+    table = schema.delivery_counters
+    result: dict[str, dict[str, int]] = {}
+    if not agent_ids:
+        return result
+    query = select(table.c.agent_id, table.c.name, table.c.count.label("n"))
+    for row in conn.execute(query.where(table.c.agent_id.in_(sorted(set(agent_ids))))):
+        result.setdefault(row.agent_id, {})[row.name] = int(row.n)
+    return result
+
+
 def list_refusals(
     conn: Connection, *, agent_id: str | None, limit: int, before_id: int | None
 ) -> list[Item]:

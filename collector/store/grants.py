@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, Select, insert, select, update
 from sqlalchemy.engine import Connection
 
 from collector.store import schema
@@ -71,29 +72,34 @@ def usable(conn: Connection, *, token_id: str, secret_sha256: bytes, now: dateti
     return limits.revoked_at is None and int(limits.uses) < int(limits.max_uses)
 
 
-def list_enrollment(conn: Connection) -> list[Item]:
+def enrollment_query() -> Select[Any]:
     tokens, uses = schema.enrollment_tokens, schema.enrollment_token_uses
-    query = (
-        select(tokens, uses.c.max_uses, uses.c.uses, uses.c.revoked_at)
-        .outerjoin(uses, uses.c.token_id == tokens.c.token_id)
-        .order_by(tokens.c.created_at, tokens.c.id)
+    return select(tokens, uses.c.max_uses, uses.c.uses, uses.c.revoked_at).outerjoin(
+        uses, uses.c.token_id == tokens.c.token_id
     )
-    items = []
-    for r in conn.execute(query):
-        single = r.max_uses is None
-        items.append(
-            {
-                "token_id": r.token_id,
-                "group": r.group_name,
-                "created_at": iso(r.created_at),
-                "expires_at": iso(r.expires_at),
-                "last_used_at": iso(r.used_at),
-                "max_uses": 1 if single else int(r.max_uses),
-                "uses": (1 if r.used_at is not None else 0) if single else int(r.uses),
-                "revoked": r.revoked_at is not None,
-            }
-        )
-    return items
+
+
+def list_enrollment(conn: Connection) -> list[Item]:
+    tokens = schema.enrollment_tokens
+    query = enrollment_query().order_by(tokens.c.created_at, tokens.c.id)
+    return [enrollment_item(r) for r in conn.execute(query)]
+
+
+def enrollment_item(r: Row[Any]) -> Item:
+    single = r.max_uses is None
+    max_uses = 1 if single else int(r.max_uses)
+    used = (1 if r.used_at is not None else 0) if single else int(r.uses)
+    return {
+        "token_id": r.token_id,
+        "group": r.group_name,
+        "created_at": iso(r.created_at),
+        "expires_at": iso(r.expires_at),
+        "last_used_at": iso(r.used_at),
+        "max_uses": max_uses,
+        "uses": used,
+        "uses_left": max(0, max_uses - used),
+        "revoked": r.revoked_at is not None,
+    }
 
 
 def revoke_enrollment(conn: Connection, token_id: str, now: datetime) -> bool:
@@ -108,34 +114,32 @@ def revoke_enrollment(conn: Connection, token_id: str, now: datetime) -> bool:
     return True
 
 
+def api_query() -> Select[Any]:
+    tokens, revoked = schema.api_tokens, schema.api_token_revocations
+    return select(
+        tokens.c.id,
+        tokens.c.token_id,
+        tokens.c.role,
+        tokens.c.created_at,
+        tokens.c.expires_at,
+        revoked.c.revoked_at,
+    ).outerjoin(revoked, revoked.c.token_id == tokens.c.token_id)
+
+
 def list_api(conn: Connection) -> list[Item]:
-    tokens, revoked, expiry = (
-        schema.api_tokens,
-        schema.api_token_revocations,
-        schema.api_token_expiry,
-    )
-    query = (
-        select(
-            tokens.c.token_id,
-            tokens.c.role,
-            tokens.c.created_at,
-            revoked.c.revoked_at,
-            expiry.c.expires_at,
-        )
-        .outerjoin(revoked, revoked.c.token_id == tokens.c.token_id)
-        .outerjoin(expiry, expiry.c.token_id == tokens.c.token_id)
-        .order_by(tokens.c.created_at, tokens.c.id)
-    )
-    return [
-        {
-            "token_id": r.token_id,
-            "role": r.role,
-            "created_at": iso(r.created_at),
-            "expires_at": iso(r.expires_at),
-            "revoked": r.revoked_at is not None,
-        }
-        for r in conn.execute(query)
-    ]
+    tokens = schema.api_tokens
+    query = api_query().order_by(tokens.c.created_at, tokens.c.id)
+    return [api_item(r) for r in conn.execute(query)]
+
+
+def api_item(r: Row[Any]) -> Item:
+    return {
+        "token_id": r.token_id,
+        "role": r.role,
+        "created_at": iso(r.created_at),
+        "expires_at": iso(r.expires_at),
+        "revoked": r.revoked_at is not None,
+    }
 
 
 def add_api(
@@ -149,22 +153,22 @@ def add_api(
 ) -> None:
     conn.execute(
         insert(schema.api_tokens).values(
-            token_id=token_id, secret_sha256=secret_sha256, role=role, created_at=created_at
+            token_id=token_id,
+            secret_sha256=secret_sha256,
+            role=role,
+            created_at=created_at,
+            expires_at=expires_at,
         )
     )
-    if expires_at is not None:
-        conn.execute(
-            insert(schema.api_token_expiry).values(token_id=token_id, expires_at=expires_at)
-        )
 
 
 def api_role(conn: Connection, *, token_id: str, secret_sha256: bytes, now: datetime) -> str | None:
     """The role of a token whose secret matches, not revoked and not expired; else None."""
-    tokens, expiry = schema.api_tokens, schema.api_token_expiry
+    tokens = schema.api_tokens
     row = conn.execute(
-        select(tokens.c.secret_sha256, tokens.c.role, expiry.c.expires_at)
-        .outerjoin(expiry, expiry.c.token_id == tokens.c.token_id)
-        .where(tokens.c.token_id == token_id)
+        select(tokens.c.secret_sha256, tokens.c.role, tokens.c.expires_at).where(
+            tokens.c.token_id == token_id
+        )
     ).first()
     if row is None or not hmac.compare_digest(bytes(row.secret_sha256), secret_sha256):
         return None

@@ -47,4 +47,9 @@ def _after(
     for column, value in zip(reversed(columns[:-1]), reversed(values[:-1]), strict=True):
         beyond = column < value if descending else column > value
         clause = or_(beyond, and_(column == value, clause))
-    return clause
+    if len(columns) == 1:
+        return clause
+    # The OR alone is a filter to both planners, read row by row from the start of the
+    # index; this redundant bound on the first column makes it where the range starts.
+    first, start = columns[0], values[0]
+    return and_(first <= start if descending else first >= start, clause)

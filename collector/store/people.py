@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from collector.store import audit as audit_log
 from collector.store import schema
 from collector.store.queries import iso
 
@@ -237,18 +238,11 @@ def add_audit(
     actor: str,
     action: str,
     target: str,
-    before: object,
-    after: object,
+    before: audit_log.Fields | None,
+    after: audit_log.Fields | None,
 ) -> None:
-    conn.execute(
-        insert(schema.audit_log).values(
-            at=at,
-            actor=actor,
-            action=action,
-            target=target,
-            before=None if before is None else json.dumps(before, sort_keys=True),
-            after=None if after is None else json.dumps(after, sort_keys=True),
-        )
+    audit_log.record(
+        conn, actor=actor, action=action, target=target, before=before, after=after, at=at
     )
 
 
@@ -274,8 +268,8 @@ def audit(
     actor: str,
     action: str,
     target: str,
-    before: object,
-    after: object,
+    before: audit_log.Fields | None,
+    after: audit_log.Fields | None,
     now: datetime,
 ) -> None:
     """Write one audit entry: who (`user:alice`, `api-token:ID`, `cli`), did what, to what,

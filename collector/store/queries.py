@@ -121,27 +121,29 @@ def list_alerts(conn: Connection, *, status: str | None, limit: int | None) -> l
         query = query.where(_alerts.c.status == status)
     if limit is not None:
         query = query.limit(limit)
-    return [
-        {
-            "id": r.id,
-            "rule_id": r.rule_id,
-            "rule_title": r.rule_title,
-            "level": r.level,
-            "status": r.status,
-            "agent_id": r.agent_id,
-            "host.name": r.host_name,
-            "summary": r.summary,
-            "count": r.count,
-            "event_seq": r.event_seq,
-            "first_seen": iso(r.first_seen),
-            "last_seen": iso(r.last_seen),
-            "status_by": r.status_by,
-            "status_at": iso(r.status_at),
-            "status_reason": r.status_reason,
-            "suppressed_until": iso(r.suppressed_until),
-        }
-        for r in conn.execute(query)
-    ]
+    return [alert_item(r) for r in conn.execute(query)]
+
+
+def alert_item(r: Row[Any]) -> Item:
+    return {
+        "id": r.id,
+        "rule_id": r.rule_id,
+        "rule_title": r.rule_title,
+        "level": r.level,
+        "status": r.status,
+        "agent_id": r.agent_id,
+        "host.name": r.host_name,
+        "summary": r.summary,
+        "count": r.count,
+        "event_seq": r.event_seq,
+        "first_seen": iso(r.first_seen),
+        "last_seen": iso(r.last_seen),
+        "status_by": r.status_by,
+        "status_at": iso(r.status_at),
+        "status_reason": r.status_reason,
+        "suppressed_until": iso(r.suppressed_until),
+        "assignee": r.assignee,
+    }
 
 
 def list_events(conn: Connection, *, limit: int, dataset: str | None) -> list[Item]:

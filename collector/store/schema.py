@@ -77,6 +77,7 @@ api_tokens = Table(
     Column("secret_sha256", LargeBinary, nullable=False),
     Column("role", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),  # NULL: until revoked
 )
 
 agents = Table(
@@ -161,8 +162,34 @@ alerts = Table(
     Column("status_at", UTCDateTime),
     Column("status_reason", Text),
     Column("suppressed_until", UTCDateTime),
+    # Triage (collector/store/triage.py): who works on it, and the level as a number so
+    # that "most severe first" is an index walk (collector.store.triage_values.level_rank).
+    Column("assignee", Text),
+    Column("level_rank", Integer, nullable=False, default=0),
     Index("ix_alerts_status_last_seen", "status", "last_seen"),
     Index("ix_alerts_agent_subject", "agent_id", "subject_sha256"),
+    # One index per sort of the triage listing, each ending in the id that makes the key
+    # unique: a page is an index range, however deep (docs/performance.md, issue 11).
+    Index("ix_alerts_last_seen_id", "last_seen", "id"),
+    Index("ix_alerts_first_seen_id", "first_seen", "id"),
+    Index("ix_alerts_level_rank_id", "level_rank", "id"),
+    Index("ix_alerts_rule_id_id", "rule_id", "id"),
+    Index("ix_alerts_host_name_id", "host_name", "id"),
+    Index("ix_alerts_count_id", "count", "id"),
+    # The triage queue, open alerts most severe first: SQLite's planner (without STAT4)
+    # would otherwise sort every open alert; PostgreSQL walks level_rank's index.
+    Index("ix_alerts_status_level_rank_id", "status", "level_rank", "id"),
+    # The rules page's grouped counts read this index alone, never the table.
+    Index("ix_alerts_rule_status_last_seen", "rule_id", "status", "last_seen"),
+)
+# Most alerts have no assignee: indexing only those that do keeps the index small and tells
+# SQLite's planner that one assignee is a few rows (a full index made it walk last_seen).
+Index(
+    "ix_alerts_assignee_id",
+    alerts.c.assignee,
+    alerts.c.id,
+    sqlite_where=alerts.c.assignee.is_not(None),
+    postgresql_where=alerts.c.assignee.is_not(None),
 )
 
 hosts = Table(
@@ -340,25 +367,31 @@ login_failures = Table(
     Column("last_failure_at", UTCDateTime, nullable=False),
 )
 
-# A token without a row here never expires (those created before expiry existed).
-api_token_expiry = Table(
-    "api_token_expiry",
+# Analysts' notes on an alert, oldest first on its page.
+alert_comments = Table(
+    "alert_comments",
     metadata,
     _id(),
-    Column("token_id", Text, nullable=False, unique=True),
-    Column("expires_at", UTCDateTime, nullable=False),
+    Column("alert_id", Id, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Index("ix_alert_comments_alert_id", "alert_id", "id"),
 )
 
-# Who changed what and when: before and after as JSON text (NULL where there is none).
+# Every change a person or a token made (collector/store/audit.py): written in the change's
+# own transaction, so a change without its row (or a row without its change) cannot exist.
 audit_log = Table(
     "audit_log",
     metadata,
     _id(),
     Column("at", UTCDateTime, nullable=False),
-    Column("actor", Text, nullable=False),
-    Column("action", Text, nullable=False),
-    Column("target", Text, nullable=False),
-    Column("before", Text),
-    Column("after", Text),
-    Index("ix_audit_log_at", "at"),
+    Column("actor", Text, nullable=False),  # "user:alice", "api-token:<id>", "cli:root"
+    Column("action", Text, nullable=False),  # "alert.status", "api_token.create", ...
+    Column("target", Text, nullable=False),  # "alert:42", "agent:<id>", ...
+    Column("before", Text),  # JSON of the changed fields as they were; NULL for a creation
+    Column("after", Text),  # JSON of the changed fields as they are now
+    Index("ix_audit_log_actor_id", "actor", "id"),
+    Index("ix_audit_log_action_id", "action", "id"),
+    Index("ix_audit_log_target_id", "target", "id"),
 )

@@ -8,32 +8,36 @@ from interleaving one agent's chain.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from collector.errors import CollectorError
 from collector.governance.correlations import Tally, WindowEntry
 from collector.store import (
+    admin,
     alerting,
     correlation,
     delivery,
     grants,
     migrate,
-    people,
     queries,
     schema,
+    triage,
     upkeep,
     writes,
 )
-from collector.store.engine import WRITE_OPTION, StoreUnavailable, create_store_engine, shown_url
+from collector.store.admin_store import AdminStore
+from collector.store.engine import StoreUnavailable, create_store_engine, shown_url
 from collector.store.inventory import clean_text
-from collector.store.lifecycle import STATUSES, check_change
+from collector.store.lifecycle import STATUSES
+from collector.store.people_store import PeopleStore
 from collector.store.records import AgentRecord, AgentState, Gap, NewAlert, StoredEvent
+from collector.store.triage_store import TriageStore
+from collector.store.triage_values import TriageError, status_change
 
 ALERT_STATUSES = STATUSES
 log = logging.getLogger(__name__)
@@ -43,10 +47,7 @@ class ConcurrentUpdate(CollectorError):
     """Another replica advanced this agent's seq first (or revoked it); nothing was stored."""
 
 
-class Store:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
+class Store(TriageStore, AdminStore, PeopleStore):
     @classmethod
     def open(cls, url: str, *, schema: str | None = None) -> Store:
         """Connect and upgrade the tables to the newest revision (collector.store.migrate).
@@ -70,18 +71,6 @@ class Store:
     def close(self) -> None:
         self._engine.dispose()
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn, conn.begin():
-            yield conn
-
     # enrollment tokens
 
     def add_enrollment_token(
@@ -92,16 +81,21 @@ class Store:
         group: str,
         created_at: datetime,
         expires_at: datetime | None,
+        max_uses: int = 1,
+        actor: str | None = None,
     ) -> None:
-        row = {
-            "token_id": token_id,
-            "secret_sha256": secret_sha256,
-            "group_name": group,
-            "created_at": created_at,
-            "expires_at": expires_at,
-        }
+        """Store a token that may enroll `max_uses` agents; with `actor`, audited."""
         with self._unique(f"enrollment token {token_id!r} exists"), self._write() as conn:
-            conn.execute(insert(schema.enrollment_tokens).values(row))
+            admin.add_enrollment_token(
+                conn,
+                token_id=token_id,
+                secret_sha256=secret_sha256,
+                group=group,
+                created_at=created_at,
+                expires_at=expires_at,
+                max_uses=max_uses,
+                actor=actor,
+            )
 
     def redeem_enrollment_token(
         self, *, token_id: str, secret_sha256: bytes, now: datetime
@@ -125,17 +119,19 @@ class Store:
         with self._read() as conn:
             return grants.list_enrollment(conn)
 
-    def revoke_enrollment_token(self, token_id: str, *, now: datetime) -> bool:
+    def revoke_enrollment_token(
+        self, token_id: str, *, now: datetime, actor: str | None = None
+    ) -> bool:
         with self._write() as conn:
-            return grants.revoke_enrollment(conn, token_id, now)
+            return admin.revoke_enrollment_token(conn, token_id, now, actor)
 
     def list_api_tokens(self) -> list[dict[str, object]]:
         with self._read() as conn:
             return grants.list_api(conn)
 
-    def revoke_api_token(self, token_id: str, *, now: datetime) -> bool:
+    def revoke_api_token(self, token_id: str, *, now: datetime, actor: str | None = None) -> bool:
         with self._write() as conn:
-            return grants.revoke_api(conn, token_id, now)
+            return admin.revoke_api_token(conn, token_id, now, actor)
 
     # agents
 
@@ -171,14 +167,12 @@ class Store:
             rows = conn.execute(select(agents).order_by(agents.c.enrolled_at, agents.c.id))
             return [queries.agent_state(row) for row in rows]
 
-    def revoke_agent(self, agent_id: str) -> bool:
+    def revoke_agent(
+        self, agent_id: str, *, actor: str | None = None, now: datetime | None = None
+    ) -> bool:
         """Refuse this agent's envelopes from now on; False if there is no such agent."""
-        agents = schema.agents
         with self._write() as conn:
-            result = conn.execute(
-                update(agents).where(agents.c.agent_id == agent_id).values(revoked=True)
-            )
-            return result.rowcount == 1
+            return admin.revoke_agent(conn, agent_id, now or datetime.now(UTC), actor)
 
     # ingest
 
@@ -343,14 +337,16 @@ class Store:
         reason: str = "",
         now: datetime | None = None,
     ) -> bool:
-        """Change an alert's status and record who and when; False if there is no such alert.
-        ValueError for an unknown status, or suppressed without a future `until`."""
+        """Change an alert's status and record who and when, in its history and the audit
+        log; False if there is no such alert. ValueError (TriageError) for an unknown
+        status, or suppressed without a future `until`."""
         at = now or datetime.now(UTC)
-        refused = check_change(status, until, at)
-        if refused is not None:
-            raise ValueError(refused)
+        try:
+            change = status_change(status, until, reason, now=at)
+        except TriageError as exc:
+            raise ValueError(exc.reason) from None
         with self._write() as conn:
-            return alerting.set_status(conn, alert_id, status, by, at, reason, until)
+            return triage.change_status(conn, alert_id, change, by, at)
 
     def alert_history(self, alert_id: int) -> list[dict[str, object]]:
         """Every status change of the alert, oldest first: status, by, at, reason, until."""
@@ -395,16 +391,19 @@ class Store:
         role: str,
         created_at: datetime,
         expires_at: datetime | None = None,
+        actor: str | None = None,
     ) -> None:
-        """Keep a token's digest and role; `expires_at` None: it never expires."""
+        """Store a token for `role`, valid until `expires_at` (None: until revoked); with
+        `actor`, audited."""
         with self._unique(f"API token {token_id!r} exists"), self._write() as conn:
-            grants.add_api(
+            admin.add_api_token(
                 conn,
                 token_id=token_id,
                 secret_sha256=secret_sha256,
                 role=role,
                 created_at=created_at,
                 expires_at=expires_at,
+                actor=actor,
             )
 
     def api_token_role(
@@ -414,110 +413,6 @@ class Store:
         at = now or datetime.now(UTC)
         with self._read() as conn:
             return grants.api_role(conn, token_id=token_id, secret_sha256=secret_sha256, now=at)
-
-    # people: dashboard users, sessions, failed logins, audit (collector/store/people.py)
-
-    def add_user(self, *, username: str, role: str, password_hash: str, now: datetime) -> None:
-        with self._unique(f"user {username!r} exists"), self._write() as conn:
-            people.add_user(
-                conn, username=username, role=role, password_hash=password_hash, now=now
-            )
-
-    def get_user(self, username: str) -> people.User | None:
-        with self._read() as conn:
-            return people.user(conn, username)
-
-    def list_users(self) -> list[dict[str, object]]:
-        """Every user without the password hash, by name."""
-        with self._read() as conn:
-            return people.list_users(conn)
-
-    def set_user_disabled(self, username: str, disabled: bool) -> bool | None:
-        """The previous value (None: no such user); disabling ends the user's sessions."""
-        with self._write() as conn:
-            return people.set_disabled(conn, username, disabled)
-
-    def set_password_hash(self, username: str, password_hash: str) -> bool:
-        """Replace the hash and end the user's sessions; False if there is no such user."""
-        with self._write() as conn:
-            return people.set_password_hash(conn, username, password_hash)
-
-    def record_login(self, user_id: int, *, now: datetime, rehashed: str | None = None) -> None:
-        with self._write() as conn:
-            people.record_login(conn, user_id, now, rehashed)
-
-    def add_session(
-        self,
-        *,
-        token_sha256: bytes,
-        user_id: int,
-        csrf_token: str,
-        now: datetime,
-        expires_at: datetime,
-    ) -> None:
-        with self._write() as conn:
-            people.add_session(
-                conn,
-                token_sha256=token_sha256,
-                user_id=user_id,
-                csrf_token=csrf_token,
-                now=now,
-                expires_at=expires_at,
-            )
-
-    def get_session(self, token_sha256: bytes) -> people.SessionRow | None:
-        with self._read() as conn:
-            return people.session(conn, token_sha256)
-
-    def touch_session(self, token_sha256: bytes, *, now: datetime) -> None:
-        with self._write() as conn:
-            people.touch_session(conn, token_sha256, now)
-
-    def end_session(self, token_sha256: bytes) -> bool:
-        with self._write() as conn:
-            return people.end_session(conn, token_sha256)
-
-    def purge_sessions(self, *, now: datetime, idle: timedelta, forget: timedelta) -> None:
-        """Drop sessions past their limits and failed-login counts older than `forget`."""
-        with self._write() as conn:
-            people.purge(conn, now, idle, forget)
-
-    def login_failures(self, keys: Sequence[str]) -> dict[str, tuple[int, datetime]]:
-        """key -> (failures, last failure) for the keys that have any."""
-        with self._read() as conn:
-            return people.failures(conn, keys)
-
-    def add_login_failure(
-        self, keys: Sequence[str], *, now: datetime, forget: timedelta
-    ) -> dict[str, int]:
-        """Count one failed login under each key; the new counts."""
-        with self._write() as conn:
-            return {key: people.add_failure(conn, key, now, forget) for key in keys}
-
-    def clear_login_failures(self, key: str) -> None:
-        with self._write() as conn:
-            people.clear_failures(conn, key)
-
-    def add_audit_entry(
-        self,
-        *,
-        at: datetime,
-        actor: str,
-        action: str,
-        target: str,
-        before: object = None,
-        after: object = None,
-    ) -> None:
-        """One audit log entry; use collector.store.people.audit."""
-        with self._write() as conn:
-            people.add_audit(
-                conn, at=at, actor=actor, action=action, target=target, before=before, after=after
-            )
-
-    def list_audit_entries(self, *, limit: int = 100) -> list[dict[str, object]]:
-        """Newest first."""
-        with self._read() as conn:
-            return people.list_audit(conn, limit)
 
     # upkeep: retention, health and fleet figures
 
@@ -536,11 +431,3 @@ class Store:
         """(agents enrolled and not revoked, those of them seen since `online_since`)."""
         with self._read() as conn:
             return upkeep.agent_counts(conn, online_since)
-
-    @staticmethod
-    @contextmanager
-    def _unique(what: str) -> Iterator[None]:
-        try:
-            yield
-        except IntegrityError as exc:
-            raise CollectorError(f"{what}: {exc.orig}") from None

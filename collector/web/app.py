@@ -6,20 +6,31 @@ threadpool; the store's engine pools connections across those threads.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from pydantic import BaseModel
 
 from collector.paging import BadListing
-from collector.store import ALERT_STATUSES, AgentState, Store
-from collector.web import delivery_api, export_api, login, observe
+from collector.store import AgentState, Store
+from collector.store.triage_values import TriageError
+from collector.web import (
+    admin_api,
+    admin_pages,
+    delivery_api,
+    export_api,
+    login,
+    observe,
+    rules_pages,
+    triage_api,
+    triage_pages,
+)
 from collector.web.auth import bearer_token, parse_api_token, role_allows
 from collector.web.guard import Guard
 from collector.web.hosts import HostAllowList
@@ -27,21 +38,15 @@ from collector.web.login import Logins
 from collector.web.passwords import Passwords
 from collector.web.session import AccessSettings, current_viewer
 from collector.web.throttle import ThrottlePolicy
+from collector.web.token_admin import AdminError
 
 # Anything list-of-mappings shaped; the governance side decides the keys (id, title, ...).
 RulesSummary = Callable[[], Sequence[Mapping[str, object]]]
 RulesStatus = Callable[[], Mapping[str, object]]  # last good load, error, expired exceptions
 Item = dict[str, object]
 Items = dict[str, list[Item]]
-AlertStatus = Literal["open", "acknowledged", "resolved", "suppressed"]
 
 _HERE = Path(__file__).parent
-
-
-class StatusChange(BaseModel):
-    status: AlertStatus
-    until: datetime | None = None  # required for suppressed, and only for it
-    reason: str = ""
 
 
 def create_app(
@@ -55,8 +60,10 @@ def create_app(
     passwords: Passwords | None = None,
     throttle: ThrottlePolicy | None = None,
     metrics: observe.Scrape | None = None,
+    ca_fingerprint: str | None = None,
 ) -> FastAPI:
-    """The collector's HTTP app.
+    """The collector's HTTP app; `ca_fingerprint` (of the CA agents pin) lets admins create
+    enrollment tokens from the pages and the API.
 
     Dashboard pages need a login session (collector/web/guard.py); every /api/v1/ call
     needs a bearer API token. `hosts` (default: loopback names on any port) are the Host
@@ -84,6 +91,11 @@ def create_app(
     async def bad_listing(request: Request, exc: BadListing) -> Response:
         return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=400)
 
+    @app.exception_handler(TriageError)
+    @app.exception_handler(AdminError)
+    async def bad_value(request: Request, exc: TriageError | AdminError) -> Response:
+        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=422)
+
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     logins = Logins(store, passwords or Passwords(), settings, throttle or ThrottlePolicy(), clock)
     login_routes = APIRouter(include_in_schema=False)
@@ -91,8 +103,8 @@ def create_app(
     login.add_routes(login_routes, logins, lambda name, ctx: render(env, name, ctx, has_rules))
     app.include_router(login_routes)
     app.include_router(observe.router(store, metrics))  # /healthz, /metrics
-    app.include_router(_pages(store, rules_summary, rules_status))
-    app.include_router(_api(store, rules_summary, rules_status), prefix="/api/v1")
+    app.include_router(_pages(store, rules_summary, rules_status, ca_fingerprint))
+    app.include_router(_api(store, rules_summary, rules_status, ca_fingerprint), prefix="/api/v1")
     return app
 
 
@@ -100,7 +112,10 @@ def create_app(
 
 
 def _pages(
-    store: Store, rules_summary: RulesSummary | None, rules_status: RulesStatus | None
+    store: Store,
+    rules_summary: RulesSummary | None,
+    rules_status: RulesStatus | None,
+    ca_fingerprint: str | None,
 ) -> APIRouter:
     router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
     env = _environment()
@@ -126,21 +141,10 @@ def _pages(
     def processes() -> HTMLResponse:
         return page("processes.html", processes=store.list_processes())
 
-    @router.get("/alerts")
-    def alerts(status: str | None = None) -> HTMLResponse:
-        chosen = status if status in ALERT_STATUSES else None
-        rows = store.list_alerts(status=chosen)
-        return page("alerts.html", alerts=rows, status=chosen, statuses=ALERT_STATUSES)
-
+    triage_pages.add_pages(router, store, page)
     if rules_summary is not None:
-        summary = rules_summary
-
-        @router.get("/rules")
-        def rules() -> HTMLResponse:
-            rows = [dict(rule) for rule in summary()]
-            status = dict(rules_status()) if rules_status is not None else {}
-            return page("rules.html", rules=rows, columns=_columns(rows), status=status)
-
+        rules_pages.add_page(router, store, page, rules_summary, rules_status)
+    admin_pages.add_pages(router, store, page, ca_fingerprint)
     return router
 
 
@@ -166,16 +170,14 @@ def _environment() -> Environment:
         loader=FileSystemLoader(_HERE / "templates"), autoescape=True, undefined=StrictUndefined
     )
     env.filters.update(
-        count=human_count, bytes=human_bytes, short_sha=short_sha, when=when, text=text
+        count=human_count,
+        bytes=human_bytes,
+        short_sha=short_sha,
+        when=when,
+        text=text,
+        json_text=json_text,
     )
     return env
-
-
-def _columns(rows: list[Item]) -> list[str]:
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    return list(columns)
 
 
 def text(value: object) -> str:
@@ -185,6 +187,11 @@ def text(value: object) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(text(item) for item in value)
     return str(value)
+
+
+def json_text(value: object) -> str:
+    """Changed fields of an audit entry as compact JSON; empty for none."""
+    return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def human_count(value: object) -> str:
@@ -251,21 +258,20 @@ def _require(store: Store, required: str) -> Callable[..., str]:
 
 
 def _api(
-    store: Store, rules_summary: RulesSummary | None, rules_status: RulesStatus | None
+    store: Store,
+    rules_summary: RulesSummary | None,
+    rules_status: RulesStatus | None,
+    ca_fingerprint: str | None,
 ) -> APIRouter:
     """Every GET answers {"items": [...]}: room for paging later without breaking clients."""
     router = APIRouter()
     _inventory_api(router, store)
-    _alerts_api(router, store, rules_summary, rules_status)
-    delivery_api.add_routes(router, store, _require)  # refusals, collector events, tokens
+    triage_api.add_routes(router, store, _require)  # alerts: list, triage, bulk
+    rules_pages.add_routes(router, store, _require, rules_summary, rules_status)
+    admin_api.add_routes(router, store, _require, ca_fingerprint)  # tokens, audit
+    delivery_api.add_routes(router, store, _require)  # refusals, collector events
     export_api.add_routes(router, store, _require)  # CycloneDX of the fleet or a host
     return router
-
-
-def _who(authorization: Annotated[str | None, Header()] = None) -> str:
-    """Who changes an alert: the API token's id (its secret never leaves the header)."""
-    parsed = parse_api_token(bearer_token(authorization) or "")
-    return f"api-token:{parsed[0]}" if parsed is not None else "api"
 
 
 def _inventory_api(router: APIRouter, store: Store) -> None:
@@ -304,58 +310,6 @@ def _inventory_api(router: APIRouter, store: Store) -> None:
                 for s in store.list_agents()
             ]
         }
-
-
-def _alerts_api(
-    router: APIRouter,
-    store: Store,
-    rules_summary: RulesSummary | None,
-    rules_status: RulesStatus | None,
-) -> None:
-    viewer = [Depends(_require(store, "viewer"))]
-    analyst = [Depends(_require(store, "analyst"))]
-
-    @router.get("/alerts", dependencies=viewer)
-    def alerts(status: AlertStatus | None = None) -> Items:
-        """{"items": [alert]}: most recently seen first, optionally of one status."""
-        return {"items": store.list_alerts(status=status)}
-
-    @router.post("/alerts/{alert_id}/status", dependencies=analyst)
-    def set_status(alert_id: int, change: StatusChange, who: Annotated[str, Depends(_who)]) -> Item:
-        """{"id", "status", "by", "until"} of the changed alert; 404 if there is none, 422 for
-        suppressed without a future until (or until on another status)."""
-        until = change.until
-        if until is not None and until.tzinfo is None:
-            raise HTTPException(status_code=422, detail="until needs a time zone (UTC: ...Z)")
-        try:
-            changed = store.set_alert_status(
-                alert_id, change.status, by=who, until=until, reason=change.reason
-            )
-        except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
-        if not changed:
-            raise HTTPException(status_code=404, detail=f"no alert {alert_id}")
-        shown = None if until is None else until.isoformat()
-        return {"id": alert_id, "status": change.status, "by": who, "until": shown}
-
-    @router.get("/alerts/{alert_id}/history", dependencies=viewer)
-    def alert_history(alert_id: int) -> Items:
-        """{"items": [{status, by, at, reason, until}]}: every status change, oldest first."""
-        return {"items": store.alert_history(alert_id)}
-
-    @router.get("/rules/status", dependencies=viewer)
-    def rules_state() -> Item:
-        """The rule set's last good load, its last reload error, and expired exceptions."""
-        if rules_status is None:
-            raise HTTPException(status_code=404, detail="no live rule set")
-        return dict(rules_status())
-
-    @router.get("/rules", dependencies=viewer)
-    def rules() -> Items:
-        """{"items": [rule summary]}; 404 when this collector was given no rules."""
-        if rules_summary is None:
-            raise HTTPException(status_code=404, detail="no rule set loaded")
-        return {"items": [dict(rule) for rule in rules_summary()]}
 
 
 def agent_item(state: AgentState) -> Item:

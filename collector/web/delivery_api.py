@@ -1,4 +1,4 @@
-"""API routes for delivery: refused envelopes, collector events, tokens and revocation.
+"""API routes for delivery: refused envelopes and collector events.
 
 Listings page with `?limit=N&cursor=C` and answer `{"items": [...], "next": C|null}`.
 """
@@ -6,7 +6,6 @@ Listings page with `?limit=N&cursor=C` and answer `{"items": [...], "next": C|nu
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -33,7 +32,6 @@ def _cursor(cursor: str | None) -> int | None:
 
 def add_routes(router: APIRouter, store: Store, require: Require) -> None:
     viewer = [Depends(require(store, "viewer"))]
-    admin = [Depends(require(store, "admin"))]
 
     @router.get("/refusals", dependencies=viewer)
     def refusals(
@@ -56,30 +54,3 @@ def add_routes(router: APIRouter, store: Store, require: Require) -> None:
             agent_id=agent_id, limit=limit, before_id=_cursor(cursor)
         )
         return _page(items, limit)
-
-    @router.post("/agents/{agent_id}/revoke", dependencies=admin)
-    def revoke_agent(agent_id: str) -> Item:
-        if not store.revoke_agent(agent_id):
-            raise HTTPException(status_code=404, detail=f"no agent {agent_id}")
-        return {"agent_id": agent_id, "revoked": True}
-
-    @router.get("/tokens", dependencies=admin)
-    def tokens() -> Page:
-        """Enrollment tokens (never their secrets): group, uses, expiry, revoked."""
-        return {"items": store.list_enrollment_tokens(), "next": None}
-
-    @router.post("/tokens/{token_id}/revoke", dependencies=admin)
-    def revoke_token(token_id: str) -> Item:
-        if not store.revoke_enrollment_token(token_id, now=datetime.now(UTC)):
-            raise HTTPException(status_code=404, detail=f"no enrollment token {token_id}")
-        return {"token_id": token_id, "revoked": True}
-
-    @router.get("/api-tokens", dependencies=admin)
-    def api_tokens() -> Page:
-        return {"items": store.list_api_tokens(), "next": None}
-
-    @router.post("/api-tokens/{token_id}/revoke", dependencies=admin)
-    def revoke_api_token(token_id: str) -> Item:
-        if not store.revoke_api_token(token_id, now=datetime.now(UTC)):
-            raise HTTPException(status_code=404, detail=f"no API token {token_id}")
-        return {"token_id": token_id, "revoked": True}

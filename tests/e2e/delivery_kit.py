@@ -118,10 +118,16 @@ class Api:
         self._headers = {"Authorization": f"Bearer {token}"}
 
     def items(self, path: str, **params: Any) -> list[dict[str, Any]]:
-        reply = httpx.get(self._base + path, headers=self._headers, params=params, timeout=20)
-        assert reply.status_code == 200, reply.text
-        items: list[dict[str, Any]] = reply.json()["items"]
-        return items
+        """Every item of a listing, following its `next` cursor page after page."""
+        items: list[dict[str, Any]] = []
+        while True:
+            reply = httpx.get(self._base + path, headers=self._headers, params=params, timeout=20)
+            assert reply.status_code == 200, reply.text
+            body = reply.json()
+            items += body["items"]
+            if body.get("next") is None:
+                return items
+            params = {**params, "cursor": body["next"]}
 
     def models(self) -> list[str]:
         return sorted(str(m["file.path"]) for m in self.items("api/v1/models"))

@@ -1,4 +1,5 @@
-"""Signing in to the dashboard in tests: a user in the store, a login through the real form.
+"""What the web tests share: signing in through the real login form, API tokens for a role,
+and a fleet of alerts to triage.
 
 `PASSWORDS` is real argon2id with small parameters, so that a login costs a millisecond;
 apps under test get it through `create_app(..., passwords=PASSWORDS)`.
@@ -7,14 +8,19 @@ apps under test get it through `create_app(..., passwords=PASSWORDS)`.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import httpx
 from argon2 import PasswordHasher
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from playwright.sync_api import Page
 
-from collector.store import Store
+from collector.store import NewAlert, Store
+from collector.web.auth import mint_api_token
 from collector.web.passwords import Passwords
 
 PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
@@ -22,6 +28,8 @@ PASSWORD = "correct horse battery staple"
 BASE_URL = "http://localhost"  # a Host the app answers to (TestClient's own is testserver)
 Client = TypeVar("Client", bound=httpx.Client)
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+LEVELS = ["low", "high", "critical", "medium"]
 
 
 def add_user(
@@ -66,3 +74,46 @@ def browser_log_in(page: Page, url: str, username: str, password: str = PASSWORD
     page.fill("#password", password)
     with page.expect_navigation():
         page.click("#login button[type=submit]")
+
+
+@contextmanager
+def dashboard(app: FastAPI, store: Store, *, username: str, role: str) -> Iterator[TestClient]:
+    """A client of `app` signed in through the login form as `username` with `role` (the app
+    must have been made with `passwords=PASSWORDS`)."""
+    with TestClient(app, base_url=BASE_URL) as client:
+        if store.get_user(username) is None:
+            add_user(store, username, role)
+        reply = log_in(client, username)
+        assert reply.status_code == 303, reply.text
+        # Posts as the page's forms make them: with the session's CSRF token.
+        client.headers["X-CSRF-Token"] = csrf_of(client.get("/").text)
+        yield client
+
+
+def bearer(store: Store, role: str) -> dict[str, str]:
+    token, token_id, digest = mint_api_token()
+    store.add_api_token(token_id=token_id, secret_sha256=digest, role=role, created_at=NOW)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_id_of(headers: dict[str, str]) -> str:
+    return headers["Authorization"].split("_")[1]
+
+
+def seed_alerts(store: Store, count: int, *, title: str = "Rule") -> None:
+    store.raise_alerts(
+        [
+            NewAlert(
+                rule_id=f"rule-{i % 3}",
+                rule_title=f"{title} {i % 3}",
+                level=LEVELS[i % 4],
+                agent_id=f"agent-{i % 5}",
+                host_name=f"laptop-{i % 5}",
+                dedup_key=f"k{i}",
+                event_seq=i,
+                summary=f"/models/{i}.gguf",
+                at=NOW - timedelta(minutes=count - i),
+            )
+            for i in range(count)
+        ]
+    )
