@@ -18,7 +18,9 @@ CA = "cd" * 32
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(store, ca_fingerprint=CA)) as test_client:
+    with TestClient(
+        create_app(store, ca_fingerprint=CA), base_url="http://localhost"
+    ) as test_client:
         yield test_client
 
 
@@ -130,7 +132,7 @@ def test_bad_token_requests_are_422_with_the_field(client: TestClient, store: St
 
 
 def test_without_a_ca_enrollment_tokens_are_409(store: Store) -> None:
-    with TestClient(create_app(store)) as client:
+    with TestClient(create_app(store), base_url="http://localhost") as client:
         response = client.post("/api/v1/tokens", json={}, headers=bearer(store, "admin"))
     assert response.status_code == 409
 

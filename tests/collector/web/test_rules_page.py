@@ -87,8 +87,11 @@ def test_each_rule_shows_what_it_raised_and_sorts_by_it(store: Store, tmp_path: 
         [NewAlert(rule_id, "gguf", "high", "a", "h", f"k{i}", i, "s", at) for i in range(3)]
     )
     store.set_alert_status(1, "resolved", by="user:alice")
-    app = create_app(store, rules_summary=lambda: rules_summary(live.current()))
-    with TestClient(app) as client:
+    app = create_app(
+        store, rules_summary=lambda: rules_summary(live.current()), passwords=PASSWORDS
+    )
+    with TestClient(app, base_url=BASE_URL) as client:
+        sign_in(client, store, "viewer")
         page = client.get("/rules?sort=-alerts_total").text
         first = page.index(f'data-rule-id="{rule_id}"')
         assert first < page.index('data-rule-id="77777777-7777-4777-8777-777777777777"')

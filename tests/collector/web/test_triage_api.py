@@ -20,7 +20,7 @@ BIGGEST = 2**63 - 1
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(store)) as test_client:
+    with TestClient(create_app(store), base_url="http://localhost") as test_client:
         yield test_client
 
 

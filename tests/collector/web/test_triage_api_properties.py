@@ -59,7 +59,9 @@ bodies = st.dictionaries(
 @pytest.fixture
 def client(store: Store) -> Iterator[tuple[TestClient, dict[str, str]]]:
     seed_alerts(store, 3)
-    with TestClient(create_app(store, ca_fingerprint="ab" * 32)) as test_client:
+    with TestClient(
+        create_app(store, ca_fingerprint="ab" * 32), base_url="http://localhost"
+    ) as test_client:
         yield test_client, bearer(store, "admin")
 
 

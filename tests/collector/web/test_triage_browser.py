@@ -22,7 +22,7 @@ from tests.collector.web.test_dashboard_browser import (
     STARTUP_LIMIT_S,
     _require_chromium,
 )
-from tests.collector.web.web_kit import seed_alerts
+from tests.collector.web.web_kit import PASSWORDS, add_user, browser_log_in, seed_alerts
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +32,8 @@ def served(tmp_path: Path, seed_fleet: Callable[[Store], Any]) -> Iterator[tuple
     store = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
     seed_fleet(store)
     seed_alerts(store, 4)
-    app = create_app(store, ca_fingerprint="ab" * 32)
+    add_user(store, "alice", "admin")
+    app = create_app(store, ca_fingerprint="ab" * 32, passwords=PASSWORDS)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -74,7 +75,7 @@ def test_acknowledge_and_assign_in_bulk_then_comment(served: tuple[str, Store]) 
     base, store = served
 
     def work(page: Page) -> None:
-        page.goto(f"{base}/alerts?status=open")
+        browser_log_in(page, f"{base}/alerts?status=open", "alice")
         page.check('input[name="alert_id"][value="1"]')
         page.check('input[name="alert_id"][value="2"]')
         page.select_option('#bulk select[name="status"]', "acknowledged")
@@ -101,7 +102,7 @@ def test_create_a_token_once_and_revoke_it(served: tuple[str, Store]) -> None:
     base, store = served
 
     def work(page: Page) -> None:
-        page.goto(f"{base}/tokens")
+        browser_log_in(page, f"{base}/tokens", "alice")
         page.fill('#create-token input[name="group"]', "lab")
         page.fill('#create-token input[name="uses"]', "2")
         page.click("#create-token button")
