@@ -48,6 +48,17 @@ class Cursor:
         self.pos += n
         return self.buf[start : start + n]
 
+    def refill(self, at: int) -> bool:
+        """Buffer the next chunk from `at`; False when there is none (the data ends there, or
+        the reader gives nothing), which take and byte then report."""
+        if at >= self.end:
+            return False
+        buf = self.read_at(at, min(_CHUNK, self.end - at))
+        if not buf:
+            return False
+        self.buf, self.buf_at = buf, at
+        return True
+
     def skip(self, n: int, what: str) -> None:
         if self.pos + n > self.end:
             self._past_end(n, what)

@@ -3,7 +3,6 @@ of the numpy shapes and dtypes those values describe."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -102,9 +101,12 @@ def array_elements(shape: Value) -> int | None:
     """The element count of a shape tuple of natural numbers, else None."""
     if not isinstance(shape, tuple | list):
         return None
-    if not all(type(d) is int and d >= 0 for d in shape):
-        return None
-    return math.prod(d for d in shape if isinstance(d, int))
+    count = 1
+    for d in shape:
+        if type(d) is not int or d < 0:
+            return None
+        count *= d
+    return count
 
 
 def dtype_string(dtype: Value) -> str | None:

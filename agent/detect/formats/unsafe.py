@@ -6,6 +6,7 @@ A name neither allowed nor denied is suspicious: loading it runs code we have no
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ def _match(name: str, exact: dict[str, str], starred: tuple[str, ...]) -> int:
     return best
 
 
+# Pure, and asked about the same few hundred names in every pickle of a scan; bounded, since
+# the names come from the files.
+@functools.lru_cache(maxsize=4096)
 def verdict(name: str, qualname: str | None = None) -> Verdict:
     """Classify one import ("module.qualname"); `qualname` is the part after the module when
     known, so that attribute paths (pathlib + "os.system") are judged by where they lead."""
@@ -100,6 +104,8 @@ def judge(risk: str | None, *groups: Iterable[str]) -> Judgement:
 
 def merge(*judgements: Judgement) -> Judgement:
     """Several parts of one file: the worst risk, every reason."""
+    if len(judgements) == 1:
+        return judgements[0]  # its reasons are combined already
     return judge(worst(*(j.risk for j in judgements)), *(j.reasons for j in judgements))
 
 

@@ -64,6 +64,14 @@ def every_member(read_at: ReadAt, size: int, fmt: str = FORMAT) -> tuple[Archive
         archive = read_archive(read_at, size, fmt)
     except FormatError:
         archive = None
+    return with_local_members(read_at, size, archive, fmt)
+
+
+def with_local_members(
+    read_at: ReadAt, size: int, archive: Archive | None, fmt: str = FORMAT
+) -> tuple[Archive, list[Member]]:
+    """every_member for a caller that has read the central directory already (None: it is
+    missing or was refused), so that it is not read twice."""
     central = {m.header_offset: m for m in archive.members} if archive is not None else {}
     head = read_at(0, min(size, 4096))
     first = head.find(LOCAL_SIG)
