@@ -7,6 +7,7 @@ A pickle is reported when it imports ML libraries (scikit-learn, XGBoost, torch,
 
 from __future__ import annotations
 
+import functools
 import re
 
 from agent.detect.formats import ModelInfo, ReadAt, sevenzip
@@ -69,15 +70,47 @@ def claims(head: bytes, size: int) -> bool:
     to the pytorch reader."""
     if is_legacy_head(head):
         return False
-    if ps.looks_like_pickle(head, size, _CLAIM_OPCODES) or is_zip_head(head):
+    if _walked_first(head) is not None or _claim_walk(head, size, _CLAIM_OPCODES):
+        return True
+    if is_zip_head(head):
         return True
     if sevenzip.claims(head):
         return True
     stream = compression(head)
     if stream is not None:
-        inflated = inflate_head(head, stream)
-        return len(inflated) < 16 or ps.looks_like_pickle(inflated) or bool(_embedded(inflated))
+        inflated, ended = inflate_head(head, stream)
+        if len(inflated) < 16 or _claim_walk(inflated, None, walk_on=ended):
+            return True
+        return bool(_embedded(inflated))
     return _embedded(head) is not None
+
+
+# The last head whose claim walk read a whole pickle, with what it read: parse, asked next
+# about the same file, starts from there instead of walking that pickle again (most pickles
+# that carry a payload are that short). Both are pure and the head is compared by content,
+# so the memo changes no answer, and threads sharing it cannot mix files up.
+_walked: tuple[bytes, int, ps.PickleScan] | None = None
+
+
+def _claim_walk(
+    head: bytes, size: int | None, max_opcodes: int = 256, at: int = 0, *, walk_on: bool = False
+) -> bool:
+    """looks_like_pickle of bytes that sit at `at` in their file, remembering a whole walk;
+    `walk_on` as walk_head's, and so when the head is the whole file."""
+    global _walked
+    whole = walk_on or (size is not None and len(head) >= size)
+    looks, scan = ps.walk_head(head, size, max_opcodes, _KEEP, at, walk_on=whole)
+    if scan is not None:
+        _walked = (head, at, scan)
+    return looks
+
+
+def _walked_first(head: bytes, at: int = 0) -> ps.PickleScan | None:
+    """The claim walk's scan of the pickle that starts `head` (at `at`), if it read all of it."""
+    walked = _walked
+    if walked is None or walked[1] != at or walked[0] != head:
+        return None
+    return walked[2]
 
 
 def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
@@ -88,46 +121,61 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
         return _zip_info(read_at, size)
     if sevenzip.claims(head):
         return _sevenzip_info(read_at, size)
-    if _PROTO.match(head) or ps.looks_like_pickle(head, size, _CLAIM_OPCODES):
-        return _model_info(_walk(read_at, size, 0, capped=False), size)
+    first = _walked_first(head)
+    if first is not None or _PROTO.match(head) or ps.looks_like_pickle(head, size, _CLAIM_OPCODES):
+        return _model_info(_walk(read_at, size, 0, capped=False, first=first), size)
     stream = compression(head)
     if stream is not None:
         # One inflater: the check reads its first window, which the walk then starts from.
         inflated = Inflated(read_at, size, stream)
         try:
-            first = inflated(0, 4096)
+            window = inflated(0, 4096)
         except FormatError:
             return None  # it only looked compressed
-        if ps.looks_like_pickle(first, max_opcodes=_CLAIM_OPCODES):
-            return _model_info(_walk(inflated, MAX_INFLATED, 0, capped=True), size)
+        first = _walked_first(window)
+        if first is not None or ps.looks_like_pickle(window, max_opcodes=_CLAIM_OPCODES):
+            return _model_info(_walk(inflated, MAX_INFLATED, 0, capped=True, first=first), size)
         # A compressed tar (or other wrapper) with a pickle after its header.
-        return _after_junk(inflated, MAX_INFLATED, _embedded(first), capped=True)
-    return _after_junk(read_at, size, _embedded(head), capped=False)
+        return _after_junk(inflated, MAX_INFLATED, window, capped=True)
+    return _after_junk(read_at, size, head, capped=False)
 
 
-def _after_junk(read_at: ReadAt, size: int, start: int | None, *, capped: bool) -> ModelInfo | None:
-    """A pickle found after junk counts only when it is flagged: junk that happens to walk as
-    a pickle of plain data is no model."""
+def _after_junk(read_at: ReadAt, size: int, head: bytes, *, capped: bool) -> ModelInfo | None:
+    """A pickle found after junk in the head counts only when it is flagged: junk that happens
+    to walk as a pickle of plain data is no model."""
+    start = _embedded(head)
     if start is None:
         return None
+    first = _walked_first(head[start:], start)
     try:
-        scans = _walk(read_at, size, start, capped=capped)
+        scans = _walk(read_at, size, start, capped=capped, first=first)
     except FormatError:
         return None
     info = _model_info(scans, size)
     return info if info is not None and info.risk in _FLAGGED else None
 
 
-def _walk(read_at: ReadAt, size: int, start: int, *, capped: bool) -> list[ps.PickleScan]:
+def _walk(
+    read_at: ReadAt, size: int, start: int, *, capped: bool, first: ps.PickleScan | None = None
+) -> list[ps.PickleScan]:
     """Every pickle from `start` on: loaders such as torch's legacy format read several in a
-    row, so whatever follows a STOP and walks as a pickle is read too; junk ends the walk."""
-    scans = [ps.scan(read_at, size, start, fmt=FORMAT, keep=_KEEP, joblib=True, capped=capped)]
+    row, so whatever follows a STOP and walks as a pickle is read too; junk ends the walk.
+    `first`: the first pickle's scan, when a claim walk has read all of it already."""
+    if first is None:
+        first = ps.scan(read_at, size, start, fmt=FORMAT, keep=_KEEP, joblib=True, capped=capped)
+    scans = [first]
     while len(scans) < MAX_PICKLES and scans[-1].complete:
         at = scans[-1].end
         ahead = read_at(at, min(4096, size - at)) if at < size else b""
         whole = not capped and at + len(ahead) >= size
-        if not ahead or not ps.looks_like_pickle(ahead, len(ahead) if whole else None):
+        looks, walked = ps.walk_head(
+            ahead, len(ahead) if whole else None, keep=_KEEP, at=at, walk_on=whole
+        )
+        if not looks:
             break
+        if walked is not None:  # the check read all of this pickle: no second walk
+            scans.append(walked)
+            continue
         try:
             scans.append(
                 ps.scan(read_at, size, at, fmt=FORMAT, keep=_KEEP, joblib=True, capped=capped)
@@ -140,7 +188,8 @@ def _walk(read_at: ReadAt, size: int, start: int, *, capped: bool) -> list[ps.Pi
 def _embedded(head: bytes) -> int | None:
     """Where a pickle starts after junk in the head, if anywhere."""
     for at in _candidates(head):
-        if ps.looks_like_pickle(head[at:]):
+        rest = head[at:]
+        if _walked_first(rest, at) is not None or _claim_walk(rest, None, at=at):
             return at
     return None
 
@@ -198,25 +247,38 @@ def _over(data: bytes) -> ReadAt:
 
 
 def _model_info(scans: list[ps.PickleScan], size: int) -> ModelInfo | None:
-    judgement = merge(*(judge_pickle(s) for s in scans))
+    judgement = merge(*[judge_pickle(s) for s in scans])
     imports = [name for s in scans for name in s.imports]
     ml = [name for name in imports if name.partition(".")[0] in ML_MODULES]
     if not ml and judgement.risk not in _FLAGGED:
         return None
     elements = _array_elements(scans)
-    known = {k: v for k, v in elements.items() if k != "OTHER"}
+    elements.pop("OTHER", None)
+    architecture = None
+    for s in scans:
+        architecture = _architecture(s.root, ml)
+        if architecture:
+            break
     return ModelInfo(
         format=FORMAT,
-        architecture=next((a for s in scans if (a := _architecture(s.root, ml))), None),
-        parameters=sum(known.values()) if known else None,
-        quantization=max(sorted(known.items()), key=lambda kv: kv[1])[0] if known else None,
-        tensor_count=sum(1 for s in scans for c in (*s.calls, *s.builds) if c.callee in _KEEP),
+        architecture=architecture,
+        parameters=sum(elements.values()) if elements else None,
+        quantization=max(sorted(elements.items()), key=lambda kv: kv[1])[0] if elements else None,
+        tensor_count=sum(_kept(s.calls) + _kept(s.builds) for s in scans),
         header_bytes=min(scans[-1].end, size),
         producer="joblib" if ps.JOBLIB_WRAPPER in imports else None,
         unsafe=judgement.unsafe,
         unsafe_reasons=judgement.reasons,
         risk=judgement.risk,
     )
+
+
+def _kept(calls: tuple[ps.Call, ...]) -> int:
+    """How many of a scan's calls or builds are of array classes (all, unless other callers'
+    keep sets were merged in)."""
+    if not calls:
+        return 0
+    return sum(1 for c in calls if c.callee in _KEEP)
 
 
 def _array_elements(scans: list[ps.PickleScan]) -> dict[str, int]:
@@ -251,7 +313,12 @@ def _shape_and_dtype(call: ps.Call) -> tuple[ps.Value, ps.Value]:
 
 def _dtype(value: ps.Value) -> str:
     text = ps.dtype_string(value)
-    return (dtype_name(text) if text else None) or "OTHER"
+    return _dtype_label(text) if text else "OTHER"
+
+
+@functools.lru_cache(maxsize=256)  # asked once per array, about a handful of type strings
+def _dtype_label(text: str) -> str:
+    return dtype_name(text) or "OTHER"
 
 
 def _architecture(root: ps.Value, ml: list[str]) -> str | None:

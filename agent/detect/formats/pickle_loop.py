@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from agent.detect.formats.pickle_cursor import Budget
+from agent.detect.formats.pickle_cursor import MAX_LINE, Budget
 from agent.detect.formats.pickle_values import (
     Call,
     Global,
@@ -17,6 +17,8 @@ from agent.detect.formats.pickle_values import (
     PersistentId,
     PickleDict,
     Value,
+    array_elements,
+    dtype_itemsize,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
 _I32 = struct.Struct("<i").unpack_from
 _F64 = struct.Struct(">d").unpack_from
-_UNSTORED = object()  # what memo.get answers for a key never stored
+_UNSTORED: Value = Opaque("unstored")  # what memo.get answers for a key never stored (by identity)
 _UNICODE, _BYTES = Opaque("BINUNICODE"), Opaque("BINBYTES")
 
 
@@ -51,7 +53,8 @@ def run(m: Machine) -> Value:
     try:
         while True:
             if count >= limit:
-                c.pos, r.opcodes = base + pos, count
+                # Everything is handed back, so that a caller may raise the budget and resume.
+                c.pos, r.opcodes, m.stack, m.paused = base + pos, count, stack, True
                 raise Budget(f"stopped after {count} opcodes")
             op = buf[pos] if pos < n else -1
             if op >= 0x80:
@@ -142,8 +145,12 @@ def run(m: Machine) -> Value:
                     if callee is not None and callee in keep and len(builds) < MAX_RECORDS:
                         builds.append(Call(callee, state, base + pos - 1))
                     if callee == JOBLIB_WRAPPER and m.joblib and type(state) is PickleDict:
-                        # The array bytes that follow are stepped over by the machine, which
-                        # may walk a nested pickle: hand it the walk's state and take it back.
+                        data = _raw_array_bytes(state, buf, pos, n)
+                        if data is not None and base + pos + data <= c.end:
+                            pos += data  # the array's bytes, as joblib writes them after BUILD
+                            continue
+                        # A nested pickle (an object array) or a bad wrapper: the machine's
+                        # handler steps over it; hand it the walk's state and take it back.
                         c.pos, m.at, m.stack, r.opcodes = base + pos, base + pos - 1, stack, count
                         m.skip_joblib_array(state)
                         stack, buf, base = m.stack, c.buf, c.buf_at
@@ -193,6 +200,40 @@ def run(m: Machine) -> Value:
                     target = stack[-1]
                     if type(target) is list:
                         target.append(value)
+                    pos += 1
+                    count += 1
+                    continue
+                elif op == 0x63:  # GLOBAL: two lines, as protocols 0-2 write imports
+                    eol = buf.find(b"\n", pos + 1, pos + 2 + MAX_LINE)
+                    end = buf.find(b"\n", eol + 1, eol + 2 + MAX_LINE) if eol >= 0 else -1
+                    if end >= 0:
+                        module = buf[pos + 1 : eol].decode("utf-8", "replace")
+                        name = buf[eol + 1 : end].decode("utf-8", "replace")
+                        stack.append(Global(r.import_name(module, name)))
+                        pos = end + 1
+                        count += 1
+                        continue
+                elif op == 0x70 or op == 0x67:  # PUT, GET: a decimal key on its line
+                    eol = buf.find(b"\n", pos + 1, pos + 2 + MAX_LINE)
+                    raw = buf[pos + 1 : eol] if eol >= 0 else b""
+                    if raw.isdigit() and len(raw) < 19:  # else the reference handler reads it
+                        key = int(raw)
+                        if op == 0x70 and stack:
+                            memo[key] = stack[-1]
+                            pos = eol + 1
+                            count += 1
+                            continue
+                        value = memo.get(key, _UNSTORED)
+                        if op == 0x67 and value is not _UNSTORED:
+                            stack.append(value)
+                            pos = eol + 1
+                            count += 1
+                            continue
+                elif (op == 0x64 or op == 0x6C) and marks:  # DICT, LIST
+                    items = stack
+                    stack = marks.pop()
+                    pairs = zip(items[::2], items[1::2], strict=False)
+                    stack.append(PickleDict(list(pairs)) if op == 0x64 else items)
                     pos += 1
                     count += 1
                     continue
@@ -260,6 +301,26 @@ def run(m: Machine) -> Value:
                     pos += 5
                     count += 1
                     continue
+                elif op == 0x55 and pos + 2 <= n:  # SHORT_BINSTRING
+                    end = pos + 2 + buf[pos + 1]
+                    if end <= n:
+                        stack.append(buf[pos + 2 : end].decode("utf-8", "replace"))
+                        pos = end
+                        count += 1
+                        continue
+                elif op == 0x49 or op == 0x56:  # INT, UNICODE: a line each
+                    eol = buf.find(b"\n", pos + 1, pos + 2 + MAX_LINE)
+                    raw = buf[pos + 1 : eol] if eol >= 0 else b"-"
+                    if op == 0x49 and raw.isdigit() and len(raw) < 19:  # others: the handler's
+                        stack.append(raw == b"01" if raw in (b"00", b"01") else int(raw))
+                        pos = eol + 1
+                        count += 1
+                        continue
+                    if op == 0x56 and eol >= 0 and b"\\" not in raw:  # no escape to fail on
+                        stack.append(raw.decode("raw-unicode-escape"))
+                        pos = eol + 1
+                        count += 1
+                        continue
                 elif op == 0x5D:  # EMPTY_LIST
                     stack.append([])
                     pos += 1
@@ -325,3 +386,16 @@ def run(m: Machine) -> Value:
     except IndexError:
         # Only the inline stack reads above raise it: the stack (since the last MARK) is empty.
         raise c.error(base + pos, "stack underflow") from None
+
+
+def _raw_array_bytes(state: PickleDict, buf: bytes, pos: int, n: int) -> int | None:
+    """Bytes of array data (with their padding) after a joblib wrapper's BUILD at `pos`; None
+    when Machine.skip_joblib_array must step instead: an object array's nested pickle, a
+    wrapper it refuses, a padding length not in the buffer."""
+    elements = array_elements(state.get("shape"))
+    itemsize = dtype_itemsize(state.get("dtype"))
+    if elements is None or not itemsize:
+        return None
+    if not isinstance(state.get("numpy_array_alignment_bytes"), int):
+        return elements * itemsize
+    return 1 + buf[pos] + elements * itemsize if pos < n else None

@@ -32,7 +32,7 @@ COMPUTED = "import of a computed name"
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Records:
     """What the walk keeps across nested pickles (joblib embeds one per object array)."""
 
@@ -78,14 +78,16 @@ class Machine:
         self.marks: list[list[Value]] = []
         self.memo: dict[int, Value] = {}
         self.root: Value = None
+        self.paused = False  # True: this walk (not a nested one) stopped at the opcode budget
 
     def scan(self) -> PickleScan:
-        root: Value = Opaque("unfinished")
-        stopped = None
         try:
-            root = self.run()
+            return self.result(self.run())
         except Budget as e:
-            stopped = str(e)
+            return self.result(Opaque("unfinished"), str(e))
+
+    def result(self, root: Value, stopped: str | None = None) -> PickleScan:
+        """What the walk read; `stopped` says why it ended before STOP."""
         r = self.r
         return PickleScan(
             start=self.start,
@@ -104,7 +106,9 @@ class Machine:
         )
 
     def run(self) -> Value:
-        """Walk from the cursor's position to STOP and return the root value."""
+        """Walk from the cursor's position to STOP and return the root value. After a Budget
+        with `paused` set, raising records.max_opcodes and calling run again walks on."""
+        self.paused = False
         return pickle_loop.run(self)
 
     def step(self) -> bool:

@@ -68,19 +68,22 @@ Value: TypeAlias = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """A REDUCE/NEWOBJ of a kept callable (args) or a BUILD on an object of a kept class
-    (state), at the opcode's byte offset."""
+    (state), at the opcode's byte offset. Never changed once recorded; not frozen, like
+    PickleScan, since numpy pickles record two per array."""
 
     callee: str
     value: Value
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PickleScan:
-    """What one pickle stream holds, from its first opcode to its STOP."""
+    """What one pickle stream holds, from its first opcode to its STOP. Built once at the end
+    of a walk and never changed; not frozen, since a frozen class's constructor costs three
+    times as much and one is built for every pickle scanned."""
 
     start: int
     end: int

@@ -111,8 +111,7 @@ def _parse_zip(read_at: ReadAt, size: int, archive: Archive, kind: str) -> Model
     # Every other pickle a loader might read: duplicate names, members only the local headers
     # list, constants.pkl; each is judged by its own imports.
     others = [
-        _member_judgement(read_at, archive, m, kind)
-        for m in _pickles(read_at, size, archive, data)
+        _member_judgement(read_at, archive, m, kind) for m in _pickles(read_at, size, archive, data)
     ]
     if kind == FORMAT:
         return _info(FORMAT, scan, merge(judge_pickle(scan), *others), n)
