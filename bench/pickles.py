@@ -252,6 +252,34 @@ def build_large(root: Path) -> list[tuple[Path, bool]]:
     return [(root / n, False) for n in ("forest.joblib", "forest.pkl", "weights.pt")]
 
 
+def build_checkpoints(root: Path) -> list[tuple[Path, bool]]:
+    """Checkpoints as people save them, tens of MB each, written by torch itself: state dicts
+    of a transformer encoder and a convolutional network (as zips and in the legacy format),
+    a whole pickled module and a TorchScript archive."""
+    import torch
+
+    torch.manual_seed(0)
+
+    def encoder(width: int, layers: int) -> torch.nn.TransformerEncoder:
+        layer = torch.nn.TransformerEncoderLayer(width, 4, width * 4, batch_first=True)
+        return torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    convnet, channels = [], 3
+    for width in (64, 128, 256, 512):
+        for _ in range(2):
+            conv = torch.nn.Conv2d(channels, width, 3, padding=1, bias=False)
+            convnet += [conv, torch.nn.BatchNorm2d(width), torch.nn.ReLU()]
+            channels = width
+    cnn = torch.nn.Sequential(*convnet, torch.nn.Flatten(), torch.nn.Linear(channels, 1000))
+    torch.save(encoder(384, 6).state_dict(), root / "encoder.pt")
+    torch.save(encoder(256, 4), root / "encoder-module.pt")
+    torch.save(cnn.state_dict(), root / "convnet.pth")
+    torch.save(cnn.state_dict(), root / "convnet-legacy.pth", _use_new_zipfile_serialization=False)
+    torch.jit.save(torch.jit.script(cnn), root / "convnet.torchscript")
+    names = ("encoder.pt", "encoder-module.pt", "convnet.pth", "convnet-legacy.pth")
+    return [(root / n, False) for n in (*names, "convnet.torchscript")]
+
+
 def build(root: Path) -> list[tuple[Path, bool]]:
     """Write every case under root; (path, is evil). Evil files get neutral names."""
     cases: list[tuple[Path, bool]] = []
@@ -361,23 +389,33 @@ def run() -> Iterator[str]:
         for name in ("picklescan", "modelscan"):
             if name in times:
                 ratio = times[name] / times["shadowai"]
-                yield f"  time ratio {name}/shadowai: {ratio:.1f}x (target > 1 against picklescan)"
-        large_root = Path(tmp) / "large"
-        large_root.mkdir()
-        large = build_large(large_root)
-        megabytes = sum(p.stat().st_size for p, _ in large) / 1e6
-        yield f"large benign model files: {len(large)}, {megabytes:.0f} MB"
-        large_times: dict[str, float] = {}
-        for name, tool in tools:
-            if tool is not None:
-                _, false, seconds = measure(tool, large, rounds=2)
-                large_times[name] = seconds
-                yield f"  {name:10} {seconds * 1000:.0f} ms, benign called dangerous {false}"
-        for name in ("picklescan", "modelscan"):
-            if name in large_times:
-                ratio = large_times[name] / large_times["shadowai"]
-                yield f"  time ratio {name}/shadowai on large files: {ratio:.1f}x"
+                yield f"  time ratio {name}/shadowai: {ratio:.2f}x (target > 1 against picklescan)"
+        for label, builder in (
+            ("large benign model files", build_large),
+            ("torch checkpoints", build_checkpoints),
+        ):
+            folder = Path(tmp) / builder.__name__
+            folder.mkdir()
+            yield from _benign_folder(label, builder(folder), tools)
     yield from site_packages()
+
+
+def _benign_folder(
+    label: str, cases: list[tuple[Path, bool]], tools: list[tuple[str, Verdict | None]]
+) -> Iterator[str]:
+    """Scan time and false verdicts of each tool on a folder of benign model files."""
+    megabytes = sum(p.stat().st_size for p, _ in cases) / 1e6
+    yield f"{label}: {len(cases)}, {megabytes:.0f} MB"
+    times: dict[str, float] = {}
+    for name, tool in tools:
+        if tool is not None:
+            _, false, seconds = measure(tool, cases, rounds=2)
+            times[name] = seconds
+            yield f"  {name:10} {seconds * 1000:.0f} ms, benign called dangerous {false}"
+    for name in ("picklescan", "modelscan"):
+        if name in times:
+            ratio = times[name] / times["shadowai"]
+            yield f"  time ratio {name}/shadowai on {label}: {ratio:.2f}x"
 
 
 def main() -> int:

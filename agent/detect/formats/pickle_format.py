@@ -11,6 +11,7 @@ import functools
 import re
 
 from agent.detect.formats import ModelInfo, ReadAt, sevenzip
+from agent.detect.formats import pickle_memo as memo
 from agent.detect.formats import pickle_scan as ps
 from agent.detect.formats.npz import dtype_name
 from agent.detect.formats.pickle_streams import Inflated, compression, inflate_head
@@ -70,7 +71,7 @@ def claims(head: bytes, size: int) -> bool:
     to the pytorch reader."""
     if is_legacy_head(head):
         return False
-    if _walked_first(head) is not None or _claim_walk(head, size, _CLAIM_OPCODES):
+    if memo.walked(head) is not None or _claim_walk(head, size, _CLAIM_OPCODES):
         return True
     if is_zip_head(head):
         return True
@@ -79,38 +80,24 @@ def claims(head: bytes, size: int) -> bool:
     stream = compression(head)
     if stream is not None:
         inflated, ended = inflate_head(head, stream)
+        if ended:
+            memo.keep_stream(head, inflated)
         if len(inflated) < 16 or _claim_walk(inflated, None, walk_on=ended):
             return True
         return bool(_embedded(inflated))
     return _embedded(head) is not None
 
 
-# The last head whose claim walk read a whole pickle, with what it read: parse, asked next
-# about the same file, starts from there instead of walking that pickle again (most pickles
-# that carry a payload are that short). Both are pure and the head is compared by content,
-# so the memo changes no answer, and threads sharing it cannot mix files up.
-_walked: tuple[bytes, int, ps.PickleScan] | None = None
-
-
 def _claim_walk(
     head: bytes, size: int | None, max_opcodes: int = 256, at: int = 0, *, walk_on: bool = False
 ) -> bool:
-    """looks_like_pickle of bytes that sit at `at` in their file, remembering a whole walk;
-    `walk_on` as walk_head's, and so when the head is the whole file."""
-    global _walked
+    """looks_like_pickle of bytes that sit at `at` in their file, keeping a whole walk for
+    parse; `walk_on` as walk_head's, and so when the head is the whole file."""
     whole = walk_on or (size is not None and len(head) >= size)
     looks, scan = ps.walk_head(head, size, max_opcodes, _KEEP, at, walk_on=whole)
     if scan is not None:
-        _walked = (head, at, scan)
+        memo.keep_walk(head, at, scan)
     return looks
-
-
-def _walked_first(head: bytes, at: int = 0) -> ps.PickleScan | None:
-    """The claim walk's scan of the pickle that starts `head` (at `at`), if it read all of it."""
-    walked = _walked
-    if walked is None or walked[1] != at or walked[0] != head:
-        return None
-    return walked[2]
 
 
 def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
@@ -121,18 +108,20 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
         return _zip_info(read_at, size)
     if sevenzip.claims(head):
         return _sevenzip_info(read_at, size)
-    first = _walked_first(head)
+    first = memo.walked(head)
     if first is not None or _PROTO.match(head) or ps.looks_like_pickle(head, size, _CLAIM_OPCODES):
         return _model_info(_walk(read_at, size, 0, capped=False, first=first), size)
     stream = compression(head)
     if stream is not None:
-        # One inflater: the check reads its first window, which the walk then starts from.
-        inflated = Inflated(read_at, size, stream)
+        # One inflater: the check reads its first window, which the walk then starts from;
+        # none when the claim inflated the whole stream.
+        whole = memo.inflated(head)
+        inflated = Inflated(read_at, size, stream) if whole is None else _over(whole)
         try:
             window = inflated(0, 4096)
         except FormatError:
             return None  # it only looked compressed
-        first = _walked_first(window)
+        first = memo.walked(window)
         if first is not None or ps.looks_like_pickle(window, max_opcodes=_CLAIM_OPCODES):
             return _model_info(_walk(inflated, MAX_INFLATED, 0, capped=True, first=first), size)
         # A compressed tar (or other wrapper) with a pickle after its header.
@@ -146,7 +135,7 @@ def _after_junk(read_at: ReadAt, size: int, head: bytes, *, capped: bool) -> Mod
     start = _embedded(head)
     if start is None:
         return None
-    first = _walked_first(head[start:], start)
+    first = memo.walked(head[start:], start)
     try:
         scans = _walk(read_at, size, start, capped=capped, first=first)
     except FormatError:
@@ -189,7 +178,7 @@ def _embedded(head: bytes) -> int | None:
     """Where a pickle starts after junk in the head, if anywhere."""
     for at in _candidates(head):
         rest = head[at:]
-        if _walked_first(rest, at) is not None or _claim_walk(rest, None, at=at):
+        if memo.walked(rest, at) is not None or _claim_walk(rest, None, at=at):
             return at
     return None
 

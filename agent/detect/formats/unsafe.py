@@ -98,6 +98,9 @@ class Judgement:
         return None if self.risk is None else self.risk == DANGEROUS
 
 
+_NOTHING = Judgement(NONE)
+
+
 def judge(risk: str | None, *groups: Iterable[str]) -> Judgement:
     return Judgement(risk, combine(*groups))
 
@@ -114,22 +117,27 @@ def judge_pickle(scan: PickleScan, *, unknown_is_suspicious: bool = True) -> Jud
     codes and an unfinished walk are suspicious; allowed imports alone are none."""
     denied: list[str] = []
     unknown: list[str] = []
-    qualnames = scan.qualnames if len(scan.qualnames) == len(scan.imports) else None
-    for i, name in enumerate(scan.imports):
-        v = verdict(name, qualnames[i] if qualnames is not None else None)
+    imports = scan.imports
+    qualnames: tuple[str | None, ...] = scan.qualnames
+    if len(qualnames) != len(imports):
+        qualnames = (None,) * len(imports)
+    for name, qualname in zip(imports, qualnames, strict=True):
+        v = verdict(name, qualname)
         if v is Verdict.DENIED:
             denied.append(f"dangerous import {name}")
         elif v is Verdict.UNKNOWN and unknown_is_suspicious:
             unknown.append(f"unknown import {name}")
-    computed = [f"unresolved import: {u}" for u in scan.unresolved if u.startswith(COMPUTED)]
-    other = [f"unresolved import: {u}" for u in scan.unresolved if not u.startswith(COMPUTED)]
+    computed: list[str] = []
+    other: list[str] = []
+    for u in scan.unresolved:
+        (computed if u.startswith(COMPUTED) else other).append(f"unresolved import: {u}")
     unfinished = [] if scan.complete else [f"pickle not fully scanned: {scan.stopped}"]
     if denied or computed:
         risk = DANGEROUS
     elif unknown or other or unfinished:
         risk = SUSPICIOUS
     else:
-        risk = NONE
+        return _NOTHING  # the common case: nothing to report
     return judge(risk, denied, computed, other, unknown, unfinished)
 
 
