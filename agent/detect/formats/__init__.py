@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.detect.frozen import quick_init
 from agent.detect.quantized import Packed
 
 ReadAt = Callable[[int, int], bytes]
@@ -16,6 +17,7 @@ ReadAt = Callable[[int, int], bytes]
 HEAD_BYTES = 4096
 
 
+@quick_init  # built once per model file found: see agent.detect.frozen
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model file's header says; values follow DESIGN.md's `ai.model.*` fields."""

@@ -73,6 +73,7 @@ def claims(head: bytes, size: int) -> bool:
         return False
     if memo.walked(head) is not None or _claim_walk(head, size, _CLAIM_OPCODES):
         return True
+    memo.keep_refusal(head, size)
     if is_zip_head(head):
         return True
     if sevenzip.claims(head):
@@ -109,7 +110,7 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
     if sevenzip.claims(head):
         return _sevenzip_info(read_at, size)
     first = memo.walked(head)
-    if first is not None or _PROTO.match(head) or ps.looks_like_pickle(head, size, _CLAIM_OPCODES):
+    if first is not None or _PROTO.match(head) or _looks_like_pickle(head, size):
         return _model_info(_walk(read_at, size, 0, capped=False, first=first), size)
     stream = compression(head)
     if stream is not None:
@@ -127,6 +128,11 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
         # A compressed tar (or other wrapper) with a pickle after its header.
         return _after_junk(inflated, MAX_INFLATED, window, capped=True)
     return _after_junk(read_at, size, head, capped=False)
+
+
+def _looks_like_pickle(head: bytes, size: int) -> bool:
+    """The claim's check, unless the claim made it for this head already."""
+    return not memo.refused(head, size) and ps.looks_like_pickle(head, size, _CLAIM_OPCODES)
 
 
 def _after_junk(read_at: ReadAt, size: int, head: bytes, *, capped: bool) -> ModelInfo | None:
@@ -155,7 +161,9 @@ def _walk(
     scans = [first]
     while len(scans) < MAX_PICKLES and scans[-1].complete:
         at = scans[-1].end
-        ahead = read_at(at, min(4096, size - at)) if at < size else b""
+        if at >= size:
+            break
+        ahead = read_at(at, min(4096, size - at))
         whole = not capped and at + len(ahead) >= size
         looks, walked = ps.walk_head(
             ahead, len(ahead) if whole else None, keep=_KEEP, at=at, walk_on=whole
@@ -237,11 +245,12 @@ def _over(data: bytes) -> ReadAt:
 
 def _model_info(scans: list[ps.PickleScan], size: int) -> ModelInfo | None:
     judgement = merge(*[judge_pickle(s) for s in scans])
-    imports = [name for s in scans for name in s.imports]
+    imports = scans[0].imports if len(scans) == 1 else [n for s in scans for n in s.imports]
     ml = [name for name in imports if name.partition(".")[0] in ML_MODULES]
     if not ml and judgement.risk not in _FLAGGED:
         return None
-    elements = _array_elements(scans)
+    arrays = [c for s in scans for c in (*s.calls, *s.builds) if c.callee in _KEEP]
+    elements = _array_elements(scans) if arrays else {}
     elements.pop("OTHER", None)
     architecture = None
     for s in scans:
@@ -253,21 +262,13 @@ def _model_info(scans: list[ps.PickleScan], size: int) -> ModelInfo | None:
         architecture=architecture,
         parameters=sum(elements.values()) if elements else None,
         quantization=max(sorted(elements.items()), key=lambda kv: kv[1])[0] if elements else None,
-        tensor_count=sum(_kept(s.calls) + _kept(s.builds) for s in scans),
+        tensor_count=len(arrays),
         header_bytes=min(scans[-1].end, size),
         producer="joblib" if ps.JOBLIB_WRAPPER in imports else None,
         unsafe=judgement.unsafe,
         unsafe_reasons=judgement.reasons,
         risk=judgement.risk,
     )
-
-
-def _kept(calls: tuple[ps.Call, ...]) -> int:
-    """How many of a scan's calls or builds are of array classes (all, unless other callers'
-    keep sets were merged in)."""
-    if not calls:
-        return 0
-    return sum(1 for c in calls if c.callee in _KEEP)
 
 
 def _array_elements(scans: list[ps.PickleScan]) -> dict[str, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from agent.detect.formats import pickle_loop
 from agent.detect.formats.pickle_cursor import STRUCTS, Budget, Cursor
@@ -32,19 +31,24 @@ COMPUTED = "import of a computed name"
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
 
 
-@dataclass(slots=True)
 class Records:
-    """What the walk keeps across nested pickles (joblib embeds one per object array)."""
+    """What the walk keeps across nested pickles (joblib embeds one per object array). A
+    plain class: one is built for every walk, and a dataclass's field factories cost more
+    than the walk of a small pickle's opcodes."""
 
-    keep: frozenset[str]
-    max_opcodes: int
-    opcodes: int = 0
-    imports: dict[str, str] = field(default_factory=dict)  # module.name -> name (its qualname)
-    unresolved: list[str] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
-    builds: list[Call] = field(default_factory=list)
-    persistent_ids: list[Value] = field(default_factory=list)
-    too_many_imports: bool = False
+    __slots__ = (
+        "builds", "calls", "imports", "keep", "max_opcodes", "opcodes", "persistent_ids",
+        "too_many_imports", "unresolved",
+    )  # fmt: skip
+
+    def __init__(self, keep: frozenset[str], max_opcodes: int) -> None:
+        self.keep, self.max_opcodes, self.opcodes = keep, max_opcodes, 0
+        self.imports: dict[str, str] = {}  # module.name -> name (its qualname)
+        self.unresolved: list[str] = []
+        self.calls: list[Call] = []
+        self.builds: list[Call] = []
+        self.persistent_ids: list[Value] = []
+        self.too_many_imports = False
 
     def import_name(self, module: str, name: str) -> str:
         module = _PY2_MODULES.get(module, module)
