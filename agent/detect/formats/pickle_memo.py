@@ -49,3 +49,9 @@ def keep_stream(head: bytes, data: bytes) -> None:
 def inflated(head: bytes) -> bytes | None:
     stream = _stream
     return stream[1] if stream is not None and stream[0] == head else None
+
+
+def forget() -> None:
+    """Drop every entry, as before the first claim of a scan."""
+    global _walk, _refused, _stream
+    _walk = _refused = _stream = None
