@@ -15,6 +15,7 @@ from enum import Enum
 from agent.detect.formats.pickle_machine import COMPUTED
 from agent.detect.formats.pickle_scan import PickleScan
 from agent.detect.formats.risk_rules import ALLOW, ALLOW_PATTERNS, DENY
+from agent.detect.frozen import quick_init
 
 MAX_REASONS = 20
 DANGEROUS, SUSPICIOUS, NONE = "dangerous", "suspicious", "none"
@@ -86,6 +87,7 @@ def worst(*risks: str | None) -> str | None:
     return max(risks, key=lambda r: _ORDER[r], default=None)
 
 
+@quick_init  # one per pickle judged: see agent.detect.frozen
 @dataclass(frozen=True)
 class Judgement:
     """A risk level and what was seen; `unsafe` exactly when the risk is dangerous."""

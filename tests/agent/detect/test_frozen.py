@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.detect.formats import ModelInfo
+from agent.detect.formats.unsafe import Judgement
 from agent.detect.frozen import quick_init
 from agent.detect.model import FileObservation
 
@@ -65,8 +66,8 @@ def test_it_stays_frozen_and_refuses_wrong_arguments() -> None:
         Quick("a", colour="red")  # type: ignore[call-arg]
 
 
-def test_model_records_keep_their_signatures() -> None:
-    for cls in (ModelInfo, FileObservation):
+def test_the_records_it_rebuilds_keep_their_signatures() -> None:
+    for cls in (ModelInfo, FileObservation, Judgement):
         parameters = list(inspect.signature(cls).parameters.values())
         fields = dataclasses.fields(cls)
         assert [p.name for p in parameters] == [f.name for f in fields]
