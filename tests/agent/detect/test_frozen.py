@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from agent.detect.formats import ModelInfo
 from agent.detect.formats.unsafe import Judgement
+from agent.detect.formats.ziparchive import Member
 from agent.detect.frozen import quick_init
 from agent.detect.model import FileObservation
 
@@ -67,7 +68,7 @@ def test_it_stays_frozen_and_refuses_wrong_arguments() -> None:
 
 
 def test_the_records_it_rebuilds_keep_their_signatures() -> None:
-    for cls in (ModelInfo, FileObservation, Judgement):
+    for cls in (ModelInfo, FileObservation, Judgement, Member):
         parameters = list(inspect.signature(cls).parameters.values())
         fields = dataclasses.fields(cls)
         assert [p.name for p in parameters] == [f.name for f in fields]
