@@ -1,8 +1,9 @@
 """Malicious and benign pickles built here, one evil file per bypass class: files caught, false
-verdicts and scan time for our reader, picklescan and modelscan in the same run; then the
-dangerous findings our scanner reports on this environment's site-packages (target 0).
+verdicts and scan time for our reader, picklescan and modelscan in the same run; the same
+times on large model files and on torch checkpoints; then the dangerous findings our scanner
+reports on this environment's site-packages (target 0).
 
-Run: python -m bench.pickles (about a minute; not part of `make bench`).
+Run: python -m bench.pickles (10-30 s; not part of `make bench`).
 """
 
 from __future__ import annotations
