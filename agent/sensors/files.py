@@ -454,7 +454,7 @@ def _read(f: io.FileIO, fd: int, offset: int, length: int) -> bytes:
     """Up to `length` bytes at `offset`; fewer only where the file ends."""
     parts = []
     while length > 0:
-        part = _pread(f, fd, length, offset)
+        part = os.pread(fd, length, offset) if _HAS_PREAD else _seek_read(f, length, offset)
         if not part:
             break
         parts.append(part)
@@ -463,12 +463,10 @@ def _read(f: io.FileIO, fd: int, offset: int, length: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _pread(f: io.FileIO, fd: int, length: int, offset: int) -> bytes:
-    # One system call where the OS has pread (not Windows), and no shared file position.
-    if _HAS_PREAD:
-        return os.pread(fd, length, offset)
+def _seek_read(f: io.FileIO, length: int, offset: int) -> bytes:
     f.seek(offset)
     return f.read(length) or b""
 
 
+# pread: one system call, and no shared file position; Windows has none.
 _HAS_PREAD = hasattr(os, "pread")

@@ -244,8 +244,11 @@ def _over(data: bytes) -> ReadAt:
 
 
 def _model_info(scans: list[ps.PickleScan], size: int) -> ModelInfo | None:
-    judgement = merge(*[judge_pickle(s) for s in scans])
-    imports = scans[0].imports if len(scans) == 1 else [n for s in scans for n in s.imports]
+    if len(scans) == 1:  # most files: no lists to merge
+        judgement, imports = judge_pickle(scans[0]), scans[0].imports
+    else:
+        judgement = merge(*[judge_pickle(s) for s in scans])
+        imports = tuple(n for s in scans for n in s.imports)
     ml = [name for name in imports if name.partition(".")[0] in ML_MODULES]
     if not ml and judgement.risk not in _FLAGGED:
         return None
