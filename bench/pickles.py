@@ -1,8 +1,9 @@
 """Malicious and benign pickles built here, one evil file per bypass class: files caught, false
-verdicts and scan time for our reader, picklescan and modelscan in the same run; then the
-dangerous findings our scanner reports on this environment's site-packages (target 0).
+verdicts and scan time for our reader, picklescan and modelscan in the same run; the same
+times on large model files and on torch checkpoints; then the dangerous findings our scanner
+reports on this environment's site-packages (target 0).
 
-Run: python -m bench.pickles (about a minute; not part of `make bench`).
+Run: python -m bench.pickles (10-30 s; not part of `make bench`).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from agent.sensors.files import ScanStats, observe_file, scan
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Verdict = Callable[[Path], bool]  # True: the tool calls the file dangerous
 CMD = "id"
@@ -130,6 +132,8 @@ def _evil_calls() -> dict[str, bytes]:
 
 def _evil_containers() -> dict[str, bytes]:
     """The same payload however it is wrapped, named or placed."""
+    import numpy as np
+
     payload = pickle.dumps(_Shell(), 4)
     crc = bytearray(_zip({"archive/data.pkl": payload}))
     at = crc.index(b"PK\x01\x02") + 16
@@ -165,12 +169,16 @@ def _evil_containers() -> dict[str, bytes]:
 
 
 def _npy(array: np.ndarray[Any, Any]) -> bytes:
+    import numpy as np
+
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=True)
     return buffer.getvalue()
 
 
 def _npz(array: np.ndarray[Any, Any]) -> bytes:
+    import numpy as np
+
     buffer = io.BytesIO()
     np.savez(buffer, a=array, b=np.ones(3))
     return buffer.getvalue()
@@ -182,6 +190,7 @@ def _torch_payload(payload: bytes) -> bytes:
 
 def _benign() -> dict[str, bytes]:
     """Files real packages and users write: none of them may be called dangerous."""
+    import numpy as np
     import scipy.sparse  # type: ignore[import-untyped]
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
@@ -238,6 +247,7 @@ def _torch_files() -> dict[str, bytes]:
 def build_large(root: Path) -> list[tuple[Path, bool]]:
     """Benign model files of real size: a scikit-learn forest (joblib) and a torch state dict."""
     import joblib  # type: ignore[import-untyped]
+    import numpy as np
     import torch
     from sklearn.ensemble import RandomForestClassifier  # type: ignore[import-untyped]
 
@@ -250,6 +260,34 @@ def build_large(root: Path) -> list[tuple[Path, bool]]:
     layers = [torch.nn.Linear(1024, 1024) for _ in range(12)]
     torch.save(torch.nn.Sequential(*layers).state_dict(), root / "weights.pt")
     return [(root / n, False) for n in ("forest.joblib", "forest.pkl", "weights.pt")]
+
+
+def build_checkpoints(root: Path) -> list[tuple[Path, bool]]:
+    """Checkpoints as people save them, tens of MB each, written by torch itself: state dicts
+    of a transformer encoder and a convolutional network (as zips and in the legacy format),
+    a whole pickled module and a TorchScript archive."""
+    import torch
+
+    torch.manual_seed(0)
+
+    def encoder(width: int, layers: int) -> torch.nn.TransformerEncoder:
+        layer = torch.nn.TransformerEncoderLayer(width, 4, width * 4, batch_first=True)
+        return torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    convnet, channels = [], 3
+    for width in (64, 128, 256, 512):
+        for _ in range(2):
+            conv = torch.nn.Conv2d(channels, width, 3, padding=1, bias=False)
+            convnet += [conv, torch.nn.BatchNorm2d(width), torch.nn.ReLU()]
+            channels = width
+    cnn = torch.nn.Sequential(*convnet, torch.nn.Flatten(), torch.nn.Linear(channels, 1000))
+    torch.save(encoder(384, 6).state_dict(), root / "encoder.pt")
+    torch.save(encoder(256, 4), root / "encoder-module.pt")
+    torch.save(cnn.state_dict(), root / "convnet.pth")
+    torch.save(cnn.state_dict(), root / "convnet-legacy.pth", _use_new_zipfile_serialization=False)
+    torch.jit.save(torch.jit.script(cnn), root / "convnet.torchscript")
+    names = ("encoder.pt", "encoder-module.pt", "convnet.pth", "convnet-legacy.pth")
+    return [(root / n, False) for n in (*names, "convnet.torchscript")]
 
 
 def build(root: Path) -> list[tuple[Path, bool]]:
@@ -292,18 +330,21 @@ def modelscan_tool() -> Verdict | None:
 
 
 def measure(
-    tool: Verdict, cases: list[tuple[Path, bool]], rounds: int = 3
-) -> tuple[int, int, float]:
-    """(evil files caught, benign files called dangerous, best seconds for the whole folder)."""
-    best = float("inf")
-    caught = false = 0
+    tools: dict[str, Verdict], cases: list[tuple[Path, bool]], rounds: int
+) -> dict[str, tuple[int, int, float]]:
+    """Per tool: (evil files caught, benign files called dangerous, best seconds for the whole
+    folder). The tools take turns round after round, so that a busy spell on the shared
+    machine, or the BLAS threads the corpus builder leaves spinning, falls on all alike."""
+    best = dict.fromkeys(tools, float("inf"))
+    counts: dict[str, tuple[int, int]] = {}
     for _ in range(rounds):
-        start = time.perf_counter()
-        verdicts = [(_safe(tool, path), evil) for path, evil in cases]
-        best = min(best, time.perf_counter() - start)
-        caught = sum(1 for v, evil in verdicts if v and evil)
-        false = sum(1 for v, evil in verdicts if v and not evil)
-    return caught, false, best
+        for name, tool in tools.items():
+            start = time.perf_counter()
+            verdicts = [(_safe(tool, path), evil) for path, evil in cases]
+            best[name] = min(best[name], time.perf_counter() - start)
+            caught = sum(1 for v, evil in verdicts if v and evil)
+            counts[name] = caught, sum(1 for v, evil in verdicts if v and not evil)
+    return {name: (*counts[name], best[name]) for name in tools}
 
 
 def _safe(tool: Verdict, path: Path) -> bool:
@@ -334,50 +375,56 @@ def site_packages() -> Iterator[str]:
 
 
 def run() -> Iterator[str]:
-    tools: list[tuple[str, Verdict | None]] = [
-        ("shadowai", ours),
-        ("picklescan", picklescan_tool()),
-        ("modelscan", modelscan_tool()),
-    ]
+    # The corpus is built in this process with scikit-learn and torch, whose BLAS and OpenMP
+    # threads would otherwise keep spinning on the machine's cores while the scanners are
+    # timed; set before anything loads numpy (modelscan does).
+    for threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(threads, "1")
+    found = {"shadowai": ours, "picklescan": picklescan_tool(), "modelscan": modelscan_tool()}
+    tools = {name: tool for name, tool in found.items() if tool is not None}
+    yield from (f"{name}: not installed, skipped" for name, t in found.items() if t is None)
     with tempfile.TemporaryDirectory() as tmp:
         cases = build(Path(tmp))
         evil = sum(1 for _, e in cases if e)
         yield f"pickles: {evil} evil files (one per bypass class), {len(cases) - evil} benign"
-        times: dict[str, float] = {}
-        for name, tool in tools:
-            if tool is None:
-                yield f"  {name}: not installed, skipped"
-                continue
-            caught, false, seconds = measure(tool, cases)
-            times[name] = seconds
+        results = measure(tools, cases, rounds=7)
+        for name, (caught, false, seconds) in results.items():
             yield (
                 f"  {name:10} caught {caught}/{evil}, benign called dangerous {false}, "
-                f"{seconds * 1000:.0f} ms for the folder"
+                f"{seconds * 1000:.1f} ms for the folder"
             )
-            if name == "shadowai":
-                missed = [p.name for p, e in cases if e and not _safe(tool, p)]
-                wrong = [p.name for p, e in cases if not e and _safe(tool, p)]
-                yield f"    missed: {missed or 'none'}; false: {wrong or 'none'}"
-        for name in ("picklescan", "modelscan"):
-            if name in times:
-                ratio = times[name] / times["shadowai"]
-                yield f"  time ratio {name}/shadowai: {ratio:.1f}x (target > 1 against picklescan)"
-        large_root = Path(tmp) / "large"
-        large_root.mkdir()
-        large = build_large(large_root)
-        megabytes = sum(p.stat().st_size for p, _ in large) / 1e6
-        yield f"large benign model files: {len(large)}, {megabytes:.0f} MB"
-        large_times: dict[str, float] = {}
-        for name, tool in tools:
-            if tool is not None:
-                _, false, seconds = measure(tool, large, rounds=2)
-                large_times[name] = seconds
-                yield f"  {name:10} {seconds * 1000:.0f} ms, benign called dangerous {false}"
-        for name in ("picklescan", "modelscan"):
-            if name in large_times:
-                ratio = large_times[name] / large_times["shadowai"]
-                yield f"  time ratio {name}/shadowai on large files: {ratio:.1f}x"
+        missed = [p.name for p, e in cases if e and not _safe(ours, p)]
+        wrong = [p.name for p, e in cases if not e and _safe(ours, p)]
+        yield f"    shadowai missed: {missed or 'none'}; false: {wrong or 'none'}"
+        yield from _ratios(results, "", "(target > 1 against picklescan)")
+        for label, builder in (
+            ("large benign model files", build_large),
+            ("torch checkpoints", build_checkpoints),
+        ):
+            folder = Path(tmp) / builder.__name__
+            folder.mkdir()
+            yield from _benign_folder(label, builder(folder), tools)
     yield from site_packages()
+
+
+def _benign_folder(
+    label: str, cases: list[tuple[Path, bool]], tools: dict[str, Verdict]
+) -> Iterator[str]:
+    """Scan time and false verdicts of each tool on a folder of benign model files."""
+    megabytes = sum(p.stat().st_size for p, _ in cases) / 1e6
+    yield f"{label}: {len(cases)}, {megabytes:.0f} MB"
+    results = measure(tools, cases, rounds=3)
+    for name, (_, false, seconds) in results.items():
+        yield f"  {name:10} {seconds * 1000:.1f} ms, benign called dangerous {false}"
+    yield from _ratios(results, f" on {label}", "")
+
+
+def _ratios(results: dict[str, tuple[int, int, float]], where: str, note: str) -> Iterator[str]:
+    ours_seconds = results["shadowai"][2]
+    for name in ("picklescan", "modelscan"):
+        if name in results:
+            ratio = results[name][2] / ours_seconds
+            yield f"  time ratio {name}/shadowai{where}: {ratio:.2f}x {note}".rstrip()
 
 
 def main() -> int:

@@ -9,10 +9,12 @@ import hashlib
 from dataclasses import dataclass
 
 from agent.detect.formats import ModelInfo
+from agent.detect.frozen import quick_init
 
 FINGERPRINT_HEAD_BYTES = 1 << 20
 
 
+@quick_init  # built once per model file found: see agent.detect.frozen
 @dataclass(frozen=True)
 class FileObservation:
     """One model file as the sensor saw it: where, how big, which inode, what its header says."""

@@ -427,32 +427,46 @@ def _open_regular(path: Path) -> io.FileIO:
 
 
 def _reader(f: io.FileIO, size: int) -> ReadAt:
-    """A ReadAt over an open file, clipped to the size seen when it was opened."""
+    """A ReadAt over an open file, clipped to the size seen when it was opened.
+
+    The head (what identify reads first) is read once and kept: parsers read it again and
+    the fingerprint reads it last, so a small file is read by one call.
+    """
     fd = f.fileno()
+    first = b""
 
     def read_at(offset: int, length: int) -> bytes:
+        nonlocal first
         length = min(length, size - offset)
         if offset < 0 or length <= 0:
             return b""
-        parts = []
-        while length > 0:
-            part = _pread(f, fd, length, offset)
-            if not part:
-                break
-            parts.append(part)
-            offset += len(part)
-            length -= len(part)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        if offset + length <= HEAD_BYTES:
+            if not first:
+                first = _read(f, fd, 0, min(HEAD_BYTES, size))
+            if offset + length <= len(first):
+                return first[offset : offset + length]
+        return _read(f, fd, offset, length)
 
     return read_at
 
 
-def _pread(f: io.FileIO, fd: int, length: int, offset: int) -> bytes:
-    # One system call where the OS has pread (not Windows), and no shared file position.
-    if _HAS_PREAD:
-        return os.pread(fd, length, offset)
+def _read(f: io.FileIO, fd: int, offset: int, length: int) -> bytes:
+    """Up to `length` bytes at `offset`; fewer only where the file ends."""
+    parts = []
+    while length > 0:
+        part = os.pread(fd, length, offset) if _HAS_PREAD else _seek_read(f, length, offset)
+        if not part:
+            break
+        parts.append(part)
+        offset += len(part)
+        length -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _seek_read(f: io.FileIO, length: int, offset: int) -> bytes:
     f.seek(offset)
     return f.read(length) or b""
 
 
+# pread: one system call, and no shared file position; Windows has none.
 _HAS_PREAD = hasattr(os, "pread")

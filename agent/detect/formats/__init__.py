@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.detect.frozen import quick_init
 from agent.detect.quantized import Packed
 
 ReadAt = Callable[[int, int], bytes]
@@ -16,6 +17,7 @@ ReadAt = Callable[[int, int], bytes]
 HEAD_BYTES = 4096
 
 
+@quick_init  # built once per model file found: see agent.detect.frozen
 @dataclass(frozen=True)
 class ModelInfo:
     """What a model file's header says; values follow DESIGN.md's `ai.model.*` fields."""
@@ -121,10 +123,14 @@ def _zip_claims(head: bytes, size: int) -> bool:
     return ziparchive.is_zip_head(head)
 
 
+def _gguf_claims(head: bytes, size: int) -> bool:
+    return gguf.claims(head)
+
+
 # Magic numbers first; then zips by layout; then the protobuf formats, which have no magic
 # and decline each other's files; pickles last, since their claim is the loosest.
 FORMATS: tuple[tuple[Claims, Parse], ...] = (
-    (lambda head, size: gguf.claims(head), gguf.parse),
+    (_gguf_claims, gguf.parse),
     (safetensors.claims, safetensors.parse),
     (whispercpp.claims, whispercpp.parse),  # before ggml: the same magic, other layouts
     (ggml.claims, ggml.parse),
@@ -150,6 +156,7 @@ _PROTOBUF = b"\x08"  # field 1 as a varint: ir_version, specificationVersion, sc
 # keep their first byte; a claim not listed is asked about every file.
 # tests/agent/detect/formats/test_identify_leads.py holds each claim to its entry.
 LEADS: dict[Claims, bytes] = {
+    _gguf_claims: b"G",  # GGUF
     ggml.claims: b"lft",  # lmgg, fmgg, tjgg: the legacy magics as little-endian words
     npy.claims: b"\x93",  # \x93NUMPY
     pytorch.claims: b"\x80" + _ZIP,  # a legacy checkpoint's pickle, or a zip

@@ -20,10 +20,13 @@ class Budget(Exception):
 class Cursor:
     """A forward reader over [start, end) that refills a bounded buffer."""
 
-    def __init__(self, read_at: ReadAt, start: int, end: int, fmt: str, *, capped: bool) -> None:
+    def __init__(
+        self, read_at: ReadAt, start: int, end: int, fmt: str, *, capped: bool, buf: bytes = b""
+    ) -> None:
+        """`buf`: the bytes read_at gives from `start` on, when the caller holds them."""
         self.read_at, self.end, self.fmt, self.capped = read_at, end, fmt, capped
         self.pos = start
-        self.buf, self.buf_at = b"", start
+        self.buf, self.buf_at = buf[: max(0, end - start)], start
 
     def error(self, at: int, reason: str) -> FormatError:
         return FormatError(self.fmt, at, reason)
@@ -47,6 +50,17 @@ class Cursor:
                 raise self._short(n, what)
         self.pos += n
         return self.buf[start : start + n]
+
+    def refill(self, at: int) -> bool:
+        """Buffer the next chunk from `at`; False when there is none (the data ends there, or
+        the reader gives nothing), which take and byte then report."""
+        if at >= self.end:
+            return False
+        buf = self.read_at(at, min(_CHUNK, self.end - at))
+        if not buf:
+            return False
+        self.buf, self.buf_at = buf, at
+        return True
 
     def skip(self, n: int, what: str) -> None:
         if self.pos + n > self.end:

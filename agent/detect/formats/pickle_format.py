@@ -7,9 +7,11 @@ A pickle is reported when it imports ML libraries (scikit-learn, XGBoost, torch,
 
 from __future__ import annotations
 
+import functools
 import re
 
 from agent.detect.formats import ModelInfo, ReadAt, sevenzip
+from agent.detect.formats import pickle_memo as memo
 from agent.detect.formats import pickle_scan as ps
 from agent.detect.formats.npz import dtype_name
 from agent.detect.formats.pickle_streams import Inflated, compression, inflate_head
@@ -69,15 +71,34 @@ def claims(head: bytes, size: int) -> bool:
     to the pytorch reader."""
     if is_legacy_head(head):
         return False
-    if ps.looks_like_pickle(head, size, _CLAIM_OPCODES) or is_zip_head(head):
+    if memo.walked(head) is not None or _claim_walk(head, size, _CLAIM_OPCODES):
+        return True
+    memo.keep_refusal(head, size)
+    if is_zip_head(head):
         return True
     if sevenzip.claims(head):
         return True
     stream = compression(head)
     if stream is not None:
-        inflated = inflate_head(head, stream)
-        return len(inflated) < 16 or ps.looks_like_pickle(inflated) or bool(_embedded(inflated))
+        inflated, ended = inflate_head(head, stream)
+        if ended:
+            memo.keep_stream(head, inflated)
+        if len(inflated) < 16 or _claim_walk(inflated, None, walk_on=ended):
+            return True
+        return bool(_embedded(inflated))
     return _embedded(head) is not None
+
+
+def _claim_walk(
+    head: bytes, size: int | None, max_opcodes: int = 256, at: int = 0, *, walk_on: bool = False
+) -> bool:
+    """looks_like_pickle of bytes that sit at `at` in their file, keeping a whole walk for
+    parse; `walk_on` as walk_head's, and so when the head is the whole file."""
+    whole = walk_on or (size is not None and len(head) >= size)
+    looks, scan = ps.walk_head(head, size, max_opcodes, _KEEP, at, walk_on=whole)
+    if scan is not None:
+        memo.keep_walk(head, at, scan)
+    return looks
 
 
 def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
@@ -88,46 +109,70 @@ def parse(read_at: ReadAt, size: int) -> ModelInfo | None:
         return _zip_info(read_at, size)
     if sevenzip.claims(head):
         return _sevenzip_info(read_at, size)
-    if _PROTO.match(head) or ps.looks_like_pickle(head, size, _CLAIM_OPCODES):
-        return _model_info(_walk(read_at, size, 0, capped=False), size)
+    first = memo.walked(head)
+    if first is not None or _PROTO.match(head) or _looks_like_pickle(head, size):
+        return _model_info(_walk(read_at, size, 0, capped=False, first=first), size)
     stream = compression(head)
     if stream is not None:
-        # One inflater: the check reads its first window, which the walk then starts from.
-        inflated = Inflated(read_at, size, stream)
+        # One inflater: the check reads its first window, which the walk then starts from;
+        # none when the claim inflated the whole stream.
+        whole = memo.inflated(head)
+        inflated = Inflated(read_at, size, stream) if whole is None else _over(whole)
         try:
-            first = inflated(0, 4096)
+            window = inflated(0, 4096)
         except FormatError:
             return None  # it only looked compressed
-        if ps.looks_like_pickle(first, max_opcodes=_CLAIM_OPCODES):
-            return _model_info(_walk(inflated, MAX_INFLATED, 0, capped=True), size)
+        first = memo.walked(window)
+        if first is not None or ps.looks_like_pickle(window, max_opcodes=_CLAIM_OPCODES):
+            return _model_info(_walk(inflated, MAX_INFLATED, 0, capped=True, first=first), size)
         # A compressed tar (or other wrapper) with a pickle after its header.
-        return _after_junk(inflated, MAX_INFLATED, _embedded(first), capped=True)
-    return _after_junk(read_at, size, _embedded(head), capped=False)
+        return _after_junk(inflated, MAX_INFLATED, window, capped=True)
+    return _after_junk(read_at, size, head, capped=False)
 
 
-def _after_junk(read_at: ReadAt, size: int, start: int | None, *, capped: bool) -> ModelInfo | None:
-    """A pickle found after junk counts only when it is flagged: junk that happens to walk as
-    a pickle of plain data is no model."""
+def _looks_like_pickle(head: bytes, size: int) -> bool:
+    """The claim's check, unless the claim made it for this head already."""
+    return not memo.refused(head, size) and ps.looks_like_pickle(head, size, _CLAIM_OPCODES)
+
+
+def _after_junk(read_at: ReadAt, size: int, head: bytes, *, capped: bool) -> ModelInfo | None:
+    """A pickle found after junk in the head counts only when it is flagged: junk that happens
+    to walk as a pickle of plain data is no model."""
+    start = _embedded(head)
     if start is None:
         return None
+    first = memo.walked(head[start:], start)
     try:
-        scans = _walk(read_at, size, start, capped=capped)
+        scans = _walk(read_at, size, start, capped=capped, first=first)
     except FormatError:
         return None
     info = _model_info(scans, size)
     return info if info is not None and info.risk in _FLAGGED else None
 
 
-def _walk(read_at: ReadAt, size: int, start: int, *, capped: bool) -> list[ps.PickleScan]:
+def _walk(
+    read_at: ReadAt, size: int, start: int, *, capped: bool, first: ps.PickleScan | None = None
+) -> list[ps.PickleScan]:
     """Every pickle from `start` on: loaders such as torch's legacy format read several in a
-    row, so whatever follows a STOP and walks as a pickle is read too; junk ends the walk."""
-    scans = [ps.scan(read_at, size, start, fmt=FORMAT, keep=_KEEP, joblib=True, capped=capped)]
+    row, so whatever follows a STOP and walks as a pickle is read too; junk ends the walk.
+    `first`: the first pickle's scan, when a claim walk has read all of it already."""
+    if first is None:
+        first = ps.scan(read_at, size, start, fmt=FORMAT, keep=_KEEP, joblib=True, capped=capped)
+    scans = [first]
     while len(scans) < MAX_PICKLES and scans[-1].complete:
         at = scans[-1].end
-        ahead = read_at(at, min(4096, size - at)) if at < size else b""
-        whole = not capped and at + len(ahead) >= size
-        if not ahead or not ps.looks_like_pickle(ahead, len(ahead) if whole else None):
+        if at >= size:
             break
+        ahead = read_at(at, min(4096, size - at))
+        whole = not capped and at + len(ahead) >= size
+        looks, walked = ps.walk_head(
+            ahead, len(ahead) if whole else None, keep=_KEEP, at=at, walk_on=whole
+        )
+        if not looks:
+            break
+        if walked is not None:  # the check read all of this pickle: no second walk
+            scans.append(walked)
+            continue
         try:
             scans.append(
                 ps.scan(read_at, size, at, fmt=FORMAT, keep=_KEEP, joblib=True, capped=capped)
@@ -140,7 +185,8 @@ def _walk(read_at: ReadAt, size: int, start: int, *, capped: bool) -> list[ps.Pi
 def _embedded(head: bytes) -> int | None:
     """Where a pickle starts after junk in the head, if anywhere."""
     for at in _candidates(head):
-        if ps.looks_like_pickle(head[at:]):
+        rest = head[at:]
+        if memo.walked(rest, at) is not None or _claim_walk(rest, None, at=at):
             return at
     return None
 
@@ -198,19 +244,28 @@ def _over(data: bytes) -> ReadAt:
 
 
 def _model_info(scans: list[ps.PickleScan], size: int) -> ModelInfo | None:
-    judgement = merge(*(judge_pickle(s) for s in scans))
-    imports = [name for s in scans for name in s.imports]
+    if len(scans) == 1:  # most files: no lists to merge
+        judgement, imports = judge_pickle(scans[0]), scans[0].imports
+    else:
+        judgement = merge(*[judge_pickle(s) for s in scans])
+        imports = tuple(n for s in scans for n in s.imports)
     ml = [name for name in imports if name.partition(".")[0] in ML_MODULES]
     if not ml and judgement.risk not in _FLAGGED:
         return None
-    elements = _array_elements(scans)
-    known = {k: v for k, v in elements.items() if k != "OTHER"}
+    arrays = [c for s in scans for c in (*s.calls, *s.builds) if c.callee in _KEEP]
+    elements = _array_elements(scans) if arrays else {}
+    elements.pop("OTHER", None)
+    architecture = None
+    for s in scans:
+        architecture = _architecture(s.root, ml)
+        if architecture:
+            break
     return ModelInfo(
         format=FORMAT,
-        architecture=next((a for s in scans if (a := _architecture(s.root, ml))), None),
-        parameters=sum(known.values()) if known else None,
-        quantization=max(sorted(known.items()), key=lambda kv: kv[1])[0] if known else None,
-        tensor_count=sum(1 for s in scans for c in (*s.calls, *s.builds) if c.callee in _KEEP),
+        architecture=architecture,
+        parameters=sum(elements.values()) if elements else None,
+        quantization=max(sorted(elements.items()), key=lambda kv: kv[1])[0] if elements else None,
+        tensor_count=len(arrays),
         header_bytes=min(scans[-1].end, size),
         producer="joblib" if ps.JOBLIB_WRAPPER in imports else None,
         unsafe=judgement.unsafe,
@@ -251,7 +306,12 @@ def _shape_and_dtype(call: ps.Call) -> tuple[ps.Value, ps.Value]:
 
 def _dtype(value: ps.Value) -> str:
     text = ps.dtype_string(value)
-    return (dtype_name(text) if text else None) or "OTHER"
+    return _dtype_label(text) if text else "OTHER"
+
+
+@functools.lru_cache(maxsize=256)  # asked once per array, about a handful of type strings
+def _dtype_label(text: str) -> str:
+    return dtype_name(text) or "OTHER"
 
 
 def _architecture(root: ps.Value, ml: list[str]) -> str | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from agent.detect.formats import pickle_loop
 from agent.detect.formats.pickle_cursor import STRUCTS, Budget, Cursor
+from agent.detect.formats.pickle_loop import JOBLIB_WRAPPER, MAX_KEPT, MAX_PROTOCOL, MAX_RECORDS
 from agent.detect.formats.pickle_values import (
     Call,
     Global,
@@ -21,32 +22,33 @@ from agent.detect.formats.pickle_values import (
     dtype_itemsize,
 )
 
-MAX_KEPT = 4096  # longer strings and bytes are stepped over, not kept
 MAX_LONG = 64  # bytes of a LONG1/LONG4 integer that are decoded
 MAX_IMPORTS = 4096
-MAX_RECORDS = 1 << 17
 MAX_NAME = 512
-MAX_PROTOCOL = 5
-JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 COMPUTED = "import of a computed name"
 
 # The renames pickle's fix_imports applies to protocol 0-2 pickles written by Python 2.
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
 
 
-@dataclass
 class Records:
-    """What the walk keeps across nested pickles (joblib embeds one per object array)."""
+    """What the walk keeps across nested pickles (joblib embeds one per object array). A
+    plain class: one is built for every walk, and a dataclass's field factories cost more
+    than the walk of a small pickle's opcodes."""
 
-    keep: frozenset[str]
-    max_opcodes: int
-    opcodes: int = 0
-    imports: dict[str, str] = field(default_factory=dict)  # module.name -> name (its qualname)
-    unresolved: list[str] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
-    builds: list[Call] = field(default_factory=list)
-    persistent_ids: list[Value] = field(default_factory=list)
-    too_many_imports: bool = False
+    __slots__ = (
+        "builds", "calls", "imports", "keep", "max_opcodes", "opcodes", "persistent_ids",
+        "too_many_imports", "unresolved",
+    )  # fmt: skip
+
+    def __init__(self, keep: frozenset[str], max_opcodes: int) -> None:
+        self.keep, self.max_opcodes, self.opcodes = keep, max_opcodes, 0
+        self.imports: dict[str, str] = {}  # module.name -> name (its qualname)
+        self.unresolved: list[str] = []
+        self.calls: list[Call] = []
+        self.builds: list[Call] = []
+        self.persistent_ids: list[Value] = []
+        self.too_many_imports = False
 
     def import_name(self, module: str, name: str) -> str:
         module = _PY2_MODULES.get(module, module)
@@ -79,14 +81,17 @@ class Machine:
         self.stack: list[Value] = []
         self.marks: list[list[Value]] = []
         self.memo: dict[int, Value] = {}
+        self.root: Value = None
+        self.paused = False  # True: this walk (not a nested one) stopped at the opcode budget
 
     def scan(self) -> PickleScan:
-        root: Value = Opaque("unfinished")
-        stopped = None
         try:
-            root = self.run()
+            return self.result(self.run())
         except Budget as e:
-            stopped = str(e)
+            return self.result(Opaque("unfinished"), str(e))
+
+    def result(self, root: Value, stopped: str | None = None) -> PickleScan:
+        """What the walk read; `stopped` says why it ended before STOP."""
         r = self.r
         return PickleScan(
             start=self.start,
@@ -105,30 +110,25 @@ class Machine:
         )
 
     def run(self) -> Value:
-        c, r, ops = self.c, self.r, _handlers()
-        plain = _PLAIN
-        while True:
-            if r.opcodes >= r.max_opcodes:
-                raise Budget(f"stopped after {r.opcodes} opcodes")
-            self.at = pos = c.pos
-            i = pos - c.buf_at
-            if 0 <= i < len(c.buf):  # Cursor.byte, inlined: the loop's hottest line
-                op = c.buf[i]
-                c.pos = pos + 1
-            else:
-                op = c.byte("opcode")
-            r.opcodes += 1
-            if op == 0x2E:  # STOP
-                return self.pop()
-            # Most opcodes take no argument: one call, without unpacking a spec (the hot path).
-            handler = plain.get(op)
-            if handler is not None:
-                handler(self)
-                continue
-            entry = ops.get(op)
-            if entry is None:
-                raise c.error(self.at, f"unknown opcode 0x{op:02x}")
-            entry[0](self, *entry[1])
+        """Walk from the cursor's position to STOP and return the root value. After a Budget
+        with `paused` set, raising records.max_opcodes and calling run again walks on."""
+        self.paused = False
+        return pickle_loop.run(self)
+
+    def step(self) -> bool:
+        """One opcode through its reference handler; True at STOP, with the value in root."""
+        c = self.c
+        self.at = c.pos
+        op = c.byte("opcode")
+        self.r.opcodes += 1
+        if op == 0x2E:  # STOP
+            self.root = self.pop()
+            return True
+        entry = _HANDLERS.get(op)
+        if entry is None:
+            raise c.error(self.at, f"unknown opcode 0x{op:02x}")
+        entry[0](self, *entry[1])
+        return False
 
     # -- stack ------------------------------------------------------------------------------
 
@@ -400,7 +400,7 @@ class Machine:
         if target.callee is not None:
             self.r.note(self.r.builds, Call(target.callee, state, self.at))
         if self.joblib and target.callee == JOBLIB_WRAPPER and isinstance(state, PickleDict):
-            self._skip_joblib_array(state)
+            self.skip_joblib_array(state)
 
     def ext(self, code: str) -> None:
         number = self.c.unpack(code, "extension code")
@@ -421,7 +421,7 @@ class Machine:
 
     # -- joblib -----------------------------------------------------------------------------
 
-    def _skip_joblib_array(self, state: PickleDict) -> None:
+    def skip_joblib_array(self, state: PickleDict) -> None:
         """joblib writes an array's bytes raw right after its wrapper's BUILD, or a nested
         pickle for object arrays; step over them as joblib's reader would read them."""
         elements = array_elements(state.get("shape"))
@@ -439,23 +439,6 @@ class Machine:
 
 def _callee(value: Value) -> str | None:
     return value.name if isinstance(value, Global) else None
-
-
-_HANDLERS: dict[int, tuple[Callable[..., object], tuple[object, ...]]] = {}
-
-
-_PLAIN: dict[int, Callable[[Machine], object]] = {}
-
-
-def _handlers() -> dict[int, tuple[Callable[..., object], tuple[object, ...]]]:
-    """opcode -> (Machine method, its arguments), built once; _PLAIN holds those without."""
-    if not _HANDLERS:
-        for op, spec in _OPS.items():
-            method = getattr(Machine, str(spec[0]))
-            _HANDLERS[ord(op)] = (method, spec[1:])
-            if len(spec) == 1:
-                _PLAIN[ord(op)] = method
-    return _HANDLERS
 
 
 # opcode -> (handler, its arguments): struct codes for lengths, flags for text.
@@ -484,3 +467,8 @@ _OPS: dict[str, tuple[object, ...]] = {
     "R": ("reduce",), "b": ("build",), "\x82": ("ext", "B"), "\x83": ("ext", "<H"),
     "\x84": ("ext", "<i"), "P": ("persid",), "Q": ("binpersid",),
 }  # fmt: skip
+
+# opcode -> (Machine method, its arguments)
+_HANDLERS: dict[int, tuple[Callable[..., object], tuple[object, ...]]] = {
+    ord(op): (getattr(Machine, str(spec[0])), spec[1:]) for op, spec in _OPS.items()
+}

@@ -11,17 +11,8 @@ import re
 
 from agent.detect.formats import ReadAt
 from agent.detect.formats.pickle_cursor import MAX_LINE, Budget, Cursor
-from agent.detect.formats.pickle_machine import (
-    JOBLIB_WRAPPER,
-    MAX_IMPORTS,
-    MAX_KEPT,
-    MAX_LONG,
-    MAX_NAME,
-    MAX_PROTOCOL,
-    MAX_RECORDS,
-    Machine,
-    Records,
-)
+from agent.detect.formats.pickle_loop import JOBLIB_WRAPPER, MAX_KEPT, MAX_PROTOCOL, MAX_RECORDS
+from agent.detect.formats.pickle_machine import MAX_IMPORTS, MAX_LONG, MAX_NAME, Machine, Records
 from agent.detect.formats.pickle_values import (
     Call,
     Global,
@@ -62,6 +53,7 @@ __all__ = [
     "looks_like_pickle",
     "scan",
     "scan_bytes",
+    "walk_head",
 ]
 
 FORMAT = "pickle"
@@ -106,22 +98,57 @@ def looks_like_pickle(head: bytes, size: int | None = None, max_opcodes: int = 2
     A pickle with no PROTO opcode must start like protocol 0/1 pickles do, so that text
     starting with "(" or "c" is not taken for one.
     """
+    return walk_head(head, size, max_opcodes)[0]
+
+
+def walk_head(
+    head: bytes,
+    size: int | None = None,
+    max_opcodes: int = 256,
+    keep: frozenset[str] = frozenset(),
+    at: int = 0,
+    *,
+    walk_on: bool = False,
+) -> tuple[bool, PickleScan | None]:
+    """looks_like_pickle, and the scan of the head's first pickle when the walk read all of it:
+    what scan() from `at` (where the head sits in its file) would give, `keep` as there.
+
+    `walk_on`: the head holds all the bytes there are (the whole file, or a whole inflated
+    stream), and a walk that passed the check goes on to STOP (up to MAX_OPCODES), for a
+    caller that would walk those opcodes next anyway.
+    """
     if not head or (head[0] != 0x80 and head[0] not in b"(c}]S"):
-        return False
+        return False, None
     if head[0] == ord("c") and not _GLOBAL_LINE.match(head):
-        return False
+        return False, None
     if head[0] == ord("S") and not _STRING_LINE.match(head):
-        return False
+        return False, None
     whole = size is not None and len(head) >= size
-    cursor = Cursor(lambda o, n: head[o : o + n], 0, len(head), FORMAT, capped=not whole)
-    records = Records(frozenset(), max_opcodes)
+    read_at: ReadAt = lambda o, n: head[o - at : o - at + n]  # noqa: E731 -- a one-line reader
+    cursor = Cursor(read_at, at, at + len(head), FORMAT, capped=not whole, buf=head)
+    records = Records(keep, max_opcodes)
+    machine = Machine(cursor, records, joblib=True)
     try:
-        Machine(cursor, records, joblib=True).run()
+        root = machine.run()
     except Budget:
-        return True
+        if not (walk_on and machine.paused and max_opcodes < MAX_OPCODES):
+            return True, None
+        return True, _walk_on(machine)
     except FormatError:
-        return False
-    return records.opcodes >= 3
+        return False, None
+    if records.opcodes < 3:
+        return False, None
+    return True, machine.result(root)
+
+
+def _walk_on(machine: Machine) -> PickleScan | None:
+    """The rest of a whole head's walk, once it looks like a pickle; None when it breaks or
+    stops at the budget (scan() then walks it again and says so)."""
+    machine.r.max_opcodes = MAX_OPCODES
+    try:
+        return machine.result(machine.run())
+    except (Budget, FormatError):
+        return None
 
 
 _GLOBAL_LINE = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")

@@ -60,13 +60,15 @@ def _decompressor(kind: str) -> _Decompressor:
     return lzma.LZMADecompressor(lzma.FORMAT_XZ if kind == XZ else lzma.FORMAT_ALONE)
 
 
-def inflate_head(head: bytes, stream: Stream, want: int = 4096) -> bytes:
-    """The first bytes the head inflates to; b"" when it does not inflate."""
+def inflate_head(head: bytes, stream: Stream, want: int = 4096) -> tuple[bytes, bool]:
+    """The first bytes the head inflates to (b"" when it does not inflate), and whether they
+    are all the stream holds (it ended within the head)."""
     kind, start = stream
+    inflater = _decompressor(kind)
     try:
-        return _decompressor(kind).decompress(head[start:], want)
+        return inflater.decompress(head[start:], want), inflater.eof
     except _ERRORS:
-        return b""
+        return b"", False
 
 
 class Inflated:

@@ -27,7 +27,7 @@ from agent.detect.formats.ziparchive import (
     read_archive,
     read_member,
 )
-from agent.detect.formats.zipwalk import every_member
+from agent.detect.formats.zipwalk import every_member, with_local_members
 from agent.errors import FormatError
 
 FORMAT = "pytorch"
@@ -110,7 +110,9 @@ def _parse_zip(read_at: ReadAt, size: int, archive: Archive, kind: str) -> Model
     scan = ps.scan(reader, n, fmt=kind)
     # Every other pickle a loader might read: duplicate names, members only the local headers
     # list, constants.pkl; each is judged by its own imports.
-    others = [_member_judgement(read_at, archive, m, kind) for m in _pickles(read_at, size, data)]
+    others = [
+        _member_judgement(read_at, archive, m, kind) for m in _pickles(read_at, size, archive, data)
+    ]
     if kind == FORMAT:
         return _info(FORMAT, scan, merge(judge_pickle(scan), *others), n)
     # TorchScript resolves its pickles' names against the code in the archive, not Python
@@ -139,10 +141,11 @@ def _code_judgement(read_at: ReadAt, archive: Archive, root: str) -> Judgement:
     return judge(DANGEROUS, list(calls)) if calls else Judgement(None)
 
 
-def _pickles(read_at: ReadAt, size: int, data: Member) -> list[Member]:
-    """The .pkl members besides `data`, from the central directory and the local headers."""
+def _pickles(read_at: ReadAt, size: int, archive: Archive, data: Member) -> list[Member]:
+    """The .pkl members besides `data`, from the central directory (or the view that stands
+    for it) and the local headers."""
     try:
-        members = every_member(read_at, size, FORMAT)[1]
+        members = with_local_members(read_at, size, archive, FORMAT)[1]
     except FormatError:
         return []
     return [m for m in members if m.name.endswith(".pkl") and m.header_offset != data.header_offset]

@@ -6,6 +6,7 @@ A name neither allowed nor denied is suspicious: loading it runs code we have no
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from enum import Enum
 from agent.detect.formats.pickle_machine import COMPUTED
 from agent.detect.formats.pickle_scan import PickleScan
 from agent.detect.formats.risk_rules import ALLOW, ALLOW_PATTERNS, DENY
+from agent.detect.frozen import quick_init
 
 MAX_REASONS = 20
 DANGEROUS, SUSPICIOUS, NONE = "dangerous", "suspicious", "none"
@@ -55,6 +57,9 @@ def _match(name: str, exact: dict[str, str], starred: tuple[str, ...]) -> int:
     return best
 
 
+# Pure, and asked about the same few hundred names in every pickle of a scan; bounded, since
+# the names come from the files.
+@functools.lru_cache(maxsize=4096)
 def verdict(name: str, qualname: str | None = None) -> Verdict:
     """Classify one import ("module.qualname"); `qualname` is the part after the module when
     known, so that attribute paths (pathlib + "os.system") are judged by where they lead."""
@@ -82,6 +87,7 @@ def worst(*risks: str | None) -> str | None:
     return max(risks, key=lambda r: _ORDER[r], default=None)
 
 
+@quick_init  # one per pickle judged: see agent.detect.frozen
 @dataclass(frozen=True)
 class Judgement:
     """A risk level and what was seen; `unsafe` exactly when the risk is dangerous."""
@@ -94,12 +100,17 @@ class Judgement:
         return None if self.risk is None else self.risk == DANGEROUS
 
 
+_NOTHING = Judgement(NONE)
+
+
 def judge(risk: str | None, *groups: Iterable[str]) -> Judgement:
     return Judgement(risk, combine(*groups))
 
 
 def merge(*judgements: Judgement) -> Judgement:
     """Several parts of one file: the worst risk, every reason."""
+    if len(judgements) == 1:
+        return judgements[0]  # its reasons are combined already
     return judge(worst(*(j.risk for j in judgements)), *(j.reasons for j in judgements))
 
 
@@ -108,22 +119,27 @@ def judge_pickle(scan: PickleScan, *, unknown_is_suspicious: bool = True) -> Jud
     codes and an unfinished walk are suspicious; allowed imports alone are none."""
     denied: list[str] = []
     unknown: list[str] = []
-    qualnames = scan.qualnames if len(scan.qualnames) == len(scan.imports) else None
-    for i, name in enumerate(scan.imports):
-        v = verdict(name, qualnames[i] if qualnames is not None else None)
+    imports = scan.imports
+    qualnames: tuple[str | None, ...] = scan.qualnames
+    if len(qualnames) != len(imports):
+        qualnames = (None,) * len(imports)
+    for name, qualname in zip(imports, qualnames, strict=True):
+        v = verdict(name, qualname)
         if v is Verdict.DENIED:
             denied.append(f"dangerous import {name}")
         elif v is Verdict.UNKNOWN and unknown_is_suspicious:
             unknown.append(f"unknown import {name}")
-    computed = [f"unresolved import: {u}" for u in scan.unresolved if u.startswith(COMPUTED)]
-    other = [f"unresolved import: {u}" for u in scan.unresolved if not u.startswith(COMPUTED)]
+    computed: list[str] = []
+    other: list[str] = []
+    for u in scan.unresolved:
+        (computed if u.startswith(COMPUTED) else other).append(f"unresolved import: {u}")
     unfinished = [] if scan.complete else [f"pickle not fully scanned: {scan.stopped}"]
     if denied or computed:
         risk = DANGEROUS
     elif unknown or other or unfinished:
         risk = SUSPICIOUS
     else:
-        risk = NONE
+        return _NOTHING  # the common case: nothing to report
     return judge(risk, denied, computed, other, unknown, unfinished)
 
 

@@ -12,6 +12,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from agent.detect.formats import ReadAt
+from agent.detect.frozen import quick_init
 from agent.errors import FormatError
 
 FORMAT = "zip"
@@ -43,6 +44,7 @@ _EXECUTABLE_MAGICS: tuple[bytes, ...] = (
 )
 
 
+@quick_init  # one per member, and torch checkpoints have hundreds: see agent.detect.frozen
 @dataclass(frozen=True)
 class Member:
     """One central directory entry; header_offset is absolute in the file."""
