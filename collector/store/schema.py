@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 
@@ -122,6 +124,7 @@ events = Table(
     Column("body", Text, nullable=False),  # the flat event as JSON text
     UniqueConstraint("agent_id", "seq", name="uq_events_agent_seq"),
     Index("ix_events_dataset_id", "dataset", "id"),
+    Index("ix_events_agent_id_id", "agent_id", "id"),  # one host's events, newest first
 )
 
 gaps = Table(
@@ -173,8 +176,30 @@ hosts = Table(
     Column("group_name", Text, nullable=False),
     Column("agent_version", Text, nullable=False),
     Column("last_seen", UTCDateTime),
+    # Live model files, kept by ingest so that /hosts never counts a million rows.
+    Column("model_count", BigInteger, nullable=False, default=0, server_default="0"),
+    Index("ix_hosts_host_name", "host_name", "id"),
 )
 
+
+def _text(name: str) -> Column[str]:
+    """A label column copied out of the JSON fields: '' when absent, so keys never hold NULL."""
+    return Column(name, Text, nullable=False, default="", server_default="")
+
+
+def _number(name: str) -> Column[int]:
+    """A count copied out of the JSON fields: -1 when absent or not an integer."""
+    return Column(name, BigInteger, nullable=False, default=-1, server_default="-1")
+
+
+def _live(name: str, *columns: str) -> Index:
+    """An index over rows not removed, the ones every listing shows by default."""
+    live = text("removed_at IS NULL")
+    return Index(name, *columns, sqlite_where=live, postgresql_where=live)
+
+
+# Model files: the full field set stays JSON in `fields`; the columns after it are copies
+# (collector.store.inventory.model_columns) that listings filter, group and sort on.
 models = Table(
     "models",
     metadata,
@@ -186,7 +211,55 @@ models = Table(
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     Column("removed_at", UTCDateTime),
+    # The path cut to 512 characters: a btree key PostgreSQL accepts, with id to break ties.
+    _text("path_key"),
+    _text("sha256"),  # file.hash.sha256, lowercase hex, '' unless 64 hex digits
+    _text("name"),
+    _text("format"),
+    _text("kind"),
+    _text("risk"),
+    _text("origin"),
+    _text("license"),
+    _text("quantization"),
+    _text("architecture"),
+    _number("size"),
+    _number("parameters"),
     UniqueConstraint("agent_id", "path_sha256", name="uq_models_agent_path"),
+    _live("ix_models_live_agent", "agent_id", "path_key", "id"),
+    _live("ix_models_live_path", "path_key", "id"),
+    _live("ix_models_live_name", "name", "id"),
+    _live("ix_models_live_format", "format", "path_key", "id"),
+    _live("ix_models_live_risk", "risk", "path_key", "id"),
+    _live("ix_models_live_size", "size", "id"),
+    _live("ix_models_live_parameters", "parameters", "id"),
+    _live("ix_models_live_first_seen", "first_seen", "id"),
+    _live("ix_models_live_last_seen", "last_seen", "id"),
+    _live("ix_models_live_sha256", "sha256", "agent_id"),
+)
+
+# One row per content digest, kept by ingest (collector.store.digests): what /models lists.
+# Counts are of live files; first_seen is the earliest file ever seen with the digest.
+model_digests = Table(
+    "model_digests",
+    metadata,
+    _id(),
+    Column("sha256", Text, nullable=False, unique=True),
+    _text("name"),
+    _text("format"),
+    _text("kind"),
+    _text("risk"),
+    _text("license"),
+    _text("quantization"),
+    _text("architecture"),
+    _number("size"),
+    _number("parameters"),
+    Column("host_count", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("file_count", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Index("ix_model_digests_name", "name", "sha256"),
+    Index("ix_model_digests_host_count", "host_count", "sha256"),
+    Index("ix_model_digests_first_seen", "first_seen", "sha256"),
 )
 
 processes = Table(
@@ -201,7 +274,12 @@ processes = Table(
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     Column("stopped_at", UTCDateTime),
+    # Copies out of `fields` for sorting and filtering (collector.store.inventory).
+    _text("runtime"),
+    _number("gpu_memory"),
+    Column("gpu_utilization", Float, nullable=False, default=-1.0, server_default="-1"),
     UniqueConstraint("agent_id", "key_sha256", name="uq_processes_agent_key"),
+    Index("ix_processes_agent_id", "agent_id", "stopped_at"),
 )
 
 # -- delivery: refusals, collector events, per-agent counters, token limits --------------

@@ -24,6 +24,7 @@ from collector.store.inventory import clean_text
 from collector.store.lifecycle import STATUSES, check_change
 from collector.store.records import AgentRecord, AgentState, Gap, NewAlert, StoredEvent
 from collector.store.schema import metadata
+from collector.store.views import InventoryViews
 
 ALERT_STATUSES = STATUSES
 
@@ -32,7 +33,7 @@ class ConcurrentUpdate(CollectorError):
     """Another replica advanced this agent's seq first (or revoked it); nothing was stored."""
 
 
-class Store:
+class Store(InventoryViews):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 

@@ -22,7 +22,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, Update, UpdateBase
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from collector.store import alerting, schema
+from collector.store import alerting, digests, schema
 from collector.store.inventory import (
     InventoryEnd,
     InventoryRow,
@@ -31,7 +31,9 @@ from collector.store.inventory import (
     host_update,
     inventory_change,
     label,
+    model_columns,
     net_changes,
+    process_columns,
 )
 from collector.store.lifecycle import end_reason, subject_of
 from collector.store.records import Gap, NewAlert, StoredEvent
@@ -43,6 +45,8 @@ _INVENTORY = {
     "models": (schema.models, "path_sha256", "removed_at"),
     "processes": (schema.processes, "key_sha256", "stopped_at"),
 }
+# The columns each table copies out of its fields (and updates with them).
+_COLUMN_COPIES = {"models": tuple(model_columns({})), "processes": tuple(process_columns({}))}
 
 
 def ingest(
@@ -137,11 +141,17 @@ def _update_inventory(
         for e, clean in zip(events, cleaned, strict=True)
     ]
     upserts, ends = net_changes((c, at) for c, at in changes if c is not None)
+    model_rows = [row for row in upserts if row.latest.table == "models"]
+    model_ends = [end for end in ends if end.table == "models"]
+    keys = [row.latest.key_sha256 for row in model_rows] + [end.key_sha256 for end in model_ends]
+    prior = digests.prior_state(conn, agent_id, keys) if keys else {}
     for name in _INVENTORY:
         rows = [_inventory_row(agent_id, row) for row in upserts if row.latest.table == name]
         _execute_many(conn, _inventory_upsert(conn.dialect.name, name), rows)
         gone = [_end_row(agent_id, end) for end in ends if end.table == name]
         _execute_many(conn, _inventory_end(name), gone)
+    if keys:
+        digests.apply(conn, agent_id, digests.digest_changes(model_rows, model_ends, prior))
 
 
 def _inventory_row(agent_id: str, row: InventoryRow) -> Row:
@@ -154,6 +164,7 @@ def _inventory_row(agent_id: str, row: InventoryRow) -> Row:
         values.update(pid=change.pid, name=change.name)
     values.update(fields=change.fields_json, first_seen=row.first_seen, last_seen=row.last_seen)
     values[end_column] = row.ended_at
+    values.update(change.columns)
     return values
 
 
@@ -186,6 +197,7 @@ def _upsert(
 @cache
 def _inventory_upsert(dialect: str, name: str) -> Insert:
     table, key, end_column = _INVENTORY[name]
+    copies = _COLUMN_COPIES[name]
     return _upsert(
         dialect,
         table,
@@ -194,6 +206,7 @@ def _inventory_upsert(dialect: str, name: str) -> Insert:
             "fields": new.fields,
             "last_seen": new.last_seen,
             end_column: new[end_column],
+            **{column: new[column] for column in copies},
         },
     )
 

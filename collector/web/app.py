@@ -11,16 +11,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
 from collector.paging import BadListing
-from collector.store import ALERT_STATUSES, AgentState, Store
-from collector.web import delivery_api, export_api
+from collector.store import ALERT_STATUSES, Store
+from collector.web import apidocs, delivery_api, export_api, inventory_api, inventory_pages
 from collector.web.auth import bearer_token, parse_api_token, role_allows
+from collector.web.templating import (  # the filters are re-exported for existing imports
+    environment,
+    human_bytes,
+    human_count,
+    short_sha,
+    text,
+    when,
+)
+
+__all__ = ["create_app", "human_bytes", "human_count", "short_sha", "text", "when"]
 
 # Anything list-of-mappings shaped; the governance side decides the keys (id, title, ...).
 RulesSummary = Callable[[], Sequence[Mapping[str, object]]]
@@ -58,7 +67,8 @@ def create_app(
     The dashboard pages need no login yet: `shadowai-collector serve` binds HTTP to
     loopback unless told otherwise. Every /api/v1/ call needs a bearer API token.
     """
-    # No /docs: Swagger UI loads its scripts from a CDN, and nothing here may.
+    # No Swagger UI: it loads its scripts from a CDN, and nothing here may; /api/docs is
+    # a server-rendered reference instead (collector.web.apidocs).
     app = FastAPI(
         title="shadowai collector",
         docs_url=None,
@@ -80,7 +90,10 @@ def create_app(
         return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=400)
 
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+    has_rules = rules_summary is not None
+    app.include_router(inventory_pages.router(store, has_rules=has_rules))
     app.include_router(_pages(store, rules_summary, rules_status))
+    app.include_router(apidocs.router(has_rules=has_rules))
     app.include_router(_api(store, rules_summary, rules_status), prefix="/api/v1")
     return app
 
@@ -92,29 +105,11 @@ def _pages(
     store: Store, rules_summary: RulesSummary | None, rules_status: RulesStatus | None
 ) -> APIRouter:
     router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
-    env = _environment()
+    env = environment()
 
     def page(name: str, **context: object) -> HTMLResponse:
         context["has_rules"] = rules_summary is not None
         return HTMLResponse(env.get_template(name).render(**context))
-
-    @router.get("/")
-    def overview() -> HTMLResponse:
-        latest = store.list_alerts(status="open", limit=10)
-        return page("index.html", counts=store.counts(), alerts=latest)
-
-    @router.get("/hosts")
-    def hosts() -> HTMLResponse:
-        return page("hosts.html", hosts=store.list_hosts())
-
-    @router.get("/models")
-    def models(include_removed: bool = False) -> HTMLResponse:
-        rows = store.list_models(include_removed=include_removed)
-        return page("models.html", models=rows, include_removed=include_removed)
-
-    @router.get("/processes")
-    def processes() -> HTMLResponse:
-        return page("processes.html", processes=store.list_processes())
 
     @router.get("/alerts")
     def alerts(status: str | None = None) -> HTMLResponse:
@@ -134,69 +129,11 @@ def _pages(
     return router
 
 
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(_HERE / "templates"), autoescape=True, undefined=StrictUndefined
-    )
-    env.filters.update(
-        count=human_count, bytes=human_bytes, short_sha=short_sha, when=when, text=text
-    )
-    return env
-
-
 def _columns(rows: list[Item]) -> list[str]:
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(row))
     return list(columns)
-
-
-def text(value: object) -> str:
-    """A table cell: empty for missing, lists joined."""
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return ", ".join(text(item) for item in value)
-    return str(value)
-
-
-def human_count(value: object) -> str:
-    """7241732096 -> "7.2B", the way model sizes are spoken of."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return text(value)
-    for scale, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
-        if abs(value) >= scale:
-            return _short(value / scale) + suffix
-    return str(value)
-
-
-def human_bytes(value: object) -> str:
-    """4368439584 -> "4.4 GB" (decimal units, as disk tools and model hubs show them)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return text(value)
-    for scale, suffix in ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "kB")):
-        if abs(value) >= scale:
-            return f"{_short(value / scale)} {suffix}"
-    return f"{value} B"
-
-
-def _short(number: float) -> str:
-    return f"{number:.0f}" if abs(number) >= 100 else f"{number:.1f}".removesuffix(".0")
-
-
-def short_sha(value: object) -> str:
-    return value[:12] if isinstance(value, str) else ""
-
-
-def when(value: object) -> str:
-    """An ISO 8601 time as "2024-05-01 12:00:03 UTC"; anything else as it is."""
-    if not isinstance(value, str):
-        return text(value)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return parsed.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if parsed.utcoffset() is not None else "")
 
 
 # API
@@ -226,9 +163,9 @@ def _require(store: Store, required: str) -> Callable[..., str]:
 def _api(
     store: Store, rules_summary: RulesSummary | None, rules_status: RulesStatus | None
 ) -> APIRouter:
-    """Every GET answers {"items": [...]}: room for paging later without breaking clients."""
+    """Every listing answers {"items": [...], "next": cursor} (collector.web.listing)."""
     router = APIRouter()
-    _inventory_api(router, store)
+    inventory_api.add_routes(router, store, _require)
     _alerts_api(router, store, rules_summary, rules_status)
     delivery_api.add_routes(router, store, _require)  # refusals, collector events, tokens
     export_api.add_routes(router, store, _require)  # CycloneDX of the fleet or a host
@@ -239,44 +176,6 @@ def _who(authorization: Annotated[str | None, Header()] = None) -> str:
     """Who changes an alert: the API token's id (its secret never leaves the header)."""
     parsed = parse_api_token(bearer_token(authorization) or "")
     return f"api-token:{parsed[0]}" if parsed is not None else "api"
-
-
-def _inventory_api(router: APIRouter, store: Store) -> None:
-    viewer = [Depends(_require(store, "viewer"))]
-
-    @router.get("/hosts", dependencies=viewer)
-    def hosts() -> Items:
-        """{"items": [host]}: one per enrolled agent, with model_count and open_alerts."""
-        return {"items": store.list_hosts()}
-
-    @router.get("/models", dependencies=viewer)
-    def models(include_removed: bool = False) -> Items:
-        """{"items": [model file]}: file.* and ai.model.* fields, first/last seen."""
-        return {"items": store.list_models(include_removed=include_removed)}
-
-    @router.get("/processes", dependencies=viewer)
-    def processes(include_stopped: bool = False) -> Items:
-        """{"items": [inference process]}: process.*, ai.runtime.*, ai.listen.* fields."""
-        return {"items": store.list_processes(include_stopped=include_stopped)}
-
-    @router.get("/events", dependencies=viewer)
-    def events(
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100, dataset: str | None = None
-    ) -> Items:
-        """{"items": [{agent_id, seq, received_at, event}]}: newest first."""
-        return {"items": store.list_events(limit=limit, dataset=dataset)}
-
-    @router.get("/agents", dependencies=viewer)
-    def agents() -> Items:
-        """{"items": [agent]}: enrollment and chain state; the public key as hex; `delivery`
-        counts refusals by code, gaps, duplicates and snapshot requests."""
-        counters = store.delivery_counters()
-        return {
-            "items": [
-                {**agent_item(s), "delivery": counters.get(s.record.agent_id, {})}
-                for s in store.list_agents()
-            ]
-        }
 
 
 def _alerts_api(
@@ -329,19 +228,3 @@ def _alerts_api(
         if rules_summary is None:
             raise HTTPException(status_code=404, detail="no rule set loaded")
         return {"items": [dict(rule) for rule in rules_summary()]}
-
-
-def agent_item(state: AgentState) -> Item:
-    record = state.record
-    return {
-        "agent_id": record.agent_id,
-        "host.name": record.host_name,
-        "host.os.type": record.os_type,
-        "host.group": record.group,
-        "agent.version": record.agent_version,
-        "public_key": record.public_key.hex(),
-        "enrolled_at": record.enrolled_at.isoformat(),
-        "last_seq": state.last_seq,
-        "revoked": state.revoked,
-        "last_seen": None if state.last_seen is None else state.last_seen.isoformat(),
-    }

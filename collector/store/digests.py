@@ -1,0 +1,202 @@
+"""Keep the per-digest summary (model_digests) and each host's model_count true on ingest.
+
+Counting a million model rows per page view is what made /models and /hosts slow, so
+ingest keeps the counts: a batch reads the rows it is about to change, and recounts only
+the digests whose live files it adds or removes, and the host's count if it changed.
+
+On PostgreSQL several replicas may ingest at once. A recount locks the digest rows first
+(in sha256 order, so two batches cannot deadlock on them), then counts in a later
+statement, whose snapshot includes every batch that held those locks before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+
+from sqlalchemy import Update, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
+
+from collector.store import schema
+from collector.store.inventory import InventoryEnd, InventoryRow
+
+_models, _digests, _hosts = schema.models, schema.model_digests, schema.hosts
+# A digest's last_seen moves at most this often: every snapshot of a model on 10,000 hosts
+# would otherwise write (and on PostgreSQL lock) the same row.
+LAST_SEEN_STEP = timedelta(minutes=5)
+_ATTRIBUTES = (
+    "name",
+    "format",
+    "kind",
+    "risk",
+    "license",
+    "quantization",
+    "architecture",
+    "size",
+    "parameters",
+)
+_CHUNK = 500  # keys per IN list
+Prior = dict[bytes, tuple[str, bool]]  # path_sha256 -> (sha256, live) before the batch
+
+
+@dataclass
+class DigestChanges:
+    """What a batch did to digests: the ones it saw, and the ones whose live files changed."""
+
+    seen: dict[str, tuple[Mapping[str, object], datetime]] = field(default_factory=dict)
+    recount: set[str] = field(default_factory=set)
+    host_changed: bool = False
+
+
+def digest_changes(
+    rows: Iterable[InventoryRow], ends: Iterable[InventoryEnd], prior: Prior
+) -> DigestChanges:
+    """Pure: compare each model row before the batch (`prior`) with after it."""
+    changes = DigestChanges()
+    for row in rows:
+        sha256 = str(row.latest.columns.get("sha256") or "")
+        if sha256:
+            changes.seen[sha256] = (row.latest.columns, row.last_seen)
+        _moved(changes, prior.get(row.latest.key_sha256), (sha256, row.ended_at is None))
+    for end in ends:
+        _moved(changes, prior.get(end.key_sha256), ("", False))
+    return changes
+
+
+def _moved(
+    changes: DigestChanges, before: tuple[str, bool] | None, after: tuple[str, bool]
+) -> None:
+    old_sha, was_live = before if before is not None else ("", False)
+    new_sha, is_live = after
+    counted_before = old_sha if was_live else ""
+    counted_after = new_sha if is_live else ""
+    if counted_before != counted_after:
+        changes.recount.update(s for s in (counted_before, counted_after) if s)
+    changes.host_changed |= was_live != is_live
+
+
+def prior_state(conn: Connection, agent_id: str, keys: Sequence[bytes]) -> Prior:
+    """The digest and liveness of this agent's model rows with these path keys."""
+    query = select(_models.c.path_sha256, _models.c.sha256, _models.c.removed_at).where(
+        _models.c.agent_id == agent_id, _models.c.path_sha256.in_(bindparam("keys", expanding=True))
+    )
+    prior: Prior = {}
+    for start in range(0, len(keys), _CHUNK):
+        for row in conn.execute(query, {"keys": list(keys[start : start + _CHUNK])}):
+            prior[bytes(row.path_sha256)] = (row.sha256, row.removed_at is None)
+    return prior
+
+
+def apply(conn: Connection, agent_id: str, changes: DigestChanges) -> None:
+    """Write what `changes` says: new digests, last_seen, recounts, the host's model_count."""
+    if changes.recount:
+        _lock(conn, sorted(changes.recount))
+    if changes.seen:
+        fresh = [
+            _digest_row(sha, columns, at) for sha, (columns, at) in sorted(changes.seen.items())
+        ]
+        conn.execute(_insert_new(conn.dialect.name), fresh)
+        conn.execute(_touch(), [_touch_row(row) for row in fresh])
+    if changes.recount:
+        shas = sorted(changes.recount)
+        for start in range(0, len(shas), _CHUNK):
+            conn.execute(_recount(), {"shas": shas[start : start + _CHUNK]})
+    if changes.host_changed:
+        recount_host(conn, agent_id)
+
+
+def recount_host(conn: Connection, agent_id: str) -> None:
+    live = (
+        select(func.count())
+        .where(_models.c.agent_id == agent_id, _models.c.removed_at.is_(None))
+        .scalar_subquery()
+    )
+    conn.execute(update(_hosts).where(_hosts.c.agent_id == agent_id).values(model_count=live))
+
+
+def rebuild(conn: Connection) -> None:
+    """Recompute every digest row and host count from the models table (after a migration
+    or a bulk load); attributes come from one live file of each digest."""
+    conn.execute(_digests.delete())
+    pick = {name: func.max(_models.c[name]) for name in _ATTRIBUTES}
+    live = _models.c.removed_at.is_(None)
+    grouped = (
+        select(
+            _models.c.sha256,
+            *[value.label(name) for name, value in pick.items()],
+            func.count(func.distinct(_models.c.agent_id)).label("host_count"),
+            func.count().label("file_count"),
+            func.min(_models.c.first_seen).label("first_seen"),
+            func.max(_models.c.last_seen).label("last_seen"),
+        )
+        .where(_models.c.sha256 != "", live)
+        .group_by(_models.c.sha256)
+    )
+    columns = ["sha256", *_ATTRIBUTES, "host_count", "file_count", "first_seen", "last_seen"]
+    conn.execute(_digests.insert().from_select(columns, grouped))
+    counted = (
+        select(func.count()).where(_models.c.agent_id == _hosts.c.agent_id, live).scalar_subquery()
+    )
+    conn.execute(update(_hosts).values(model_count=counted))
+
+
+def _digest_row(sha256: str, columns: Mapping[str, object], at: datetime) -> dict[str, object]:
+    row: dict[str, object] = {name: columns[name] for name in _ATTRIBUTES}
+    row.update(sha256=sha256, first_seen=at, last_seen=at, host_count=0, file_count=0)
+    return row
+
+
+def _touch_row(row: Mapping[str, object]) -> dict[str, object]:
+    at = row["last_seen"]
+    assert isinstance(at, datetime)
+    values = {f"b_{name}": row[name] for name in _ATTRIBUTES}
+    return {**values, "b_sha256": row["sha256"], "b_at": at, "b_stale": at - LAST_SEEN_STEP}
+
+
+def _lock(conn: Connection, shas: Sequence[str]) -> None:
+    # FOR UPDATE is PostgreSQL's; SQLite has one writer and SQLAlchemy leaves the clause out.
+    query = (
+        select(_digests.c.id)
+        .where(_digests.c.sha256.in_(bindparam("shas", expanding=True)))
+        .order_by(_digests.c.sha256)
+        .with_for_update()
+    )
+    for start in range(0, len(shas), _CHUNK):
+        conn.execute(query, {"shas": list(shas[start : start + _CHUNK])}).all()
+
+
+@cache
+def _insert_new(dialect: str) -> Insert:
+    if dialect == "sqlite":
+        return sqlite_insert(_digests).on_conflict_do_nothing(index_elements=["sha256"])
+    return pg_insert(_digests).on_conflict_do_nothing(index_elements=["sha256"])
+
+
+@cache
+def _touch() -> Update:
+    """last_seen and the attributes of the latest file, when last_seen is a step behind."""
+    values = {name: bindparam(f"b_{name}", type_=_digests.c[name].type) for name in _ATTRIBUTES}
+    at = bindparam("b_at", type_=_digests.c.last_seen.type)
+    return (
+        update(_digests)
+        .where(_digests.c.sha256 == bindparam("b_sha256"))
+        .where(_digests.c.last_seen < bindparam("b_stale", type_=_digests.c.last_seen.type))
+        .values(last_seen=at, **values)
+    )
+
+
+@cache
+def _recount() -> Update:
+    mine = (_models.c.sha256 == _digests.c.sha256, _models.c.removed_at.is_(None))
+    files = select(func.count()).where(*mine).scalar_subquery()
+    hosts = select(func.count(func.distinct(_models.c.agent_id))).where(*mine).scalar_subquery()
+    return (
+        update(_digests)
+        .where(_digests.c.sha256.in_(bindparam("shas", expanding=True)))
+        .values(file_count=files, host_count=hosts)
+    )
