@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 
 from collector.store import schema
+from collector.store.bulk import execute_many
 from collector.store.inventory import InventoryEnd, InventoryRow
 
 _models, _digests, _hosts = schema.models, schema.model_digests, schema.hosts
@@ -45,10 +46,19 @@ Prior = dict[bytes, tuple[str, bool]]  # path_sha256 -> (sha256, live) before th
 
 
 @dataclass
+class Seen:
+    """A digest as a batch saw it: the latest file's columns, and when it was first and last."""
+
+    columns: Mapping[str, object]
+    first: datetime
+    last: datetime
+
+
+@dataclass
 class DigestChanges:
     """What a batch did to digests: the ones it saw, and the ones whose live files changed."""
 
-    seen: dict[str, tuple[Mapping[str, object], datetime]] = field(default_factory=dict)
+    seen: dict[str, Seen] = field(default_factory=dict)
     recount: set[str] = field(default_factory=set)
     host_changed: bool = False
 
@@ -61,11 +71,21 @@ def digest_changes(
     for row in rows:
         sha256 = str(row.latest.columns.get("sha256") or "")
         if sha256:
-            changes.seen[sha256] = (row.latest.columns, row.last_seen)
+            _saw(changes.seen, sha256, row)
         _moved(changes, prior.get(row.latest.key_sha256), (sha256, row.ended_at is None))
     for end in ends:
         _moved(changes, prior.get(end.key_sha256), ("", False))
     return changes
+
+
+def _saw(seen: dict[str, Seen], sha256: str, row: InventoryRow) -> None:
+    known = seen.get(sha256)
+    if known is None:
+        seen[sha256] = Seen(row.latest.columns, row.first_seen, row.last_seen)
+        return
+    known.first = min(known.first, row.first_seen)
+    if row.last_seen >= known.last:
+        known.columns, known.last = row.latest.columns, row.last_seen
 
 
 def _moved(
@@ -97,11 +117,9 @@ def apply(conn: Connection, agent_id: str, changes: DigestChanges) -> None:
     if changes.recount:
         _lock(conn, sorted(changes.recount))
     if changes.seen:
-        fresh = [
-            _digest_row(sha, columns, at) for sha, (columns, at) in sorted(changes.seen.items())
-        ]
-        conn.execute(_insert_new(conn.dialect.name), fresh)
-        conn.execute(_touch(), [_touch_row(row) for row in fresh])
+        fresh = [_digest_row(sha, seen) for sha, seen in sorted(changes.seen.items())]
+        execute_many(conn, _insert_new(conn.dialect.name), fresh)
+        execute_many(conn, _touch(), [_touch_row(row) for row in fresh])
     if changes.recount:
         shas = sorted(changes.recount)
         for start in range(0, len(shas), _CHUNK):
@@ -145,9 +163,10 @@ def rebuild(conn: Connection) -> None:
     conn.execute(update(_hosts).values(model_count=counted))
 
 
-def _digest_row(sha256: str, columns: Mapping[str, object], at: datetime) -> dict[str, object]:
-    row: dict[str, object] = {name: columns[name] for name in _ATTRIBUTES}
-    row.update(sha256=sha256, first_seen=at, last_seen=at, host_count=0, file_count=0)
+def _digest_row(sha256: str, seen: Seen) -> dict[str, object]:
+    row: dict[str, object] = {name: seen.columns[name] for name in _ATTRIBUTES}
+    row.update(sha256=sha256, first_seen=seen.first, last_seen=seen.last)
+    row.update(host_count=0, file_count=0)
     return row
 
 

@@ -334,6 +334,8 @@ def digest_text(value: object) -> str | None:
 
 
 def _label(value: object, limit: int) -> str:
+    if type(value) is str:  # fields are cleaned already: only clip
+        return value[:limit]
     if value is None or isinstance(value, list | dict):
         return ""
     return clean_text(value, limit)

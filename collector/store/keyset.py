@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, or_
+from sqlalchemy import ColumnElement, Row, Select, TypeDecorator, and_, or_
 from sqlalchemy.engine import Connection
 
 from collector.paging import BadListing, Listing, Page, page_of
@@ -72,8 +72,11 @@ def fetch_page(
 
 
 def _python_type(column: ColumnElement[Any]) -> type:
+    sql_type = column.type
+    if isinstance(sql_type, TypeDecorator):  # whose own python_type says only "object"
+        sql_type = sql_type.impl_instance
     try:
-        return column.type.python_type
+        return sql_type.python_type
     except NotImplementedError:
         return object
 
@@ -118,10 +121,15 @@ def _after(
     columns: Sequence[ColumnElement[Any]], values: Sequence[object], *, descending: bool
 ) -> ColumnElement[bool]:
     # (a, b, c) > (x, y, z) spelt out, since row-value comparison is not portable to every
-    # backend's planner: a > x OR (a = x AND (b > y OR (b = y AND c > z))).
+    # backend's planner: a > x OR (a = x AND (b > y OR (b = y AND c > z))). The leading
+    # a >= x says the same again in a form a planner turns into an index seek; without it
+    # SQLite scanned from the first row to the cursor, so deep pages cost more.
     column, value = columns[-1], values[-1]
     clause: ColumnElement[bool] = column < value if descending else column > value
     for column, value in zip(reversed(columns[:-1]), reversed(values[:-1]), strict=True):
         beyond = column < value if descending else column > value
         clause = or_(beyond, and_(column == value, clause))
-    return clause
+    if len(columns) == 1:
+        return clause
+    first, start = columns[0], values[0]
+    return and_(first <= start if descending else first >= start, clause)

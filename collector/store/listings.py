@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, func, select
+from sqlalchemy import ColumnElement, Row, Select, func, literal, select
 from sqlalchemy.engine import Connection
 
 from collector.paging import Listing, Page
-from collector.store import schema
+from collector.store import schema, textsearch
 from collector.store.filters import DigestFilter, HostFilter, ModelFilter, ProcessFilter
 from collector.store.inventory import MODEL_FIELDS, PROCESS_FIELDS
 from collector.store.keyset import fetch_page
@@ -109,12 +109,16 @@ def host_sorts(open_count: ColumnElement[int]) -> dict[str, Key]:
 
 
 def hosts_page(conn: Connection, listing: Listing, where: HostFilter) -> Page:
-    """Hosts with their live model count and open alerts (one grouped count, joined once)."""
-    counts = _open_alerts()
-    open_count = func.coalesce(counts.c.n, 0)
-    query = select(_hosts, open_count.label("open_alerts")).outerjoin(
-        counts, counts.c.agent_id == _hosts.c.agent_id
-    )
+    """Hosts with their live model count (kept by ingest) and open alerts: counted for the
+    page's hosts after it, unless the page is sorted by them (then grouped once, joined)."""
+    query = select(_hosts)
+    open_count: ColumnElement[int] = literal(0)
+    if listing.sort == "open_alerts":
+        counts = _open_alerts()
+        open_count = func.coalesce(counts.c.n, 0)
+        query = select(_hosts, open_count.label("open_alerts")).outerjoin(
+            counts, counts.c.agent_id == _hosts.c.agent_id
+        )
     if where.q:
         query = query.where(contains(_hosts.c.host_name, where.q))
     if where.group:
@@ -122,7 +126,24 @@ def hosts_page(conn: Connection, listing: Listing, where: HostFilter) -> Page:
     if where.os:
         query = query.where(_hosts.c.os_type == where.os)
     key = host_sorts(open_count)[listing.sort]
-    return fetch_page(conn, query, key, listing, host_item, HOST_COLUMNS)
+    page = fetch_page(conn, query, key, listing, host_item, HOST_COLUMNS)
+    counted = open_alert_counts(conn, [str(item["agent_id"]) for item in page.items])
+    for item in page.items:
+        item["open_alerts"] = counted.get(str(item["agent_id"]), 0)
+    return page
+
+
+def open_alert_counts(conn: Connection, agent_ids: list[str]) -> dict[str, int]:
+    """Open alerts per agent of `agent_ids` (an index range per agent, never the whole table)."""
+    if not agent_ids:
+        return {}
+    a = _alerts.c
+    query = (
+        select(a.agent_id, func.count().label("n"))
+        .where(a.status == "open", a.agent_id.in_(sorted(set(agent_ids))))
+        .group_by(a.agent_id)
+    )
+    return {r.agent_id: int(r.n) for r in conn.execute(query)}
 
 
 def host_item(r: Row[Any]) -> Item:
@@ -134,7 +155,7 @@ def host_item(r: Row[Any]) -> Item:
         "agent.version": r.agent_version,
         "last_seen": iso(r.last_seen),
         "model_count": int(r.model_count),
-        "open_alerts": int(r.open_alerts),
+        "open_alerts": int(r._mapping.get("open_alerts", 0)),
     }
 
 
@@ -241,7 +262,7 @@ def model_sorts() -> dict[str, Key]:
     }
 
 
-def models_query(where: ModelFilter) -> Select[Any]:
+def models_query(conn: Connection, where: ModelFilter) -> Select[Any]:
     m = _models.c
     query = select(_models)
     if not where.include_removed:
@@ -259,8 +280,20 @@ def models_query(where: ModelFilter) -> Select[Any]:
     if where.host:
         query = query.where(m.agent_id.in_(_agents_named(where.host)))
     if where.q:
-        query = query.where(contains(m.path, where.q) | contains(m.name, where.q))
+        searched = textsearch.searchable()
+        live = not where.include_removed
+        query = query.where(text_matches(conn, where.q, searched, live_only=live))
     return query
+
+
+def text_matches(
+    conn: Connection, q: str, column: ColumnElement[str], *, live_only: bool = True
+) -> ColumnElement[bool]:
+    """`column` contains `q`; narrowed first to the trigram index's few candidates, if any
+    (of live rows: a listing with removed rows too scans)."""
+    found = textsearch.candidates(conn, q) if live_only else None
+    exact = contains(column, q)
+    return exact if found is None else _models.c.id.in_(found) & exact
 
 
 def _agents_named(host_name: str) -> Select[Any]:
@@ -270,7 +303,7 @@ def _agents_named(host_name: str) -> Select[Any]:
 def models_page(conn: Connection, listing: Listing, where: ModelFilter) -> Page:
     """Model files: every field of the latest event about each, and its host's name."""
     key = model_sorts()[listing.sort]
-    page = fetch_page(conn, models_query(where), key, listing, model_item, MODEL_COLUMNS)
+    page = fetch_page(conn, models_query(conn, where), key, listing, model_item, MODEL_COLUMNS)
     return _with_hosts(conn, page)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from collector.paging import Listing, Page
 from collector.store import schema
 from collector.store.keyset import fetch_page
-from collector.store.listings import contains, digest_item
+from collector.store.listings import contains, digest_item, text_matches
 
 Item = dict[str, object]
 _hosts, _digests, _alerts, _models = (
@@ -138,7 +138,10 @@ def search(conn: Connection, q: str, kind: str, listing: Listing) -> Page:
     """Hits of one kind (host, model, digest, path) for `q`, a page at a time."""
     if kind == "digest" and not looks_like_digest(q):
         return Page(items=[], columns=SEARCH_COLUMNS)
-    query, key, item = _SEARCHES[kind](q)
+    if kind == "path":
+        query, key, item = _path_hits(q, text_matches(conn, q, _models.c.path_key))
+    else:
+        query, key, item = _SEARCHES[kind](q)
     return fetch_page(conn, query, key, listing, item, SEARCH_COLUMNS)
 
 
@@ -181,11 +184,9 @@ def _digest_hits(q: str) -> Any:
     return query, (d.sha256,), item
 
 
-def _path_hits(q: str) -> Any:
+def _path_hits(q: str, matches: ColumnElement[bool]) -> Any:
     m = _models.c
-    query = select(m.agent_id, m.path, m.sha256, m.name).where(
-        m.removed_at.is_(None), contains(m.path, q)
-    )
+    query = select(m.agent_id, m.path, m.sha256, m.name).where(m.removed_at.is_(None), matches)
 
     def item(r: Row[Any]) -> Item:
         return _hit("path", r.path, r.name or "", agent_id=r.agent_id, sha256=r.sha256 or None)
@@ -197,4 +198,4 @@ def _hit(kind: str, label: str, detail: str, **ids: str | None) -> Item:
     return {"type": kind, "label": label, "detail": detail, "agent_id": None, "sha256": None, **ids}
 
 
-_SEARCHES = {"host": _host_hits, "model": _model_hits, "digest": _digest_hits, "path": _path_hits}
+_SEARCHES = {"host": _host_hits, "model": _model_hits, "digest": _digest_hits}

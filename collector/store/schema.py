@@ -164,6 +164,8 @@ alerts = Table(
     Column("suppressed_until", UTCDateTime),
     Index("ix_alerts_status_last_seen", "status", "last_seen"),
     Index("ix_alerts_agent_subject", "agent_id", "subject_sha256"),
+    # Open alerts per host, counted from the index alone (the hosts listing).
+    Index("ix_alerts_status_agent", "status", "agent_id"),
 )
 
 hosts = Table(

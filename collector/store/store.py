@@ -18,7 +18,16 @@ from sqlalchemy.exc import IntegrityError
 
 from collector.errors import CollectorError
 from collector.governance.correlations import Tally, WindowEntry
-from collector.store import alerting, correlation, delivery, grants, queries, schema, writes
+from collector.store import (
+    alerting,
+    correlation,
+    delivery,
+    grants,
+    queries,
+    schema,
+    textsearch,
+    writes,
+)
 from collector.store.engine import WRITE_OPTION, create_store_engine
 from collector.store.inventory import clean_text
 from collector.store.lifecycle import STATUSES, check_change
@@ -45,6 +54,7 @@ class Store(InventoryViews):
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 metadata.create_all(conn)
+                textsearch.ensure(conn)  # not in metadata: an FTS5 table, a GIN opclass
         return cls(engine)
 
     def close(self) -> None:

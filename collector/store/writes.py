@@ -6,23 +6,20 @@ Each table gets one executemany per batch, of a statement compiled once per dial
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, lru_cache
-from operator import itemgetter
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Dialect, Table, bindparam, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import StatementError
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import Insert, Update, UpdateBase
+from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from collector.store import alerting, digests, schema
+from collector.store.bulk import execute_many as _execute_many
 from collector.store.inventory import (
     InventoryEnd,
     InventoryRow,
@@ -222,88 +219,6 @@ def _inventory_end(name: str) -> Update:
         .where(table.c[end_column].is_(None))
         .values({end_column: at, "last_seen": at})
     )
-
-
-# Running many rows at the driver level: SQLAlchemy's executemany spends ~10 µs a row
-# building and converting parameters, more than SQLite spends storing the row.
-
-Convert = Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A statement compiled for one dialect, and how rows become the driver's parameters."""
-
-    sql: str
-    names: tuple[str, ...]  # bind names, in the driver's order if positional
-    positional: bool
-    constants: Row  # converted values that the statement binds itself
-    converters: tuple[tuple[int, Convert], ...]  # by index into names
-    timestamps: tuple[tuple[int, Convert], ...]  # converted once per distinct value
-
-    def parameters(self, rows: Sequence[Row]) -> list[Any]:
-        # A batch repeats a few timestamps many times, and converting one is slow.
-        seen: list[dict[object, object]] = [{} for _ in self.timestamps]
-        pick = itemgetter(*self.names)
-        converted: list[Any] = []
-        for row in rows:
-            values = list(pick({**self.constants, **row} if self.constants else row))
-            for i, convert in self.converters:
-                values[i] = convert(values[i])
-            for (i, convert), memo in zip(self.timestamps, seen, strict=True):
-                value = values[i]
-                try:
-                    values[i] = memo[value]
-                except KeyError:
-                    values[i] = memo[value] = convert(value)
-            if self.positional:
-                converted.append(tuple(values))
-            else:
-                converted.append(dict(zip(self.names, values, strict=True)))
-        return converted
-
-
-@lru_cache(maxsize=64)
-def _prepare(dialect: Dialect, statement: UpdateBase, keys: tuple[str, ...]) -> _Prepared:
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
-    assert isinstance(compiled, SQLCompiler)
-    ordered = compiled.positiontup if compiled.positional else compiled.bind_names.values()
-    assert ordered is not None
-    names = tuple(ordered)
-    assert len(names) > 1  # so that itemgetter(*names) gives a tuple
-    constants: Row = {}
-    converters: list[tuple[int, Convert]] = []
-    timestamps: list[tuple[int, Convert]] = []
-    for bind, name in compiled.bind_names.items():
-        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if not bind.required:
-            value = bind.effective_value
-            constants[name] = value if convert is None else convert(value)
-            continue
-        if convert is None:
-            continue
-        places = timestamps if isinstance(bind.type, schema.UTCDateTime) else converters
-        places.extend((i, convert) for i, n in enumerate(names) if n == name)
-    return _Prepared(
-        compiled.string,
-        names,
-        compiled.positional,
-        constants,
-        tuple(converters),
-        tuple(timestamps),
-    )
-
-
-def _execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) -> None:
-    """conn.execute(statement, rows), with the rows' parameters converted here."""
-    if not rows:
-        return
-    prepared = _prepare(conn.dialect, statement, tuple(rows[0]))
-    try:
-        parameters = prepared.parameters(rows)
-    except Exception as exc:  # a value its type refuses, wrapped as conn.execute would
-        raise StatementError(str(exc), prepared.sql, None, exc) from exc
-    conn.exec_driver_sql(prepared.sql, parameters)
 
 
 # For alerting.py: the same fast path for its inserts.

@@ -97,7 +97,9 @@ def _models(router: APIRouter, store: Store, viewer: list[Any]) -> None:
         listing: Annotated[Listing, Depends(listing_params(MODEL_SORTS, "path"))],
         agent_id: Text = "",
         host: Annotated[str, Query(max_length=512, description="A host name, exactly")] = "",
-        format: Annotated[str, Query(max_length=512, description="ai.model.format")] = "",
+        model_format: Annotated[
+            str, Query(max_length=512, description="ai.model.format (`format` is csv or json)")
+        ] = "",
         risk: Annotated[str, Query(max_length=512, description="ai.model.risk")] = "",
         kind: Annotated[str, Query(max_length=512, description="ai.model.kind")] = "",
         origin: Annotated[str, Query(max_length=512, description="ai.model.origin")] = "",
@@ -109,7 +111,7 @@ def _models(router: APIRouter, store: Store, viewer: list[Any]) -> None:
         where = ModelFilter(
             agent_id=agent_id,
             host=host,
-            format=format,
+            format=model_format,
             risk=risk,
             kind=kind,
             origin=origin,
@@ -125,7 +127,7 @@ def _models(router: APIRouter, store: Store, viewer: list[Any]) -> None:
     def by_digest(
         request: Request,
         listing: Annotated[Listing, Depends(listing_params(DIGEST_SORTS, "name"))],
-        format: Text = "",
+        model_format: Text = "",
         kind: Text = "",
         risk: Text = "",
         license: Text = "",
@@ -134,7 +136,7 @@ def _models(router: APIRouter, store: Store, viewer: list[Any]) -> None:
         ] = "",
     ) -> Response:
         """One row per SHA-256 with live files: what it is, on how many hosts, since when."""
-        where = DigestFilter(format=format, kind=kind, risk=risk, license=license, q=q)
+        where = DigestFilter(format=model_format, kind=kind, risk=risk, license=license, q=q)
         return respond(request, store.digests_page(listing, where), filename="models")
 
     @router.get(

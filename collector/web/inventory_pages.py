@@ -111,12 +111,12 @@ def router(store: Store, *, has_rules: bool, clock: Clock | None = None) -> APIR
         request: Request,
         listing: Annotated[Listing, Depends(listing_params(DIGEST_SORTS, "name"))],
         q: Filter = "",
-        format: Filter = "",
+        model_format: Filter = "",
         kind: Filter = "",
         risk: Filter = "",
         license: Filter = "",
     ) -> Response:
-        where = DigestFilter(q=q, format=format, kind=kind, risk=risk, license=license)
+        where = DigestFilter(q=q, format=model_format, kind=kind, risk=risk, license=license)
         return listing_page(request, "models.html", store.digests_page(listing, where), listing)
 
     @pages.get("/models/files")
@@ -126,7 +126,7 @@ def router(store: Store, *, has_rules: bool, clock: Clock | None = None) -> APIR
         q: Filter = "",
         agent_id: Filter = "",
         host: Filter = "",
-        format: Filter = "",
+        model_format: Filter = "",
         risk: Filter = "",
         kind: Filter = "",
         origin: Filter = "",
@@ -136,7 +136,7 @@ def router(store: Store, *, has_rules: bool, clock: Clock | None = None) -> APIR
         where = ModelFilter(
             agent_id=agent_id,
             host=host,
-            format=format,
+            format=model_format,
             risk=risk,
             kind=kind,
             origin=origin,
