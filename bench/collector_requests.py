@@ -199,53 +199,55 @@ def measure(url: str, schema_name: str | None, repeat: int, explain_over: float)
         print(f"\nplan of {name}:")
         for line in _explain(engine, statements):
             print(line)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    current, peak = _rss_mb()
     print(
-        f"\nserving process RSS: {rss_start / 1024:.0f} MB after opening the store, "
-        f"{peak / 1024:.0f} MB peak after every request"
+        f"\nserving process RSS: {rss_start:.0f} MB after opening the store, "
+        f"{current:.0f} MB after every request, {peak:.0f} MB peak"
     )
     engine.dispose()
     store.close()
 
 
-def ingest_rate(url: str, schema_name: str | None, batches: int = 30) -> float:
-    """Events per second through Store.ingest: model_file snapshots, 100 per batch, for a
-    new agent, so that every batch adds rows, digests and counts as a real snapshot does."""
+def ingest_rate(url: str, schema_name: str | None, batches: int = 20) -> tuple[float, float]:
+    """Events per second through Store.ingest for a new agent, 100 model_file events per
+    batch: (new files, snapshots of the same files again)."""
     store = Store.open(url, schema=schema_name)
     at = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
     agent_id = f"ingest-{time.time_ns()}"
     store.add_agent(AgentRecord(agent_id, b"\x02" * 32, "ingest-host", "linux", "g", "1", at))
-    seq, elapsed = 0, 0.0
-    for b in range(batches):
-        events = []
-        for _ in range(100):
-            seq += 1
-            k = seq % 2000
-            fields = {
-                "event.dataset": "shadowai.model_file",
-                "event.action": "snapshot",
-                "file.path": f"/m/{k}.gguf",
-                "file.size": 1000 + k,
-                "file.hash.sha256": f"{k:064x}",
-                "ai.model.format": "gguf",
-                "ai.model.name": f"m{k}",
-                "ai.model.kind": "llm",
-            }
-            events.append(StoredEvent(seq, b"d", b"e", at + timedelta(seconds=b), fields))
-        started = time.perf_counter()
-        store.ingest(
-            agent_id=agent_id,
-            expected_last_seq=seq - 100,
-            last_seq=seq,
-            last_digest=b"d",
-            events=events,
-            gaps=[],
-            alerts=[],
-            now=at + timedelta(seconds=b),
-        )
-        elapsed += time.perf_counter() - started
+    seq, rates = 0, []
+    for _ in ("new", "snapshot"):
+        elapsed = 0.0
+        for b in range(batches):
+            events = []
+            for i in range(100):
+                seq += 1
+                k = b * 100 + i
+                fields = {
+                    "event.dataset": "shadowai.model_file",
+                    "event.action": "snapshot",
+                    "file.path": f"/Users/ingest/models/{k}/model.gguf",
+                    "file.size": 1000 + k,
+                    "file.hash.sha256": f"{k:064x}",
+                    "ai.model.format": "gguf",
+                    "ai.model.name": f"model {k}",
+                }
+                events.append(StoredEvent(seq, b"d", b"e", at + timedelta(seconds=seq), fields))
+            started = time.perf_counter()
+            store.ingest(
+                agent_id=agent_id,
+                expected_last_seq=seq - 100,
+                last_seq=seq,
+                last_digest=b"d",
+                events=events,
+                gaps=[],
+                alerts=[],
+                now=at + timedelta(seconds=seq),
+            )
+            elapsed += time.perf_counter() - started
+        rates.append(batches * 100 / elapsed)
     store.close()
-    return batches * 100 / elapsed
+    return rates[0], rates[1]
 
 
 if __name__ == "__main__":

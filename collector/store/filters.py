@@ -23,7 +23,6 @@ MODEL_SORTS = (
     "size",
     "parameters",
     "first_seen",
-    "last_seen",
     "agent_id",
 )
 DIGEST_SORTS = (

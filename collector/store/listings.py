@@ -257,7 +257,6 @@ def model_sorts() -> dict[str, Key]:
         "size": (m.size, m.id),
         "parameters": (m.parameters, m.id),
         "first_seen": (m.first_seen, m.id),
-        "last_seen": (m.last_seen, m.id),
         "agent_id": (m.agent_id, m.path_key, m.id),
     }
 

@@ -235,7 +235,8 @@ models = Table(
     _live("ix_models_live_size", "size", "id"),
     _live("ix_models_live_parameters", "parameters", "id"),
     _live("ix_models_live_first_seen", "first_seen", "id"),
-    _live("ix_models_live_last_seen", "last_seen", "id"),
+    # No index on last_seen: every snapshot moves it, and an indexed column that changes
+    # costs PostgreSQL a new entry in every index of the row (no HOT update).
     _live("ix_models_live_sha256", "sha256", "agent_id"),
 )
 

@@ -140,7 +140,7 @@ def _ship(
 
 
 def _common(host: str) -> dict[str, object]:
-    agent_id, os_type, group = HOSTS[host]
+    agent_id, os_type, _ = HOSTS[host]
     return {
         "host.name": host,
         "host.os.type": os_type,
