@@ -154,7 +154,7 @@ def _explain(engine: Engine, statements: Sequence[tuple[str, Any, float]]) -> It
             cursor = raw.cursor()
             cursor.execute(prefix + statement, params)
             for row in cursor.fetchall():
-                yield "     " + " | ".join(str(v) for v in row)
+                yield ("     " + " | ".join(str(v) for v in row))[:240]
         finally:
             raw.close()
 

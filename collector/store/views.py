@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from collector.paging import Listing, Page
-from collector.store import activity, digests, listings, overview
+from collector.store import activity, backfill, digests, listings, overview
 from collector.store.filters import (
     AgentFilter,
     DigestFilter,
@@ -86,6 +86,12 @@ class InventoryViews:
             return overview.search(conn, q, kind, listing)
 
     def rebuild_digests(self) -> None:
-        """Recount every digest and host from the model rows (after a migration or bulk load)."""
+        """Recount every digest and host from the model rows (after a bulk load)."""
         with self._write() as conn:
             digests.rebuild(conn)
+
+    def fill_inventory(self) -> None:
+        """Column copies, digests, host counts and the search index for rows written before
+        the store kept them (collector.store.backfill); a migration runs it once."""
+        with self._write() as conn:
+            backfill.fill_inventory(conn)

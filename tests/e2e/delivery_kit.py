@@ -118,10 +118,18 @@ class Api:
         self._headers = {"Authorization": f"Bearer {token}"}
 
     def items(self, path: str, **params: Any) -> list[dict[str, Any]]:
-        reply = httpx.get(self._base + path, headers=self._headers, params=params, timeout=20)
-        assert reply.status_code == 200, reply.text
-        items: list[dict[str, Any]] = reply.json()["items"]
-        return items
+        """Every item of a listing: its pages one after another, following `next`."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            reply = httpx.get(self._base + path, headers=self._headers, params=query, timeout=20)
+            assert reply.status_code == 200, reply.text
+            body = reply.json()
+            items += body["items"]
+            cursor = body.get("next")
+            if not cursor:
+                return items
 
     def models(self) -> list[str]:
         return sorted(str(m["file.path"]) for m in self.items("api/v1/models"))
