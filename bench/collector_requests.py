@@ -21,7 +21,7 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import Connection
 
 from collector.paging import encode_cursor
-from collector.store import AgentRecord, Store, StoredEvent, activity, listings, schema
+from collector.store import AgentRecord, Store, StoredEvent, activity, hosts, listings, schema
 from collector.store.engine import create_store_engine
 from collector.web.app import create_app
 from collector.web.auth import mint_api_token
@@ -63,7 +63,7 @@ def requests(engine: Engine) -> list[tuple[str, str]]:
         top = conn.execute(select(d.sha256).order_by(d.host_count.desc()).limit(1)).scalar_one()
         prefix = top[:6]
     deep = {
-        "hosts": _cursor(engine, listings.host_sorts(h.model_count)["name"], "name"),
+        "hosts": _cursor(engine, hosts.host_sorts(h.model_count)["name"], "name"),
         "models": _cursor(engine, listings.model_sorts()["path"], "path", live),
         "digests": _cursor(engine, listings.digest_sorts()["name"], "name", d.file_count > 0),
         "events": _cursor(engine, activity.event_sorts()["id"], "-id"),
@@ -178,11 +178,15 @@ def measure(url: str, schema_name: str | None, repeat: int, explain_over: float)
     rss_start, _ = _rss_mb()
     event.listen(Engine, "before_cursor_execute", _before)
     event.listen(Engine, "after_cursor_execute", _after)
-    slow = []
+    slow, raised = [], {}
     print(f"\n{'request':34} {'status':>6} {'first ms':>9} {'median ms':>10} {'bytes':>10}")
+    planned = requests(engine)  # the deep cursors come from OFFSET queries, before timing
+    rss_planned = _rss_mb()[1]
     with TestClient(create_app(store, rules_summary=lambda: [])) as client:
-        for name, path in requests(engine):
+        for name, path in planned:
+            before = _rss_mb()[1]
             result = _time(client, path, headers if path.startswith("/api/v1") else {}, repeat)
+            raised[name] = _rss_mb()[1] - before
             flag = " SLOW" if result["median"] > SLOW_MS else ""
             if result["median"] > explain_over:
                 flag = flag or " (explained)"
@@ -195,15 +199,18 @@ def measure(url: str, schema_name: str | None, repeat: int, explain_over: float)
                 slow.append((name, result["statements"]))
     event.remove(Engine, "before_cursor_execute", _before)
     event.remove(Engine, "after_cursor_execute", _after)
+    current, peak = _rss_mb()
+    most = sorted(raised.items(), key=lambda kv: -kv[1])[:3]
+    print(
+        f"\nserving process RSS: {rss_start:.0f} MB after opening the store, peak "
+        f"{rss_planned:.0f} MB before the first request, {current:.0f} MB after every request, "
+        f"{peak:.0f} MB peak; the peak rose most during "
+        + ", ".join(f"{name} (+{mb:.0f} MB)" for name, mb in most)
+    )
     for name, statements in slow:
         print(f"\nplan of {name}:")
         for line in _explain(engine, statements):
             print(line)
-    current, peak = _rss_mb()
-    print(
-        f"\nserving process RSS: {rss_start:.0f} MB after opening the store, "
-        f"{current:.0f} MB after every request, {peak:.0f} MB peak"
-    )
     engine.dispose()
     store.close()
 

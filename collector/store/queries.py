@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.engine import Connection
 
-from collector.store import listings, schema
+from collector.store import hosts, listings, schema
 from collector.store.records import AgentRecord, AgentState
 
 Item = dict[str, object]
@@ -46,7 +46,7 @@ def counts(conn: Connection) -> dict[str, int]:
 
 
 def list_hosts(conn: Connection) -> list[Item]:
-    """Every host, by name (the CLI and exports; the API pages with listings.hosts_page)."""
+    """Every host, by name (the CLI and exports; the API pages with hosts.hosts_page)."""
     counts = (
         select(_alerts.c.agent_id, func.count().label("n"))
         .where(_alerts.c.status == "open")
@@ -57,7 +57,7 @@ def list_hosts(conn: Connection) -> list[Item]:
         counts, counts.c.agent_id == _hosts.c.agent_id
     )
     rows = conn.execute(query.order_by(_hosts.c.host_name, _hosts.c.id))
-    return [listings.host_item(r) for r in rows]
+    return [hosts.host_item(r) for r in rows]
 
 
 def list_models(conn: Connection, *, include_removed: bool) -> list[Item]:

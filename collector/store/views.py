@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from collector.paging import Listing, Page
-from collector.store import activity, backfill, digests, listings, overview
+from collector.store import activity, backfill, digests, hosts, listings, overview
 from collector.store.filters import (
     AgentFilter,
     DigestFilter,
@@ -40,17 +40,17 @@ class InventoryViews:
 
     def hosts_page(self, listing: Listing, where: HostFilter = _HOSTS) -> Page:
         with self._read() as conn:
-            return listings.hosts_page(conn, listing, where)
+            return hosts.hosts_page(conn, listing, where)
 
     def host(self, agent_id: str) -> Item | None:
         """A host with its enrollment, counts and latest agent health; None if unknown."""
         with self._read() as conn:
-            return listings.host(conn, agent_id)
+            return hosts.host(conn, agent_id)
 
     def host_alerts(self, agent_id: str, *, limit: int = 20) -> list[Item]:
         """The host's open alerts, most recently seen first."""
         with self._read() as conn:
-            return listings.open_alerts_of(conn, agent_id, limit)
+            return hosts.open_alerts_of(conn, agent_id, limit)
 
     def models_page(self, listing: Listing, where: ModelFilter = _MODELS) -> Page:
         with self._read() as conn:

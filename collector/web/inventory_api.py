@@ -21,6 +21,7 @@ from collector.store import (
     ProcessFilter,
     Store,
     activity,
+    hosts,
     listings,
     overview,
 )
@@ -42,7 +43,7 @@ Require = Callable[[Store, str], Callable[..., str]]
 Text = Annotated[str, Query(max_length=512)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such row"}}
 
-HostPage = page_model("Host", listings.HOST_COLUMNS)
+HostPage = page_model("Host", hosts.HOST_COLUMNS)
 ModelPage = page_model("ModelFile", listings.MODEL_COLUMNS)
 DigestPage = page_model("Digest", listings.DIGEST_COLUMNS)
 DigestFiles = page_model("DigestFiles", listings.MODEL_COLUMNS, digest=(dict[str, Any], ...))

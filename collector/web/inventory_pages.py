@@ -12,13 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from collector.paging import BadListing, Listing, Page
-from collector.store import (
-    DigestFilter,
-    HostFilter,
-    ModelFilter,
-    ProcessFilter,
-    Store,
-)
+from collector.store import DigestFilter, HostFilter, ModelFilter, ProcessFilter, Store
 from collector.store.filters import (
     DIGEST_SORTS,
     HOST_SORTS,
@@ -37,79 +31,111 @@ from collector.web.views import Pager, Sorter
 
 Clock = Callable[[], datetime]
 Filter = Annotated[str, Query(max_length=512)]
+Paged = Callable[..., Listing]
 _SHOWN_ON_HOST = 100  # model files and processes listed on a host's page; the rest paged
+_HITS_PER_KIND = 20  # search hits of each kind on the page before "More"
 
 
 def router(store: Store, *, has_rules: bool, clock: Clock | None = None) -> APIRouter:
     """The inventory pages over `store`; `clock` gives "now" for online/silent and charts."""
-    now = clock or (lambda: datetime.now(UTC))
-    pages = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
-    env = environment()
+    pages = _Pages(store, has_rules, clock or (lambda: datetime.now(UTC)))
+    routes = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
+    # /models/files before /models/{sha256}: the first match wins.
+    handlers: list[tuple[str, Callable[..., Response]]] = [
+        ("/", pages.overview),
+        ("/hosts", pages.hosts),
+        ("/hosts/{agent_id}", pages.host),
+        ("/models", pages.models),
+        ("/models/files", pages.files),
+        ("/models/{sha256}", pages.digest),
+        ("/processes", pages.processes),
+        ("/search", pages.search),
+    ]
+    for path, handler in handlers:
+        routes.add_api_route(path, handler, methods=["GET"])
+    return routes
 
-    def show(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
-        return render(env, request, name, has_rules=has_rules, status_code=status_code, **context)
 
-    def listing_page(
-        request: Request, name: str, page: Page, listing: Listing, **context: Any
+# Each listing's paging and sort parameters, checked (a bad one is a 400).
+_HOSTS: Paged = listing_params(HOST_SORTS, "name")
+_DIGESTS: Paged = listing_params(DIGEST_SORTS, "name")
+_FILES: Paged = listing_params(MODEL_SORTS, "path")
+_WHERE: Paged = listing_params(MODEL_SORTS, "agent_id")
+_PROCESSES: Paged = listing_params(PROCESS_SORTS, "name")
+_HITS: Paged = listing_params(("label",), "label")
+
+
+class _Pages:
+    """One method per page; FastAPI reads each one's parameters from its signature."""
+
+    def __init__(self, store: Store, has_rules: bool, now: Clock) -> None:
+        self.store, self.has_rules, self.now = store, has_rules, now
+        self.env = environment()
+
+    def show(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        return render(
+            self.env, request, name, has_rules=self.has_rules, status_code=status, **context
+        )
+
+    def listing(
+        self, request: Request, name: str, page: Page, listing: Listing, **context: Any
     ) -> Response:
+        """A page of rows with its sort links and page links, or its rows as CSV."""
         if wants_csv(request):
             return respond(request, page, filename=name.removesuffix(".html"))
-        params = dict(request.query_params)
-        path = request.url.path
-        return show(
-            request,
-            name,
-            page=page,
-            sorter=Sorter(path, params, listing),
-            pager=Pager(path, params, page.next),
-            params=params,
-            **context,
+        params, path = dict(request.query_params), request.url.path
+        sorter, pager = Sorter(path, params, listing), Pager(path, params, page.next)
+        return self.show(
+            request, name, page=page, sorter=sorter, pager=pager, params=params, **context
         )
 
-    @pages.get("/")
-    def overview(request: Request) -> Response:
-        stats = store.overview(now())
-        latest = store.list_alerts(status="open", limit=10)
-        return show(
-            request, "index.html", stats=stats, charts=charts.overview(stats), alerts=latest
-        )
+    def not_found(self, request: Request, what: str) -> Response:
+        return self.show(request, "not_found.html", 404, what=what)
 
-    @pages.get("/hosts")
+    def overview(self, request: Request) -> Response:
+        stats = self.store.overview(self.now())
+        latest = self.store.list_alerts(status="open", limit=10)
+        drawn = charts.overview(stats)
+        return self.show(request, "index.html", stats=stats, charts=drawn, alerts=latest)
+
     def hosts(
+        self,
         request: Request,
-        listing: Annotated[Listing, Depends(listing_params(HOST_SORTS, "name"))],
+        listing: Annotated[Listing, Depends(_HOSTS)],
         q: Filter = "",
         group: Filter = "",
         os: Filter = "",
     ) -> Response:
-        page = store.hosts_page(listing, HostFilter(q=q, group=group, os=os))
-        return listing_page(request, "hosts.html", page, listing)
+        page = self.store.hosts_page(listing, HostFilter(q=q, group=group, os=os))
+        return self.listing(request, "hosts.html", page, listing)
 
-    @pages.get("/hosts/{agent_id}")
-    def host(request: Request, agent_id: str) -> Response:
+    def host(self, request: Request, agent_id: str) -> Response:
         try:
-            found = store.host(check_text("agent_id", agent_id))
+            found = self.store.host(check_text("agent_id", agent_id))
         except BadListing:
             found = None
         if found is None:
-            return show(request, "not_found.html", 404, what=f"No host with agent id {agent_id}.")
-        first = Listing(limit=_SHOWN_ON_HOST, sort="path")
-        mine = ModelFilter(agent_id=agent_id)
-        running = ProcessFilter(agent_id=agent_id)
-        return show(
+            return self.not_found(request, f"No host with agent id {agent_id}.")
+        models = self.store.models_page(
+            Listing(limit=_SHOWN_ON_HOST, sort="path"), ModelFilter(agent_id=agent_id)
+        )
+        processes = self.store.processes_page(
+            Listing(limit=_SHOWN_ON_HOST, sort="name"), ProcessFilter(agent_id=agent_id)
+        )
+        return self.show(
             request,
             "host.html",
             host=found,
-            online=_online(found.get("last_seen"), now()),
-            models=store.models_page(first, mine),
-            processes=store.processes_page(Listing(limit=_SHOWN_ON_HOST, sort="name"), running),
-            alerts=store.host_alerts(agent_id),
+            online=_online(found.get("last_seen"), self.now()),
+            models=models,
+            processes=processes,
+            alerts=self.store.host_alerts(agent_id),
         )
 
-    @pages.get("/models")
     def models(
+        self,
         request: Request,
-        listing: Annotated[Listing, Depends(listing_params(DIGEST_SORTS, "name"))],
+        listing: Annotated[Listing, Depends(_DIGESTS)],
         q: Filter = "",
         model_format: Filter = "",
         kind: Filter = "",
@@ -117,12 +143,14 @@ def router(store: Store, *, has_rules: bool, clock: Clock | None = None) -> APIR
         license: Filter = "",
     ) -> Response:
         where = DigestFilter(q=q, format=model_format, kind=kind, risk=risk, license=license)
-        return listing_page(request, "models.html", store.digests_page(listing, where), listing)
+        return self.listing(
+            request, "models.html", self.store.digests_page(listing, where), listing
+        )
 
-    @pages.get("/models/files")
     def files(
+        self,
         request: Request,
-        listing: Annotated[Listing, Depends(listing_params(MODEL_SORTS, "path"))],
+        listing: Annotated[Listing, Depends(_FILES)],
         q: Filter = "",
         agent_id: Filter = "",
         host: Filter = "",
@@ -144,27 +172,24 @@ def router(store: Store, *, has_rules: bool, clock: Clock | None = None) -> APIR
             q=q,
             include_removed=include_removed,
         )
-        return listing_page(request, "files.html", store.models_page(listing, where), listing)
+        return self.listing(request, "files.html", self.store.models_page(listing, where), listing)
 
-    @pages.get("/models/{sha256}")
     def digest(
-        request: Request,
-        sha256: str,
-        listing: Annotated[Listing, Depends(listing_params(MODEL_SORTS, "agent_id"))],
+        self, request: Request, sha256: str, listing: Annotated[Listing, Depends(_WHERE)]
     ) -> Response:
         try:
-            found = store.digest(check_digest("sha256", sha256))
+            found = self.store.digest(check_digest("sha256", sha256))
         except BadListing:
             found = None
         if found is None:
-            return show(request, "not_found.html", 404, what="No model with that SHA-256.")
-        page = store.models_page(listing, ModelFilter(sha256=str(found["sha256"])))
-        return listing_page(request, "digest.html", page, listing, digest=found)
+            return self.not_found(request, "No model with that SHA-256.")
+        page = self.store.models_page(listing, ModelFilter(sha256=str(found["sha256"])))
+        return self.listing(request, "digest.html", page, listing, digest=found)
 
-    @pages.get("/processes")
     def processes(
+        self,
         request: Request,
-        listing: Annotated[Listing, Depends(listing_params(PROCESS_SORTS, "name"))],
+        listing: Annotated[Listing, Depends(_PROCESSES)],
         q: Filter = "",
         agent_id: Filter = "",
         host: Filter = "",
@@ -174,36 +199,30 @@ def router(store: Store, *, has_rules: bool, clock: Clock | None = None) -> APIR
         where = ProcessFilter(
             agent_id=agent_id, host=host, runtime=runtime, q=q, include_stopped=include_stopped
         )
-        page = store.processes_page(listing, where)
-        return listing_page(request, "processes.html", page, listing)
+        page = self.store.processes_page(listing, where)
+        return self.listing(request, "processes.html", page, listing)
 
-    @pages.get("/search")
     def search(
+        self,
         request: Request,
-        listing: Annotated[Listing, Depends(listing_params(("label",), "label"))],
+        listing: Annotated[Listing, Depends(_HITS)],
         q: Filter = "",
         type: Filter = "",
     ) -> Response:
+        """Hits grouped by kind; with `type`, one kind a page at a time."""
         kind = type if type in SEARCH_TYPES else None
+        context: dict[str, Any] = {"search_q": q, "kind": kind, "groups": {}, "pager": None}
         if not q.strip():
-            return show(request, "search.html", search_q=q, kind=kind, groups={}, pager=None)
-        shown = listing if kind else Listing(limit=min(listing.limit, 20), sort="label")
-        page = search_page(store, q, kind, shown)
+            return self.show(request, "search.html", **context)
+        shown = listing if kind else Listing(limit=min(listing.limit, _HITS_PER_KIND), sort="label")
+        page = search_page(self.store, q, kind, shown)
         groups: dict[str, list[dict[str, object]]] = {t: [] for t in SEARCH_TYPES}
         for hit in page.items:
             groups[str(hit["type"])].append(hit)
-        pager = Pager(request.url.path, dict(request.query_params), page.next) if kind else None
-        return show(
-            request,
-            "search.html",
-            search_q=q,
-            kind=kind,
-            groups=groups,
-            pager=pager,
-            more=shown.limit,
-        )
-
-    return pages
+        if kind:
+            context["pager"] = Pager(request.url.path, dict(request.query_params), page.next)
+        context.update(groups=groups, more=shown.limit)
+        return self.show(request, "search.html", **context)
 
 
 def _online(last_seen: object, now: datetime) -> bool:
