@@ -1,7 +1,10 @@
 """The timing half of bench.collector_scale: serve the real app over a seeded store, time
 every page and API listing, explain the slow ones, report peak RSS.
 
-    python -m bench.collector_requests URL SCHEMA_JSON REPEAT EXPLAIN_OVER_MS
+    python -m bench.collector_requests URL SCHEMA_JSON REPEAT EXPLAIN_OVER_MS REQUESTS_JSON
+
+The requests (with their deep cursors, found by OFFSET queries) are planned by the caller,
+so that this process's peak RSS is the serving alone.
 """
 
 from __future__ import annotations
@@ -167,7 +170,21 @@ def _rss_mb() -> tuple[float, float]:
     return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(url: str, schema_name: str | None, repeat: int, explain_over: float) -> None:
+def plan(url: str, schema_name: str | None) -> list[tuple[str, str]]:
+    engine = create_store_engine(url, schema_name)
+    try:
+        return requests(engine)
+    finally:
+        engine.dispose()
+
+
+def measure(
+    url: str,
+    schema_name: str | None,
+    repeat: int,
+    explain_over: float,
+    planned: list[tuple[str, str]],
+) -> None:
     store = Store.open(url, schema=schema_name)
     engine = create_store_engine(url, schema_name)
     token, token_id, digest = mint_api_token()
@@ -180,8 +197,6 @@ def measure(url: str, schema_name: str | None, repeat: int, explain_over: float)
     event.listen(Engine, "after_cursor_execute", _after)
     slow, raised = [], {}
     print(f"\n{'request':34} {'status':>6} {'first ms':>9} {'median ms':>10} {'bytes':>10}")
-    planned = requests(engine)  # the deep cursors come from OFFSET queries, before timing
-    rss_planned = _rss_mb()[1]
     with TestClient(create_app(store, rules_summary=lambda: [])) as client:
         for name, path in planned:
             before = _rss_mb()[1]
@@ -202,9 +217,8 @@ def measure(url: str, schema_name: str | None, repeat: int, explain_over: float)
     current, peak = _rss_mb()
     most = sorted(raised.items(), key=lambda kv: -kv[1])[:3]
     print(
-        f"\nserving process RSS: {rss_start:.0f} MB after opening the store, peak "
-        f"{rss_planned:.0f} MB before the first request, {current:.0f} MB after every request, "
-        f"{peak:.0f} MB peak; the peak rose most during "
+        f"\nserving process RSS: {rss_start:.0f} MB after opening the store, {current:.0f} MB "
+        f"after every request, {peak:.0f} MB peak; the peak rose most during "
         + ", ".join(f"{name} (+{mb:.0f} MB)" for name, mb in most)
     )
     for name, statements in slow:
@@ -258,4 +272,5 @@ def ingest_rate(url: str, schema_name: str | None, batches: int = 20) -> tuple[f
 
 
 if __name__ == "__main__":
-    measure(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
+    planned = [(str(name), str(path)) for name, path in json.loads(sys.argv[5])]
+    measure(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), planned)

@@ -28,7 +28,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench import collector_seed
-from bench.collector_requests import ingest_rate
+from bench.collector_requests import ingest_rate, plan
 from collector.paging import Listing
 from collector.store import Store
 from collector.store.engine import create_store_engine
@@ -122,8 +122,9 @@ def _seed(url: str, schema: str | None, args: argparse.Namespace) -> None:
 def _measure(url: str, schema: str | None, repeat: int, explain_over: float) -> None:
     """Time the requests in a process of their own (bench.collector_requests)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    planned = json.dumps(plan(url, schema))
     command = [sys.executable, "-m", "bench.collector_requests", url, json.dumps(schema)]
-    command += [str(repeat), str(explain_over)]
+    command += [str(repeat), str(explain_over), planned]
     subprocess.run(command, check=True, env=env)
 
 

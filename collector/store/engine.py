@@ -73,18 +73,27 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def _postgresql_engine(url: str, schema: str | None, shown: str) -> Engine:
-    # No JIT: the store's statements are small, and PostgreSQL compiled one whose estimate
-    # crossed jit_above_cost (a digest recount) for 330 ms to run it in 1 ms.
-    options = "-cjit=off"
     if schema is None:
-        return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
+        engine = create_engine(url, pool_pre_ping=True)
+        event.listen(engine, "connect", _postgresql_connect)
+        return engine
     if not _SCHEMA_NAME.fullmatch(schema):
         raise CollectorError(f"database {shown}: schema {schema!r} is not a plain lowercase name")
     engine = create_engine(
-        url,
-        pool_pre_ping=True,
-        connect_args={"options": f"{options} -csearch_path={schema}"},
+        url, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
     )
+    event.listen(engine, "connect", _postgresql_connect)
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     return engine
+
+
+def _postgresql_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # No JIT: the store's statements are small, and PostgreSQL compiled one whose estimate
+    # crossed jit_above_cost (a digest recount) for 330 ms to run it in 1 ms. Set here, not
+    # in the URL's options, so that a URL's own options (a search_path) still apply.
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET jit = off")
+    dbapi_connection.autocommit = autocommit
