@@ -10,7 +10,6 @@ so that this process's peak RSS is the serving alone.
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import sys
 import time
@@ -163,11 +162,11 @@ def _explain(engine: Engine, statements: Sequence[tuple[str, Any, float]]) -> It
 
 
 def _rss_mb() -> tuple[float, float]:
-    """(current, peak) resident set size of this process in MB."""
+    """(current, peak) resident set size of this process in MB. The peak is VmHWM, not
+    getrusage's ru_maxrss: that one survives exec, so it starts at the forking parent's size."""
     lines = Path("/proc/self/status").read_text().splitlines()
     status = dict(line.split(":", 1) for line in lines if ":" in line)
-    current = int(status["VmRSS"].split()[0]) / 1024
-    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
 def plan(url: str, schema_name: str | None) -> list[tuple[str, str]]:
