@@ -139,7 +139,8 @@ def search(conn: Connection, q: str, kind: str, listing: Listing) -> Page:
     if kind == "digest" and not looks_like_digest(q):
         return Page(items=[], columns=SEARCH_COLUMNS)
     if kind == "path":
-        query, key, item = _path_hits(q, text_matches(conn, q, _models.c.path_key))
+        exact = contains(_models.c.path_key, q)
+        query, key, item = _path_hits(q, text_matches(conn, q, exact))
     else:
         query, key, item = _SEARCHES[kind](q)
     return fetch_page(conn, query, key, listing, item, SEARCH_COLUMNS)

@@ -35,6 +35,7 @@ def test_scanning_and_the_index_find_the_same_files(store: Store) -> None:
         expected = [
             m["file.path"]
             for m in every
-            if q.lower() in f"{m['file.path']} {m['ai.model.name'] or ''}".lower()
+            if q.lower() in str(m["file.path"]).lower()
+            or q.lower() in str(m["ai.model.name"] or "").lower()
         ]
         assert [m["file.path"] for m in listed] == expected, q
