@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
+from typing import NamedTuple
 
 from sqlalchemy import Update, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,7 +25,7 @@ from sqlalchemy.sql.dml import Insert
 
 from collector.store import schema
 from collector.store.bulk import execute_many
-from collector.store.inventory import InventoryEnd, InventoryRow
+from collector.store.inventory import MODEL_COPIES, InventoryEnd, InventoryRow
 
 _models, _digests, _hosts = schema.models, schema.model_digests, schema.hosts
 # A digest's last_seen moves at most this often: every snapshot of a model on 10,000 hosts
@@ -42,7 +43,18 @@ _ATTRIBUTES = (
     "parameters",
 )
 _CHUNK = 500  # keys per IN list
-Prior = dict[bytes, tuple[str, bool]]  # path_sha256 -> (sha256, live) before the batch
+
+
+class PriorRow(NamedTuple):
+    """A model row as it was before the batch: its digest, whether live, its column copies
+    (in MODEL_COPIES order)."""
+
+    sha256: str
+    live: bool
+    copies: tuple[object, ...] = ()
+
+
+Prior = dict[bytes, PriorRow]  # by path_sha256
 
 
 @dataclass
@@ -88,10 +100,8 @@ def _saw(seen: dict[str, Seen], sha256: str, row: InventoryRow) -> None:
         known.columns, known.last = row.latest.columns, row.last_seen
 
 
-def _moved(
-    changes: DigestChanges, before: tuple[str, bool] | None, after: tuple[str, bool]
-) -> None:
-    old_sha, was_live = before if before is not None else ("", False)
+def _moved(changes: DigestChanges, before: PriorRow | None, after: tuple[str, bool]) -> None:
+    old_sha, was_live = (before.sha256, before.live) if before is not None else ("", False)
     new_sha, is_live = after
     counted_before = old_sha if was_live else ""
     counted_after = new_sha if is_live else ""
@@ -101,15 +111,27 @@ def _moved(
 
 
 def prior_state(conn: Connection, agent_id: str, keys: Sequence[bytes]) -> Prior:
-    """The digest and liveness of this agent's model rows with these path keys."""
-    query = select(_models.c.path_sha256, _models.c.sha256, _models.c.removed_at).where(
-        _models.c.agent_id == agent_id, _models.c.path_sha256.in_(bindparam("keys", expanding=True))
+    """This agent's model rows with these path keys, as they are before the batch."""
+    m = _models.c
+    copies = [m[name] for name in MODEL_COPIES]
+    query = select(m.path_sha256, m.removed_at, m.sha256, *copies).where(
+        m.agent_id == agent_id, m.path_sha256.in_(bindparam("keys", expanding=True))
     )
     prior: Prior = {}
     for start in range(0, len(keys), _CHUNK):
         for row in conn.execute(query, {"keys": list(keys[start : start + _CHUNK])}):
-            prior[bytes(row.path_sha256)] = (row.sha256, row.removed_at is None)
+            key, removed_at, sha256, *values = row  # copies in MODEL_COPIES order
+            prior[bytes(key)] = PriorRow(sha256, removed_at is None, tuple(values))
     return prior
+
+
+def unchanged(row: InventoryRow, prior: Prior) -> bool:
+    """Pure: the batch leaves this model row live with the same column copies, so that only
+    its fields and last_seen need writing (no index holds those)."""
+    before = prior.get(row.latest.key_sha256)
+    if before is None or not before.live or row.ended_at is not None:
+        return False
+    return before.copies == tuple(row.latest.columns[name] for name in MODEL_COPIES)
 
 
 def apply(conn: Connection, agent_id: str, changes: DigestChanges) -> None:
@@ -117,15 +139,36 @@ def apply(conn: Connection, agent_id: str, changes: DigestChanges) -> None:
     if changes.recount:
         _lock(conn, sorted(changes.recount))
     if changes.seen:
-        fresh = [_digest_row(sha, seen) for sha, seen in sorted(changes.seen.items())]
-        execute_many(conn, _insert_new(conn.dialect.name), fresh)
-        execute_many(conn, _touch(), [_touch_row(row) for row in fresh])
+        # Read first, so that a snapshot of known models writes nothing here most times.
+        known = _last_seen(conn, sorted(changes.seen))
+        rows = [_digest_row(sha, seen) for sha, seen in sorted(changes.seen.items())]
+        fresh = [row for row in rows if row["sha256"] not in known]
+        stale = [row for row in rows if _stale(known.get(str(row["sha256"])), row)]
+        execute_many(conn, _insert_new(conn.dialect.name), fresh)  # a race: nothing
+        execute_many(conn, _touch(), [_touch_row(row) for row in stale])
     if changes.recount:
         shas = sorted(changes.recount)
         for start in range(0, len(shas), _CHUNK):
             conn.execute(_recount(), {"shas": shas[start : start + _CHUNK]})
     if changes.host_changed:
         recount_host(conn, agent_id)
+
+
+def _last_seen(conn: Connection, shas: Sequence[str]) -> dict[str, datetime]:
+    query = select(_digests.c.sha256, _digests.c.last_seen).where(
+        _digests.c.sha256.in_(bindparam("shas", expanding=True))
+    )
+    known: dict[str, datetime] = {}
+    for start in range(0, len(shas), _CHUNK):
+        for sha256, last_seen in conn.execute(query, {"shas": list(shas[start : start + _CHUNK])}):
+            known[sha256] = last_seen
+    return known
+
+
+def _stale(last_seen: datetime | None, row: Mapping[str, object]) -> bool:
+    at = row["last_seen"]
+    assert isinstance(at, datetime)
+    return last_seen is not None and last_seen < at - LAST_SEEN_STEP
 
 
 def recount_host(conn: Connection, agent_id: str) -> None:

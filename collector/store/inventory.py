@@ -297,6 +297,8 @@ _MODEL_LABELS = {
     "architecture": ("ai.model.architecture", 128),
 }
 _MODEL_NUMBERS = {"size": "file.size", "parameters": "ai.model.parameters"}
+# The models table's copied columns (model_columns' keys), in one order.
+MODEL_COPIES = (*_MODEL_LABELS, *_MODEL_NUMBERS, "path_key", "sha256")
 PATH_KEY_LENGTH = 512
 _MAX_BIGINT = 2**63 - 1
 _HEX = frozenset("0123456789abcdef")

@@ -238,6 +238,9 @@ models = Table(
     # No index on last_seen: every snapshot moves it, and an indexed column that changes
     # costs PostgreSQL a new entry in every index of the row (no HOT update).
     _live("ix_models_live_sha256", "sha256", "agent_id"),
+    # Room on each page, so that a snapshot's update of fields and last_seen (no index holds
+    # them) stays on the page and PostgreSQL touches no index (a HOT update).
+    postgresql_with={"fillfactor": 70},
 )
 
 # One row per content digest, kept by ingest (collector.store.digests): what /models lists.
@@ -283,6 +286,7 @@ processes = Table(
     Column("gpu_utilization", Float, nullable=False, default=-1.0, server_default="-1"),
     UniqueConstraint("agent_id", "key_sha256", name="uq_processes_agent_key"),
     Index("ix_processes_agent_id", "agent_id", "stopped_at"),
+    postgresql_with={"fillfactor": 70},
 )
 
 # -- delivery: refusals, collector events, per-agent counters, token limits --------------

@@ -142,8 +142,17 @@ def _update_inventory(
     model_ends = [end for end in ends if end.table == "models"]
     keys = [row.latest.key_sha256 for row in model_rows] + [end.key_sha256 for end in model_ends]
     prior = digests.prior_state(conn, agent_id, keys) if keys else {}
+    # Most of a snapshot is files as they were: writing only fields and last_seen leaves
+    # every index alone (SQLite rewrote all nine partial indexes for a removed_at in SET).
+    same = [row for row in model_rows if digests.unchanged(row, prior)]
+    _execute_many(conn, _model_touch(), [_touch_row(agent_id, row) for row in same])
+    touched = {id(row) for row in same}
     for name in _INVENTORY:
-        rows = [_inventory_row(agent_id, row) for row in upserts if row.latest.table == name]
+        rows = [
+            _inventory_row(agent_id, row)
+            for row in upserts
+            if row.latest.table == name and id(row) not in touched
+        ]
         _execute_many(conn, _inventory_upsert(conn.dialect.name, name), rows)
         gone = [_end_row(agent_id, end) for end in ends if end.table == name]
         _execute_many(conn, _inventory_end(name), gone)
@@ -163,6 +172,15 @@ def _inventory_row(agent_id: str, row: InventoryRow) -> Row:
     values[end_column] = row.ended_at
     values.update(change.columns)
     return values
+
+
+def _touch_row(agent_id: str, row: InventoryRow) -> Row:
+    return {
+        "b_agent_id": agent_id,
+        "b_key": row.latest.key_sha256,
+        "b_fields": row.latest.fields_json,
+        "b_last_seen": row.last_seen,
+    }
 
 
 def _end_row(agent_id: str, end: InventoryEnd) -> Row:
@@ -205,6 +223,20 @@ def _inventory_upsert(dialect: str, name: str) -> Insert:
             end_column: new[end_column],
             **{column: new[column] for column in copies},
         },
+    )
+
+
+@cache
+def _model_touch() -> Update:
+    models = schema.models
+    return (
+        update(models)
+        .where(models.c.agent_id == bindparam("b_agent_id"))
+        .where(models.c.path_sha256 == bindparam("b_key"))
+        .values(
+            fields=bindparam("b_fields"),
+            last_seen=bindparam("b_last_seen", type_=models.c.last_seen.type),
+        )
     )
 
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from collector.paging import Listing
 from collector.store import AgentRecord, Store, StoredEvent
-from collector.store.digests import digest_changes
-from collector.store.inventory import InventoryEnd, inventory_change, net_changes
+from collector.store.digests import PriorRow, digest_changes, unchanged
+from collector.store.inventory import MODEL_COPIES, InventoryEnd, inventory_change, net_changes
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 _agents = itertools.count()
@@ -102,7 +102,7 @@ def test_a_file_whose_content_changed_recounts_both_digests_but_not_the_host() -
     change = inventory_change(_event("changed", 1, 2))
     assert change is not None
     rows, ends = net_changes([(change, T0)])
-    prior = {change.key_sha256: (f"{1:064x}", True)}
+    prior = {change.key_sha256: PriorRow(f"{1:064x}", True)}
     changes = digest_changes(rows, ends, prior)
     assert changes.recount == {f"{1:064x}", f"{2:064x}"}
     assert not changes.host_changed
@@ -113,7 +113,7 @@ def test_a_snapshot_of_an_unchanged_file_recounts_nothing() -> None:
     change = inventory_change(_event("snapshot", 1, 2))
     assert change is not None
     rows, ends = net_changes([(change, T0)])
-    changes = digest_changes(rows, ends, {change.key_sha256: (f"{2:064x}", True)})
+    changes = digest_changes(rows, ends, {change.key_sha256: PriorRow(f"{2:064x}", True)})
     assert changes.recount == set() and not changes.host_changed
 
 
@@ -121,7 +121,22 @@ def test_removing_a_live_file_recounts_its_digest_and_its_host() -> None:
     change = inventory_change(_event("removed", 1, None))
     assert change is not None
     end = InventoryEnd("models", change.key_sha256, T0)
-    changes = digest_changes([], [end], {change.key_sha256: (f"{2:064x}", True)})
+    changes = digest_changes([], [end], {change.key_sha256: PriorRow(f"{2:064x}", True)})
     assert changes.recount == {f"{2:064x}"} and changes.host_changed
-    again = digest_changes([], [end], {change.key_sha256: (f"{2:064x}", False)})
+    again = digest_changes([], [end], {change.key_sha256: PriorRow(f"{2:064x}", False)})
     assert again.recount == set() and not again.host_changed
+
+
+def test_only_a_live_file_with_the_same_column_copies_is_unchanged() -> None:
+    change = inventory_change(_event("snapshot", 1, 2))
+    assert change is not None
+    (row,), _ = net_changes([(change, T0)])
+    copies = tuple(change.columns[name] for name in MODEL_COPIES)
+    key = change.key_sha256
+    assert unchanged(row, {key: PriorRow(f"{2:064x}", True, copies)})
+    assert not unchanged(row, {})  # new
+    assert not unchanged(row, {key: PriorRow(f"{2:064x}", False, copies)})  # reopened
+    renamed = tuple(
+        "other" if name == "name" else v for name, v in zip(MODEL_COPIES, copies, strict=True)
+    )
+    assert not unchanged(row, {key: PriorRow(f"{2:064x}", True, renamed)})
