@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -80,6 +80,7 @@ class InventoryChange:
     pid: int  # processes only
     name: str  # processes only
     fields_json: str
+    columns: Mapping[str, object] = field(default_factory=dict)  # model_/process_columns
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,8 @@ def _model_change(
     clean = clean_event(event) if clean is None else clean
     fields = {k: v for k, v in clean.items() if k.startswith(("file.", "ai.model."))}
     fields["file.path"] = path
-    return InventoryChange("models", kind, _sha256(path), path, 0, "", dumps(fields))
+    columns = model_columns(fields)
+    return InventoryChange("models", kind, _sha256(path), path, 0, "", dumps(fields), columns)
 
 
 def _process_change(
@@ -277,7 +279,74 @@ def _process_change(
     clean = clean_event(event) if clean is None else clean
     fields = {k: v for k, v in clean.items() if not k.startswith(_ENVELOPE_PREFIXES)}
     key = _sha256(f"{pid}\x00{name}")
-    return InventoryChange("processes", kind, key, "", pid, name, dumps(fields))
+    columns = process_columns(fields)
+    return InventoryChange("processes", kind, key, "", pid, name, dumps(fields), columns)
+
+
+# Copies of fields into real columns, for listings to filter, group and sort on. Labels are
+# '' and numbers -1 when absent or of the wrong type, so a sort key never holds NULL; text is
+# clipped so that every btree entry stays far below PostgreSQL's ~2.7 kB limit.
+_MODEL_LABELS = {
+    "name": ("ai.model.name", 255),
+    "format": ("ai.model.format", 64),
+    "kind": ("ai.model.kind", 64),
+    "risk": ("ai.model.risk", 64),
+    "origin": ("ai.model.origin", 64),
+    "license": ("ai.model.license", 255),
+    "quantization": ("ai.model.quantization", 64),
+    "architecture": ("ai.model.architecture", 128),
+}
+_MODEL_NUMBERS = {"size": "file.size", "parameters": "ai.model.parameters"}
+# The models table's copied columns (model_columns' keys), in one order.
+MODEL_COPIES = (*_MODEL_LABELS, *_MODEL_NUMBERS, "path_key", "sha256")
+PATH_KEY_LENGTH = 512
+_MAX_BIGINT = 2**63 - 1
+_HEX = frozenset("0123456789abcdef")
+
+
+def model_columns(fields: Mapping[str, object]) -> dict[str, object]:
+    """The models table's column copies of a model file's cleaned fields."""
+    columns: dict[str, object] = {
+        name: _label(fields.get(key), limit) for name, (key, limit) in _MODEL_LABELS.items()
+    }
+    columns.update({name: _count(fields.get(key)) for name, key in _MODEL_NUMBERS.items()})
+    columns["path_key"] = _label(fields.get("file.path"), PATH_KEY_LENGTH)
+    columns["sha256"] = digest_text(fields.get("file.hash.sha256")) or ""
+    return columns
+
+
+def process_columns(fields: Mapping[str, object]) -> dict[str, object]:
+    """The processes table's column copies of an inference process's cleaned fields."""
+    utilization = fields.get("ai.gpu.utilization")
+    if isinstance(utilization, bool) or not isinstance(utilization, int | float):
+        utilization = -1.0
+    return {
+        "runtime": _label(fields.get("ai.runtime.name"), 64),
+        "gpu_memory": _count(fields.get("ai.gpu.memory_bytes")),
+        "gpu_utilization": float(utilization),
+    }
+
+
+def digest_text(value: object) -> str | None:
+    """A SHA-256 as 64 lowercase hex digits, or None if `value` is not one."""
+    if not isinstance(value, str) or len(value) != 64:
+        return None
+    lowered = value.lower()
+    return lowered if _HEX.issuperset(lowered) else None
+
+
+def _label(value: object, limit: int) -> str:
+    if type(value) is str:  # fields are cleaned already: only clip
+        return value[:limit]
+    if value is None or isinstance(value, list | dict):
+        return ""
+    return clean_text(value, limit)
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_BIGINT:
+        return -1
+    return value
 
 
 def host_update(events: Sequence[Mapping[str, object]]) -> dict[str, str]:

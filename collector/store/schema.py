@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 
@@ -125,6 +127,7 @@ events = Table(
     UniqueConstraint("agent_id", "seq", name="uq_events_agent_seq"),
     Index("ix_events_dataset_id", "dataset", "id"),
     Index("ix_events_received_at", "received_at"),
+    Index("ix_events_agent_id_id", "agent_id", "id"),  # one host's events, newest first
 )
 
 gaps = Table(
@@ -181,6 +184,8 @@ alerts = Table(
     Index("ix_alerts_status_level_rank_id", "status", "level_rank", "id"),
     # The rules page's grouped counts read this index alone, never the table.
     Index("ix_alerts_rule_status_last_seen", "rule_id", "status", "last_seen"),
+    # Open alerts per host, counted from the index alone (the hosts listing).
+    Index("ix_alerts_status_agent", "status", "agent_id"),
 )
 # Most alerts have no assignee: indexing only those that do keeps the index small and tells
 # SQLite's planner that one assignee is a few rows (a full index made it walk last_seen).
@@ -202,8 +207,30 @@ hosts = Table(
     Column("group_name", Text, nullable=False),
     Column("agent_version", Text, nullable=False),
     Column("last_seen", UTCDateTime),
+    # Live model files, kept by ingest so that /hosts never counts a million rows.
+    Column("model_count", BigInteger, nullable=False, default=0, server_default="0"),
+    Index("ix_hosts_host_name", "host_name", "id"),
 )
 
+
+def _text(name: str) -> Column[str]:
+    """A label column copied out of the JSON fields: '' when absent, so keys never hold NULL."""
+    return Column(name, Text, nullable=False, default="", server_default="")
+
+
+def _number(name: str) -> Column[int]:
+    """A count copied out of the JSON fields: -1 when absent or not an integer."""
+    return Column(name, BigInteger, nullable=False, default=-1, server_default="-1")
+
+
+def _live(name: str, *columns: str) -> Index:
+    """An index over rows not removed, the ones every listing shows by default."""
+    live = text("removed_at IS NULL")
+    return Index(name, *columns, sqlite_where=live, postgresql_where=live)
+
+
+# Model files: the full field set stays JSON in `fields`; the columns after it are copies
+# (collector.store.inventory.model_columns) that listings filter, group and sort on.
 models = Table(
     "models",
     metadata,
@@ -215,7 +242,59 @@ models = Table(
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     Column("removed_at", UTCDateTime),
+    # The path cut to 512 characters: a btree key PostgreSQL accepts, with id to break ties.
+    _text("path_key"),
+    _text("sha256"),  # file.hash.sha256, lowercase hex, '' unless 64 hex digits
+    _text("name"),
+    _text("format"),
+    _text("kind"),
+    _text("risk"),
+    _text("origin"),
+    _text("license"),
+    _text("quantization"),
+    _text("architecture"),
+    _number("size"),
+    _number("parameters"),
     UniqueConstraint("agent_id", "path_sha256", name="uq_models_agent_path"),
+    _live("ix_models_live_agent", "agent_id", "path_key", "id"),
+    _live("ix_models_live_path", "path_key", "id"),
+    _live("ix_models_live_name", "name", "id"),
+    _live("ix_models_live_format", "format", "path_key", "id"),
+    _live("ix_models_live_risk", "risk", "path_key", "id"),
+    _live("ix_models_live_size", "size", "id"),
+    _live("ix_models_live_parameters", "parameters", "id"),
+    _live("ix_models_live_first_seen", "first_seen", "id"),
+    # No index on last_seen: every snapshot moves it, and an indexed column that changes
+    # costs PostgreSQL a new entry in every index of the row (no HOT update).
+    _live("ix_models_live_sha256", "sha256", "agent_id"),
+    # Room on each page, so that a snapshot's update of fields and last_seen (no index holds
+    # them) stays on the page and PostgreSQL touches no index (a HOT update).
+    postgresql_with={"fillfactor": 70},
+)
+
+# One row per content digest, kept by ingest (collector.store.digests): what /models lists.
+# Counts are of live files; first_seen is the earliest file ever seen with the digest.
+model_digests = Table(
+    "model_digests",
+    metadata,
+    _id(),
+    Column("sha256", Text, nullable=False, unique=True),
+    _text("name"),
+    _text("format"),
+    _text("kind"),
+    _text("risk"),
+    _text("license"),
+    _text("quantization"),
+    _text("architecture"),
+    _number("size"),
+    _number("parameters"),
+    Column("host_count", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("file_count", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Index("ix_model_digests_name", "name", "sha256"),
+    Index("ix_model_digests_host_count", "host_count", "sha256"),
+    Index("ix_model_digests_first_seen", "first_seen", "sha256"),
 )
 
 processes = Table(
@@ -230,7 +309,13 @@ processes = Table(
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     Column("stopped_at", UTCDateTime),
+    # Copies out of `fields` for sorting and filtering (collector.store.inventory).
+    _text("runtime"),
+    _number("gpu_memory"),
+    Column("gpu_utilization", Float, nullable=False, default=-1.0, server_default="-1"),
     UniqueConstraint("agent_id", "key_sha256", name="uq_processes_agent_key"),
+    Index("ix_processes_agent_id", "agent_id", "stopped_at"),
+    postgresql_with={"fillfactor": 70},
 )
 
 # -- delivery: refusals, collector events, per-agent counters, token limits --------------

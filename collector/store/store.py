@@ -26,18 +26,20 @@ from collector.store import (
     migrate,
     queries,
     schema,
+    textsearch,
     triage,
     upkeep,
     writes,
 )
 from collector.store.admin_store import AdminStore
-from collector.store.engine import StoreUnavailable, create_store_engine, shown_url
+from collector.store.engine import WRITE_OPTION, StoreUnavailable, create_store_engine, shown_url
 from collector.store.inventory import clean_text
 from collector.store.lifecycle import STATUSES
 from collector.store.people_store import PeopleStore
 from collector.store.records import AgentRecord, AgentState, Gap, NewAlert, StoredEvent
 from collector.store.triage_store import TriageStore
 from collector.store.triage_values import TriageError, status_change
+from collector.store.views import InventoryViews
 
 ALERT_STATUSES = STATUSES
 log = logging.getLogger(__name__)
@@ -47,15 +49,20 @@ class ConcurrentUpdate(CollectorError):
     """Another replica advanced this agent's seq first (or revoked it); nothing was stored."""
 
 
-class Store(TriageStore, AdminStore, PeopleStore):
+class Store(TriageStore, AdminStore, PeopleStore, InventoryViews):
     @classmethod
     def open(cls, url: str, *, schema: str | None = None) -> Store:
-        """Connect and upgrade the tables to the newest revision (collector.store.migrate).
-        StoreUnavailable when the database cannot be reached or written."""
+        """Connect and upgrade the tables to the newest revision (collector.store.migrate),
+        then make sure of the search index. StoreUnavailable when the database cannot be
+        reached or written."""
         engine = None
         try:
             engine = create_store_engine(url, schema)
             before, after = migrate.upgrade(engine, schema)
+            with engine.connect() as conn:
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    textsearch.ensure(conn)  # not in metadata: an FTS5 table, a GIN opclass
         except OperationalError as exc:
             if engine is not None:
                 engine.dispose()

@@ -6,23 +6,20 @@ Each table gets one executemany per batch, of a statement compiled once per dial
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, lru_cache
-from operator import itemgetter
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Dialect, Table, bindparam, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import StatementError
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import Insert, Update, UpdateBase
+from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from collector.store import alerting, schema
+from collector.store import alerting, digests, schema
+from collector.store.bulk import execute_many as _execute_many
 from collector.store.inventory import (
     InventoryEnd,
     InventoryRow,
@@ -31,7 +28,9 @@ from collector.store.inventory import (
     host_update,
     inventory_change,
     label,
+    model_columns,
     net_changes,
+    process_columns,
 )
 from collector.store.lifecycle import end_reason, subject_of
 from collector.store.records import Gap, NewAlert, StoredEvent
@@ -43,6 +42,8 @@ _INVENTORY = {
     "models": (schema.models, "path_sha256", "removed_at"),
     "processes": (schema.processes, "key_sha256", "stopped_at"),
 }
+# The columns each table copies out of its fields (and updates with them).
+_COLUMN_COPIES = {"models": tuple(model_columns({})), "processes": tuple(process_columns({}))}
 
 
 def ingest(
@@ -137,11 +138,26 @@ def _update_inventory(
         for e, clean in zip(events, cleaned, strict=True)
     ]
     upserts, ends = net_changes((c, at) for c, at in changes if c is not None)
+    model_rows = [row for row in upserts if row.latest.table == "models"]
+    model_ends = [end for end in ends if end.table == "models"]
+    keys = [row.latest.key_sha256 for row in model_rows] + [end.key_sha256 for end in model_ends]
+    prior = digests.prior_state(conn, agent_id, keys) if keys else {}
+    # Most of a snapshot is files as they were: writing only fields and last_seen leaves
+    # every index alone (SQLite rewrote all nine partial indexes for a removed_at in SET).
+    same = [row for row in model_rows if digests.unchanged(row, prior)]
+    _execute_many(conn, _model_touch(), [_touch_row(agent_id, row) for row in same])
+    touched = {id(row) for row in same}
     for name in _INVENTORY:
-        rows = [_inventory_row(agent_id, row) for row in upserts if row.latest.table == name]
+        rows = [
+            _inventory_row(agent_id, row)
+            for row in upserts
+            if row.latest.table == name and id(row) not in touched
+        ]
         _execute_many(conn, _inventory_upsert(conn.dialect.name, name), rows)
         gone = [_end_row(agent_id, end) for end in ends if end.table == name]
         _execute_many(conn, _inventory_end(name), gone)
+    if keys:
+        digests.apply(conn, agent_id, digests.digest_changes(model_rows, model_ends, prior))
 
 
 def _inventory_row(agent_id: str, row: InventoryRow) -> Row:
@@ -154,7 +170,17 @@ def _inventory_row(agent_id: str, row: InventoryRow) -> Row:
         values.update(pid=change.pid, name=change.name)
     values.update(fields=change.fields_json, first_seen=row.first_seen, last_seen=row.last_seen)
     values[end_column] = row.ended_at
+    values.update(change.columns)
     return values
+
+
+def _touch_row(agent_id: str, row: InventoryRow) -> Row:
+    return {
+        "b_agent_id": agent_id,
+        "b_key": row.latest.key_sha256,
+        "b_fields": row.latest.fields_json,
+        "b_last_seen": row.last_seen,
+    }
 
 
 def _end_row(agent_id: str, end: InventoryEnd) -> Row:
@@ -186,6 +212,7 @@ def _upsert(
 @cache
 def _inventory_upsert(dialect: str, name: str) -> Insert:
     table, key, end_column = _INVENTORY[name]
+    copies = _COLUMN_COPIES[name]
     return _upsert(
         dialect,
         table,
@@ -194,7 +221,22 @@ def _inventory_upsert(dialect: str, name: str) -> Insert:
             "fields": new.fields,
             "last_seen": new.last_seen,
             end_column: new[end_column],
+            **{column: new[column] for column in copies},
         },
+    )
+
+
+@cache
+def _model_touch() -> Update:
+    models = schema.models
+    return (
+        update(models)
+        .where(models.c.agent_id == bindparam("b_agent_id"))
+        .where(models.c.path_sha256 == bindparam("b_key"))
+        .values(
+            fields=bindparam("b_fields"),
+            last_seen=bindparam("b_last_seen", type_=models.c.last_seen.type),
+        )
     )
 
 
@@ -209,88 +251,6 @@ def _inventory_end(name: str) -> Update:
         .where(table.c[end_column].is_(None))
         .values({end_column: at, "last_seen": at})
     )
-
-
-# Running many rows at the driver level: SQLAlchemy's executemany spends ~10 µs a row
-# building and converting parameters, more than SQLite spends storing the row.
-
-Convert = Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A statement compiled for one dialect, and how rows become the driver's parameters."""
-
-    sql: str
-    names: tuple[str, ...]  # bind names, in the driver's order if positional
-    positional: bool
-    constants: Row  # converted values that the statement binds itself
-    converters: tuple[tuple[int, Convert], ...]  # by index into names
-    timestamps: tuple[tuple[int, Convert], ...]  # converted once per distinct value
-
-    def parameters(self, rows: Sequence[Row]) -> list[Any]:
-        # A batch repeats a few timestamps many times, and converting one is slow.
-        seen: list[dict[object, object]] = [{} for _ in self.timestamps]
-        pick = itemgetter(*self.names)
-        converted: list[Any] = []
-        for row in rows:
-            values = list(pick({**self.constants, **row} if self.constants else row))
-            for i, convert in self.converters:
-                values[i] = convert(values[i])
-            for (i, convert), memo in zip(self.timestamps, seen, strict=True):
-                value = values[i]
-                try:
-                    values[i] = memo[value]
-                except KeyError:
-                    values[i] = memo[value] = convert(value)
-            if self.positional:
-                converted.append(tuple(values))
-            else:
-                converted.append(dict(zip(self.names, values, strict=True)))
-        return converted
-
-
-@lru_cache(maxsize=64)
-def _prepare(dialect: Dialect, statement: UpdateBase, keys: tuple[str, ...]) -> _Prepared:
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
-    assert isinstance(compiled, SQLCompiler)
-    ordered = compiled.positiontup if compiled.positional else compiled.bind_names.values()
-    assert ordered is not None
-    names = tuple(ordered)
-    assert len(names) > 1  # so that itemgetter(*names) gives a tuple
-    constants: Row = {}
-    converters: list[tuple[int, Convert]] = []
-    timestamps: list[tuple[int, Convert]] = []
-    for bind, name in compiled.bind_names.items():
-        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if not bind.required:
-            value = bind.effective_value
-            constants[name] = value if convert is None else convert(value)
-            continue
-        if convert is None:
-            continue
-        places = timestamps if isinstance(bind.type, schema.UTCDateTime) else converters
-        places.extend((i, convert) for i, n in enumerate(names) if n == name)
-    return _Prepared(
-        compiled.string,
-        names,
-        compiled.positional,
-        constants,
-        tuple(converters),
-        tuple(timestamps),
-    )
-
-
-def _execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) -> None:
-    """conn.execute(statement, rows), with the rows' parameters converted here."""
-    if not rows:
-        return
-    prepared = _prepare(conn.dialect, statement, tuple(rows[0]))
-    try:
-        parameters = prepared.parameters(rows)
-    except Exception as exc:  # a value its type refuses, wrapped as conn.execute would
-        raise StatementError(str(exc), prepared.sql, None, exc) from exc
-    conn.exec_driver_sql(prepared.sql, parameters)
 
 
 # For alerting.py: the same fast path for its inserts.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, Text, create_engine, func, insert, select
 
-from collector.paging import Listing, decode_cursor, page_of
-from collector.store.keyset import keyset
+from collector.paging import BadListing, Listing, decode_cursor, page_of
+from collector.store import schema
+from collector.store.keyset import cursor_values, keyset
 
 _meta = MetaData()
 _things = Table(
@@ -46,3 +48,21 @@ def test_pages_visit_every_row_once_in_sort_order(tmp_path: Path, descending: bo
     expected = [2, 6, 1, 5, 0, 3, 8, 4, 7]
     assert seen == (list(reversed(expected)) if descending else expected)
     assert all(len(page) == 2 for page in pages[:-1])
+
+
+def test_cursor_values_take_the_key_columns_types() -> None:
+    hosts = schema.hosts.c
+    key = [hosts.last_seen, hosts.host_name, hosts.id]
+    when = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    assert cursor_values(key, [str(when), "h", 7]) == [when, "h", 7]
+    for bad in (
+        ["yesterday", "h", 7],
+        ["2026-01-02T03:04:00", "h", 7],  # no zone
+        [str(when), 5, 7],
+        [str(when), "h", 2**63],
+        [str(when), "h", True],
+        [str(when), "h\x00", 7],
+        [str(when), "h"],
+    ):
+        with pytest.raises(BadListing):
+            cursor_values(key, bad)

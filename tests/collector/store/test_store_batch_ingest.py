@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import StatementError
 
+from collector.paging import Listing
 from collector.store import AgentRecord, NewAlert, Store, StoredEvent
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -102,8 +103,12 @@ def snapshot(store: Store, agent_id: str) -> dict[str, object]:
             if item["agent_id"] == agent_id
         ]
 
+    digests = store.digests_page(Listing(limit=1000, sort="sha256")).items
     return {
         "agent": store.get_agent(agent_id),
+        # Fleet-wide, and both stores saw the same agents: first/last seen are only as
+        # precise as a batch, so the counts are compared.
+        "digests": [(d["sha256"], d["hosts"], d["files"]) for d in digests],
         "models": mine(store.list_models(include_removed=True)),
         "processes": mine(store.list_processes(include_stopped=True)),
         "alerts": mine(store.list_alerts()),
@@ -118,6 +123,7 @@ def model(action: str, path: str, size: int, at: datetime, *alerts: NewAlert) ->
         "event.action": action,
         "file.path": path,
         "file.size": size,
+        "file.hash.sha256": f"{size % 3:064x}",  # digests shared across paths and agents
     }
     return Step(event, alerts, at)
 

@@ -90,13 +90,13 @@ def test_alerts_and_models_pages_show_seeded_data(dashboard: tuple[str, Any]) ->
             assert fleet.alert_title in row.inner_text()
             assert row.get_attribute("data-status") == "open"
 
-            page.goto(f"{base}/models")
-            model = page.locator("#models tbody tr", has_text="Meta-Llama-3-8B-Instruct")
+            page.goto(f"{base}/models/files")
+            model = page.locator("#files tbody tr", has_text="Meta-Llama-3-8B-Instruct")
             assert model.count() == 1
             assert model.get_attribute("data-path") == fleet.model_path
             assert "8B" in model.inner_text()
             # The hostile path is shown as text and never runs.
-            hostile = page.locator(f'#models tr[data-path="{fleet.hostile_path}"]')
+            hostile = page.locator(f'#files tr[data-path="{fleet.hostile_path}"]')
             assert fleet.hostile_path in hostile.inner_text()
             assert dialogs == []
         finally:
@@ -124,5 +124,38 @@ def test_a_wrong_password_then_the_right_one_then_log_out(dashboard: tuple[str, 
             page.goto(f"{base}/models")
             assert page.url.startswith(f"{base}/login?next=")
             assert page.locator("#models").count() == 0
+        finally:
+            browser.close()
+
+
+def test_inventory_pages_draw_their_charts_without_breaking_the_csp(
+    dashboard: tuple[str, Any],
+) -> None:
+    """Chromium reports a CSP refusal (an inline style, say) as a console error."""
+    _require_chromium()
+    base, fleet = dashboard
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            failed: list[str] = []
+            page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+            browser_log_in(page, f"{base}/", "alice")
+            bars = page.locator("#chart-format rect.bar")
+            assert bars.count() == 1
+            # the stylesheet, not the markup, colours the bars
+            assert bars.first.evaluate("e => getComputedStyle(e).fill") == "rgb(36, 86, 199)"
+            page.goto(f"{base}/hosts/{fleet.agent_id}")
+            assert page.locator("#host-models tbody tr").count() == 2
+            page.click("#host-models a")
+            assert page.locator("#digest").get_attribute("data-sha256") == "ab" * 32
+            page.fill("header form.search input", "llama")
+            page.click("header form.search button")
+            assert page.locator("#hits-path li").count() == 1
+            assert failed == []
+            # Chromium asks for /favicon.ico on its own (there is none) and says so.
+            assert [e for e in errors if not e.startswith("Failed to load resource")] == []
         finally:
             browser.close()

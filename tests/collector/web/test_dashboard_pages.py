@@ -22,7 +22,7 @@ def client(store: Store) -> Iterator[TestClient]:
 
 
 def test_empty_store_renders_every_page(client: TestClient) -> None:
-    for path in ["/", "/hosts", "/models", "/processes", "/alerts"]:
+    for path in ["/", "/hosts", "/models", "/models/files", "/processes", "/alerts"]:
         response = client.get(path)
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/html")
@@ -40,27 +40,38 @@ def test_overview_counts_and_latest_alerts(
     assert f'data-rule-id="{fleet.rule_id}"' in page
 
 
-def test_models_page_shows_readable_model_facts(
+def test_model_files_page_shows_readable_model_facts(
     client: TestClient, store: Store, seed_fleet: Seeder
 ) -> None:
     fleet = seed_fleet(store)
-    page = client.get("/models").text
-    assert '<table id="models">' in page
+    page = client.get("/models/files").text
+    assert '<table id="files">' in page
     assert f'data-path="{fleet.model_path}"' in page
     for shown in ["Meta-Llama-3-8B-Instruct", "llama", "Q4_K_M", "8B", "4.9 GB", "abababababab"]:
         assert shown in page, shown
     assert fleet.host_name in page
 
 
+def test_models_page_shows_one_row_per_digest(
+    client: TestClient, store: Store, seed_fleet: Seeder
+) -> None:
+    seed_fleet(store)
+    page = client.get("/models").text
+    assert '<table id="models">' in page
+    assert page.count("<tr data-sha256=") == 1  # the hostile file has no digest
+    for shown in ["Meta-Llama-3-8B-Instruct", "gguf", "8B", "4.9 GB", "abababababab"]:
+        assert shown in page, shown
+
+
 def test_hostile_path_is_escaped_everywhere(
     client: TestClient, store: Store, seed_fleet: Seeder
 ) -> None:
     seed_fleet(store)
-    for path in ["/", "/models", "/alerts"]:
+    for path in ["/", "/models/files", "/alerts"]:
         page = client.get(path).text
         assert "<script>" not in page, path
         assert "&lt;script&gt;alert(1)&lt;/script&gt;.gguf" in page, path
-    assert "<b>bold</b>" not in client.get("/models").text
+    assert "<b>bold</b>" not in client.get("/models/files").text
     assert "Unapproved model format &lt;pickle&gt;" in client.get("/alerts").text
 
 
