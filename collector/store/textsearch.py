@@ -14,15 +14,25 @@ index in order finds a page of matches within a few thousand rows, so it does th
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, bindparam, literal_column, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.schema import SchemaItem
 
 from collector.store import schema
 
 CANDIDATES = 5000
+IncludeKind = Literal[
+    "schema",
+    "table",
+    "column",
+    "index",
+    "unique_constraint",
+    "foreign_key_constraint",
+    "check_constraint",
+]
 _models = schema.models
 _log = logging.getLogger(__name__)
 # What is indexed: the path (its first 512 characters) and the model name.
@@ -39,6 +49,20 @@ _SQLITE = [
         DELETE FROM model_text WHERE rowid = old.id; END""",
     "INSERT INTO model_text(rowid, text) SELECT id, path_key || ' ' || name FROM models",
 ]
+
+
+def outside_metadata(
+    item: SchemaItem,
+    name: str | None,
+    kind: IncludeKind,
+    reflected: bool,
+    compare_to: SchemaItem | None,
+) -> bool:
+    """False for the search index's own tables and index, which schema.py does not hold
+    (an Alembic `include_object`: autogenerate and the schema check leave them alone)."""
+    if kind == "table" and name is not None and name.startswith("model_text"):
+        return False
+    return not (kind == "index" and name == "ix_models_text_trgm")
 
 
 def searchable() -> ColumnElement[str]:

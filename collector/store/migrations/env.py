@@ -12,6 +12,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 
 from collector.store.schema import UTCDateTime, metadata
+from collector.store.textsearch import outside_metadata
 
 
 def _render_item(kind: str, item: Any, autogen: AutogenContext) -> str | Literal[False]:
@@ -37,6 +38,7 @@ context.configure(
     render_as_batch=_connection.dialect.name == "sqlite",
     compare_type=True,
     render_item=_render_item,
+    include_object=outside_metadata,  # the search index lives outside schema.py
 )
 with context.begin_transaction():
     context.run_migrations()
