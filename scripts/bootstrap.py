@@ -7,6 +7,7 @@ python3 scripts/bootstrap.py demo-data/venv --demo  # a copy with only what the 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import venv
@@ -28,6 +29,10 @@ def main(argv: list[str]) -> int:
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
     project = [".[demo]"] if args.demo else ["-e", ".[dev]"]
+    if args.demo:
+        # setuptools stages a wheel in build/lib and never removes what left the tree there
+        # (a deleted migration would ship again); start each build from nothing.
+        shutil.rmtree(Path("build") / "lib", ignore_errors=True)
     subprocess.run([*pip, "install", *project], check=True)
     return 0
 

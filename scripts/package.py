@@ -30,6 +30,8 @@ def wheelhouse(program: str, build: Path) -> Path:
     shutil.rmtree(house, ignore_errors=True)
     house.mkdir(parents=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    # setuptools stages the wheel in build/lib and never removes what left the tree there.
+    shutil.rmtree(ROOT / "build" / "lib", ignore_errors=True)
     subprocess.run([*pip, "wheel", "--no-deps", "-w", str(house), str(ROOT)], check=True)
     (wheel,) = house.glob("shadowai-*.whl")
     requirement = f"shadowai[{program}] @ {wheel.as_uri()}"
