@@ -39,7 +39,7 @@ LISTINGS = [
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(store)) as test_client:
+    with TestClient(create_app(store), base_url="http://localhost") as test_client:
         yield test_client
 
 

@@ -15,6 +15,7 @@ from collector.store import Store
 from collector.web.app import create_app
 from collector.web.inventory_pages import router
 from tests.collector.inventory_kit import D_EMBED, D_LLAMA, HOSTILE_PATH, T0, Kit, build_fleet
+from tests.collector.web.web_kit import PASSWORDS, dashboard
 
 PAGES = [
     "/",
@@ -38,7 +39,8 @@ def kit(store: Store) -> Kit:
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(store)) as test_client:
+    app = create_app(store, passwords=PASSWORDS)
+    with dashboard(app, store, username="vera", role="viewer") as test_client:
         yield test_client
 
 
