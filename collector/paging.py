@@ -92,7 +92,20 @@ def decode_cursor(text: str, *, sort: str) -> tuple[CursorValue, ...]:
     key = decoded["k"]
     if not all(v is None or isinstance(v, str | int | float | bool) for v in key):
         raise BadListing("cursor", "holds a value that is not a scalar")
+    if not all(_sendable(v) for v in key if isinstance(v, str)):
+        raise BadListing("cursor", "holds text no database can take (NUL or a lone surrogate)")
     return tuple(key)
+
+
+def _sendable(text: str) -> bool:
+    # JSON's \u escapes can spell both; no stored value holds either.
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def page_of(rows: list[dict[str, object]], listing: Listing, key: Sequence[str]) -> Page:

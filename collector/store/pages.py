@@ -41,7 +41,7 @@ def _value(kind: Kind, value: CursorValue) -> object:
         if isinstance(value, int) and not isinstance(value, bool) and -_BIGINT <= value < _BIGINT:
             return value
     elif kind == "text":
-        if isinstance(value, str) and "\x00" not in value:
+        if isinstance(value, str) and "\x00" not in value and _encodable(value):
             return value
     elif isinstance(value, str):
         try:
@@ -51,6 +51,15 @@ def _value(kind: Kind, value: CursorValue) -> object:
         except (ValueError, OverflowError):
             pass
     raise BadListing("cursor", "not a cursor this collector made")
+
+
+def _encodable(text: str) -> bool:
+    """Whether the driver can send `text` (a lone surrogate cannot be UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _cursor_value(value: object) -> CursorValue:

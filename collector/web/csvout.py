@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def columns_of(items: Iterable[dict[str, object]]) -> list[str]:
@@ -51,8 +53,6 @@ def to_csv(items: Sequence[dict[str, object]], columns: Sequence[str] = ()) -> s
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    """A plain decimal number ("-3", "+2.5", "1e9"): a spreadsheet reads it as a value, never
+    as a formula. "inf", "nan" and "-x" are not."""
+    return _NUMBER.fullmatch(text) is not None

@@ -17,7 +17,11 @@ from collector.paging import (
 )
 
 SORTABLE = ("host.name", "last_seen")
-scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=40)
+# Text a database can hold: no NUL, no lone surrogate (cursors carrying those are refused).
+stored_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
+scalars = st.none() | st.booleans() | st.integers() | stored_text
 
 
 @given(st.lists(scalars, max_size=4))
@@ -82,3 +86,9 @@ def test_a_page_has_a_next_cursor_only_when_more_rows_were_fetched() -> None:
     assert page.next is not None
     assert decode_cursor(page.next, sort="host.name") == ("h2", 2)
     assert page_of(rows[:3], listing, key=("host.name", "id")).next is None
+
+
+def test_a_cursor_smuggling_a_nul_or_a_lone_surrogate_is_refused() -> None:
+    for bad in ["a\x00b", "\ud800"]:
+        with pytest.raises(BadListing, match="no database can take"):
+            decode_cursor(encode_cursor([bad, 1], sort="x"), sort="x")

@@ -8,7 +8,7 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.web.csvout import cell, to_csv
+from collector.web.csvout import _NUMBER, cell, to_csv
 
 
 def test_a_cell_that_looks_like_a_formula_is_quoted_as_text() -> None:
@@ -20,6 +20,12 @@ def test_a_cell_that_looks_like_a_formula_is_quoted_as_text() -> None:
 def test_numbers_stay_numbers_even_when_negative() -> None:
     assert cell(-3) == "-3"
     assert cell("-2.5") == "-2.5"
+    assert cell("+1") == "+1"
+
+
+def test_words_a_float_parser_accepts_are_still_quoted() -> None:
+    assert cell("-inf") == "'-inf"
+    assert cell("+nan") == "'+nan"
 
 
 def test_lists_are_joined_and_missing_values_are_empty() -> None:
@@ -39,4 +45,4 @@ def test_every_row_reads_back_with_the_same_width(items: list[dict[str, object]]
     assert len(rows) == len(items) + 1
     assert all(len(row) == len(rows[0]) for row in rows)
     for row in rows[1:]:
-        assert not any(c.startswith(("=", "+", "@")) for c in row)
+        assert not any(c.startswith(("=", "+", "-", "@")) and not _NUMBER.fullmatch(c) for c in row)
