@@ -17,8 +17,9 @@ from sqlalchemy.engine import Connection
 from collector.paging import BadListing, CursorValue, Listing, Page, encode_cursor
 from collector.store.keyset import keyset
 
-Kind = Literal["int", "text", "time"]
+Kind = Literal["int", "int32", "text", "time"]  # int: a BIGINT column; int32: an INTEGER one
 _BIGINT = 2**63
+_INT32 = 2**31
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ class Sort:
 
 
 def _value(kind: Kind, value: CursorValue) -> object:
-    if kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool) and -_BIGINT <= value < _BIGINT:
+    if kind in ("int", "int32"):
+        bound = _BIGINT if kind == "int" else _INT32
+        if isinstance(value, int) and not isinstance(value, bool) and -bound <= value < bound:
             return value
     elif kind == "text":
         if isinstance(value, str) and "\x00" not in value and _encodable(value):

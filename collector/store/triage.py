@@ -27,7 +27,7 @@ _id = _alerts.c.id
 SORTS = {
     "last_seen": Sort((_alerts.c.last_seen, _id), ("time", "int")),
     "first_seen": Sort((_alerts.c.first_seen, _id), ("time", "int")),
-    "level": Sort((_alerts.c.level_rank, _id), ("int", "int")),
+    "level": Sort((_alerts.c.level_rank, _id), ("int32", "int")),
     "rule": Sort((_alerts.c.rule_id, _id), ("text", "int")),
     "host": Sort((_alerts.c.host_name, _id), ("text", "int")),
     "count": Sort((_alerts.c.count, _id), ("int", "int")),

@@ -292,3 +292,8 @@ def test_rule_counts_are_one_grouped_query_however_many_rules(store: Store) -> N
     assert len(counts) == 120
     assert [s for s in statements if "alerts" in s] == [statements[-1]]
     assert "GROUP BY" in statements[-1]
+
+
+def test_a_cursor_beyond_the_level_columns_range_is_refused(store: Store) -> None:
+    with pytest.raises(BadListing):
+        store.page_alerts(AlertFilter(), Listing(after=(2**31, 0), sort="level"))
