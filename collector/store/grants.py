@@ -142,26 +142,6 @@ def api_item(r: Row[Any]) -> Item:
     }
 
 
-def add_api(
-    conn: Connection,
-    *,
-    token_id: str,
-    secret_sha256: bytes,
-    role: str,
-    created_at: datetime,
-    expires_at: datetime | None,
-) -> None:
-    conn.execute(
-        insert(schema.api_tokens).values(
-            token_id=token_id,
-            secret_sha256=secret_sha256,
-            role=role,
-            created_at=created_at,
-            expires_at=expires_at,
-        )
-    )
-
-
 def api_role(conn: Connection, *, token_id: str, secret_sha256: bytes, now: datetime) -> str | None:
     """The role of a token whose secret matches, not revoked and not expired; else None."""
     tokens = schema.api_tokens
