@@ -22,6 +22,8 @@ from collector.store import schema
 from collector.store.inventory import clean_event, clean_text, dumps
 
 _window = schema.correlation_window
+# Groups per tally query: one IN list well under every database's parameter limit.
+TALLY_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -57,25 +59,43 @@ def add_and_tally(
         conn.execute(insert(_window), plain)
     if latest:
         conn.execute(_distinct_upsert(conn.dialect.name), list(latest.values()))
-    tallies = {}
-    for correlation_id, group in dict.fromkeys((e.correlation_id, e.group_key) for e in entries):
+    groups: dict[str, dict[str, None]] = {}
+    for e in entries:
+        groups.setdefault(e.correlation_id, {})[e.group_key] = None
+    tallies: dict[tuple[str, str], Tally] = {}
+    for correlation_id, unique in groups.items():
+        keys = list(unique)
         since = now - timedelta(seconds=seconds[correlation_id])
+        # Pruning depends on the correlation only: once per batch, not once per group.
         conn.execute(
             delete(_window).where(_window.c.correlation_id == correlation_id, _window.c.at < since)
         )
-        row = conn.execute(
-            select(
-                func.count(),
-                func.count(func.distinct(_window.c.value)),
-                func.count(func.distinct(_window.c.rule_id)),
-            ).where(
-                _window.c.correlation_id == correlation_id,
-                _window.c.group_sha256 == group,
-                _window.c.at >= since,
-            )
-        ).one()
-        tallies[(correlation_id, group)] = Tally(int(row[0]), int(row[1]), int(row[2]))
+        for start in range(0, len(keys), TALLY_CHUNK):
+            chunk = keys[start : start + TALLY_CHUNK]
+            tallies.update(_tally(conn, correlation_id, chunk, since))
     return tallies
+
+
+def _tally(
+    conn: Connection, correlation_id: str, groups: Sequence[str], since: datetime
+) -> dict[tuple[str, str], Tally]:
+    """Every group's counts in one grouped query; a group with no rows left counts zero."""
+    rows = conn.execute(
+        select(
+            _window.c.group_sha256,
+            func.count(),
+            func.count(func.distinct(_window.c.value)),
+            func.count(func.distinct(_window.c.rule_id)),
+        )
+        .where(
+            _window.c.correlation_id == correlation_id,
+            _window.c.group_sha256.in_(groups),
+            _window.c.at >= since,
+        )
+        .group_by(_window.c.group_sha256)
+    ).all()
+    found = {row[0]: Tally(int(row[1]), int(row[2]), int(row[3])) for row in rows}
+    return {(correlation_id, g): found.get(g, Tally(0, 0, 0)) for g in groups}
 
 
 def _row(e: WindowEntry, distinct: str | None) -> dict[str, object]:

@@ -194,6 +194,29 @@ def test_repeats_move_one_row_unless_every_match_counts(store: Store) -> None:
     assert every.events == 4, "event_count keeps every match (plus the distinct row)"
 
 
+def test_a_batch_over_many_groups_tallies_each_group_apart(store: Store) -> None:
+    from collector.governance.correlations import window_entry
+    from collector.store.correlation import TALLY_CHUNK
+
+    (correlation,) = RULESET.correlations
+    seconds = {correlation.id: correlation.seconds}
+    entries = []
+    for n in range(TALLY_CHUNK * 2 + 7):  # more groups than one tally query holds
+        event = {**model_event("discovered"), "file.hash.sha256": f"{n:064x}"}
+        hosts = 1 + n % 3
+        for host in range(hosts):
+            found = window_entry(correlation, BASE, {**event, "agent.id": f"h{host}"}, "a", T0)
+            assert found is not None
+            entries.append(found)
+    tallies = store.correlate(entries, seconds=seconds, now=T0)
+    assert len(tallies) == TALLY_CHUNK * 2 + 7
+    assert sorted(t.values for t in tallies.values()) == sorted(
+        1 + n % 3 for n in range(TALLY_CHUNK * 2 + 7)
+    )
+    alerts = correlation_alerts(RULESET, tallies, entries, T0)
+    assert len(alerts) == len([n for n in range(TALLY_CHUNK * 2 + 7) if n % 3 == 2])
+
+
 def test_a_batch_keeps_its_matches_in_the_window_in_its_own_transaction(
     open_store: Callable[[], Store],
 ) -> None:
