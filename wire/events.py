@@ -116,13 +116,30 @@ def iso_timestamp(ms: int) -> str:
     )
 
 
-def _present(message: Message, field: str) -> bool:
-    descriptor = message.DESCRIPTOR.fields_by_name[field]
-    if descriptor.is_repeated:
-        return len(getattr(message, field)) > 0
-    if descriptor.has_presence:
-        return message.HasField(field)
-    return bool(getattr(message, field))
+def _order(table: Mapping[str, str], message: type[Message]) -> tuple[tuple[str, str, bool], ...]:
+    fields = message.DESCRIPTOR.fields_by_name
+    return tuple((name, field, fields[field].is_repeated) for name, field in table.items())
+
+
+# (flat name, proto field, repeated) in the table's order, per body and for the event.
+_BODY_ORDER = {
+    body: _order(BODY_FIELDS[body], message)
+    for body, message in (
+        ("model_file", ModelFile),
+        ("inference_process", InferenceProcess),
+        ("agent_health", AgentHealth),
+    )
+}
+_COMMON_ORDER = _order(COMMON_FIELDS, Event)
+
+
+def _present(message: Message) -> dict[str, Any]:
+    """The fields a reader would call present: set, non-default or non-empty.
+
+    ListFields() answers exactly that in one call, where asking field by field costs a
+    descriptor lookup each: this runs for every event the collector stores.
+    """
+    return {descriptor.name: value for descriptor, value in message.ListFields()}
 
 
 def flatten_event(event: Event) -> dict[str, Any]:
@@ -131,16 +148,17 @@ def flatten_event(event: Event) -> dict[str, Any]:
     body_name = event.WhichOneof("body")
     if body_name is not None:
         flat["event.dataset"] = DATASETS[body_name]
-    for name, field in COMMON_FIELDS.items():
-        if _present(event, field):
-            flat[name] = getattr(event, field)
+    present = _present(event)
+    for name, field, _ in _COMMON_ORDER:
+        if field in present:
+            flat[name] = present[field]
     if body_name is None:
         return flat
-    body = getattr(event, body_name)
-    for name, field in BODY_FIELDS[body_name].items():
-        if _present(body, field):
-            value = getattr(body, field)
-            flat[name] = list(value) if body.DESCRIPTOR.fields_by_name[field].is_repeated else value
+    present = _present(present[body_name])
+    for name, field, repeated in _BODY_ORDER[body_name]:
+        if field in present:
+            value = present[field]
+            flat[name] = list(value) if repeated else value
     if body_name == "model_file" and "ai.model.unsafe_reasons" not in flat:
         flat["ai.model.unsafe_reasons"] = []
     return flat

@@ -2,11 +2,15 @@
 building and converting parameters, more than SQLite spends storing the row.
 
 Each statement is compiled once per dialect and set of keys; ingest (collector.store.writes)
-and the digest summary (collector.store.digests) write through here.
+and the digest summary (collector.store.digests) write through here. On PostgreSQL an
+INSERT of many rows is one statement over arrays (INSERT ... SELECT FROM unnest), where a
+row at a time costs the collector a round of parameter handling per row.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,7 +21,7 @@ from sqlalchemy import Dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import StatementError
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, UpdateBase
 
 from collector.store import schema
 
@@ -36,6 +40,7 @@ class _Prepared:
     constants: Row  # converted values that the statement binds itself
     converters: tuple[tuple[int, Convert], ...]  # by index into names
     timestamps: tuple[tuple[int, Convert], ...]  # converted once per distinct value
+    columnar: bool = False  # sql takes one array per name: all rows in one execution
 
     def parameters(self, rows: Sequence[Row]) -> list[Any]:
         # A batch repeats a few timestamps many times, and converting one is slow.
@@ -52,7 +57,7 @@ class _Prepared:
                     values[i] = memo[value]
                 except KeyError:
                     values[i] = memo[value] = convert(value)
-            if self.positional:
+            if self.positional or self.columnar:
                 converted.append(tuple(values))
             else:
                 converted.append(dict(zip(self.names, values, strict=True)))
@@ -80,7 +85,7 @@ def _prepare(dialect: Dialect, statement: UpdateBase, keys: tuple[str, ...]) -> 
             continue
         places = timestamps if isinstance(bind.type, schema.UTCDateTime) else converters
         places.extend((i, convert) for i, n in enumerate(names) if n == name)
-    return _Prepared(
+    prepared = _Prepared(
         compiled.string,
         names,
         compiled.positional,
@@ -88,6 +93,39 @@ def _prepare(dialect: Dialect, statement: UpdateBase, keys: tuple[str, ...]) -> 
         tuple(converters),
         tuple(timestamps),
     )
+    if dialect.name == "postgresql" and isinstance(statement, Insert) and not constants:
+        sql = _unnest_sql(compiled.string, statement, names, dialect)
+        if sql is not None:
+            return dataclasses.replace(prepared, sql=sql, columnar=True)
+    return prepared
+
+
+# A bind as the psycopg dialect writes it, with the cast it may add: %(name)s::VARCHAR
+_PLACEHOLDER = r"%\((?P<name>\w+)\)s(?:::[A-Z ]+)?"
+_ITEM = _PLACEHOLDER.replace("?P<name>", "")
+_VALUES = re.compile(rf"\) VALUES \((?P<items>(?:{_ITEM}(?:, )?)+)\)")
+
+
+def _unnest_sql(sql: str, statement: Insert, names: Sequence[str], dialect: Dialect) -> str | None:
+    """INSERT ... VALUES (%(a)s, ...) as INSERT ... SELECT * FROM unnest(%(a)b::T[], ...).
+
+    None when the VALUES list is anything but one plain placeholder per column, each name
+    once: that statement keeps its row-at-a-time form.
+    """
+    found = _VALUES.search(sql)
+    if found is None:
+        return None
+    items = found["items"].split(", ")
+    matched = [re.fullmatch(_PLACEHOLDER, item) for item in items]
+    binds = [m["name"] for m in matched if m is not None]
+    if len(binds) != len(items) or sorted(binds) != sorted(names) or len(set(binds)) != len(binds):
+        return None
+    types = [statement.table.c[name].type.compile(dialect) for name in binds]
+    # Binary arrays: psycopg escapes every element of a text array in Python, ~7x slower.
+    arrays = ", ".join(f"%({n})b::{t}[]" for n, t in zip(binds, types, strict=True))
+    columns = ", ".join(f"_u{i}" for i in range(len(binds)))
+    select = f") SELECT * FROM unnest({arrays}) AS _u({columns})"
+    return sql[: found.start()] + select + sql[found.end() :]
 
 
 def execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) -> None:
@@ -99,4 +137,8 @@ def execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) -
         parameters = prepared.parameters(rows)
     except Exception as exc:  # a value its type refuses, wrapped as conn.execute would
         raise StatementError(str(exc), prepared.sql, None, exc) from exc
-    conn.exec_driver_sql(prepared.sql, parameters)
+    if prepared.columnar:
+        columns = dict(zip(prepared.names, map(list, zip(*parameters, strict=True)), strict=True))
+        conn.exec_driver_sql(prepared.sql, columns)
+    else:
+        conn.exec_driver_sql(prepared.sql, parameters)

@@ -10,15 +10,18 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
 
 from collector.governance.correlations import Tally, WindowEntry
 from collector.store import schema
+from collector.store.bulk import execute_many
 from collector.store.inventory import clean_event, clean_text, dumps
 
 _window = schema.correlation_window
@@ -55,10 +58,8 @@ def add_and_tally(
         if e.correlation_id not in counted:
             key = hashlib.sha256(f"{e.group_key}|{e.rule_id}|{e.value}".encode(errors="replace"))
             latest[(e.correlation_id, key.hexdigest())] = _row(e, key.hexdigest())
-    if plain:
-        conn.execute(insert(_window), plain)
-    if latest:
-        conn.execute(_distinct_upsert(conn.dialect.name), list(latest.values()))
+    execute_many(conn, _plain(), plain)
+    execute_many(conn, _distinct_upsert(conn.dialect.name), list(latest.values()))
     groups: dict[str, dict[str, None]] = {}
     for e in entries:
         groups.setdefault(e.correlation_id, {})[e.group_key] = None
@@ -110,6 +111,12 @@ def _row(e: WindowEntry, distinct: str | None) -> dict[str, object]:
     }
 
 
+@cache
+def _plain() -> Insert:
+    return insert(_window)
+
+
+@cache
 def _distinct_upsert(dialect: str) -> Any:
     statement = sqlite_insert(_window) if dialect == "sqlite" else pg_insert(_window)
     return statement.on_conflict_do_update(
