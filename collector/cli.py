@@ -18,19 +18,21 @@ import yaml
 from collector import __version__, accounts, cli_db
 from collector.errors import CollectorError, RuleError
 from collector.export.fleet import fleet_bom
+from collector.fdlimit import raise_open_files
 from collector.forward import Forwarding, parse_config
 from collector.governance import load_rule_dir
 from collector.governance.live import LiveRules
 from collector.governance.ruletest import run_rule_test_dir
 from collector.governance.siem import convert_rules
 from collector.paths import default_data_dir, default_rules_dir
-from collector.pki import ensure_pki, server_names
+from collector.pki import ServerPki, ensure_pki, server_names
 from collector.retention import Retention
-from collector.server import split_address, start
+from collector.server import Running, split_address, start, start_ingest
 from collector.store import Store
 from collector.store.engine import StoreUnavailable
 from collector.web import token_admin
 from collector.web.token_admin import cli_actor
+from collector.workers import Supervisor, usable_cpus, watch_parent, worker_count, worker_ready
 
 log = logging.getLogger("shadowai.collector")
 EX_UNAVAILABLE = 69  # sysexits.h: the database (a service we need) cannot be reached
@@ -68,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT where agents publish with their client certificate "
         "(default: the --grpc host, its port + 1, or 0 when that is 0)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes serving agents on the same gRPC ports: this one plus N-1 workers "
+        "(Linux; 0: one per usable CPU; default 1)",
+    )
+    # A worker of `--workers N`, started by the parent with its bound ports (not for people).
+    serve.add_argument("--as-worker", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument(
         "--unsafe-plaintext-grpc",
         action="store_true",
@@ -171,17 +183,18 @@ def _open_store(args: argparse.Namespace) -> Store:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.as_worker:
+        return _serve_worker(args)
+    count = worker_count(args.workers, usable_cpus(), sys.platform)
     data_dir = _data_dir(args)
     access = accounts.access_settings(args)
     retention = Retention(envelopes_days=args.retain_envelopes, events_days=args.retain_events)
     live = LiveRules(args.rules or default_rules_dir())
-    grpc_host, _ = split_address(args.grpc)
-    pki = None
-    if not args.unsafe_plaintext_grpc:
-        names = server_names([grpc_host, *args.tls_name])
-        pki = ensure_pki(data_dir / "pki", names=names, now=datetime.now(UTC))
+    pki = _pki(args, data_dir)
     store = _open_store(args)  # first: an unreachable database stops us before any thread
+    raise_open_files()  # before the first connection; workers inherit it
     forwarding = _forwarding(args.forward_config, data_dir)
+    mtls_address = None if pki is None else _mtls_address(args.grpc, args.grpc_mtls)
     running = start(
         forward=forwarding,
         store=store,
@@ -189,26 +202,36 @@ def _serve(args: argparse.Namespace) -> int:
         grpc_address=args.grpc,
         http_address=args.http,
         pki=pki,
-        mtls_address=None if pki is None else _mtls_address(args.grpc, args.grpc_mtls),
+        mtls_address=mtls_address,
         enroll_per_minute=args.enroll_rate,
         access=access,
         allowed_hosts=args.allowed_host,
         metrics_address=args.metrics,
         retention=retention,
     )
+    workers = None
+    if count > 1:
+        command = _worker_command(args, data_dir, live.path, running)
+        workers = Supervisor(command, count - 1)
+        try:
+            workers.start()
+        except CollectorError:
+            running.stop()
+            raise
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     print(f"grpc listening on {running.grpc_address}", flush=True)
     print(f"dashboard on http://{running.http_address}/", flush=True)
     if running.service.mtls_port:
-        host = running.grpc_address.rpartition(":")[0]
-        print(f"grpc mtls listening on {host}:{running.service.mtls_port}", flush=True)
+        print(f"grpc mtls listening on {_mtls_bound(running)}", flush=True)
     if running.metrics_address is not None:
         print(f"metrics on http://{running.metrics_address}/metrics", flush=True)
     rules_count = len(live.current().rules)
     log.info("%d rules loaded, watching %s; tls=%s", rules_count, live.path, pki is not None)
     stop.wait()
+    if workers is not None:
+        workers.stop()
     running.stop()
     if forwarding is not None:
         forwarding.close()  # after gRPC stopped: the last batches are queued; the rest next start
@@ -216,9 +239,72 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _forwarding(path: Path | None, data_dir: Path) -> Forwarding | None:
-    """Started SIEM forwarding from the config file, or None; the HEC token may come from
-    SHADOWAI_HEC_TOKEN so that it stays out of files and argv."""
+def _serve_worker(args: argparse.Namespace) -> int:
+    """`serve --as-worker`: gRPC alone on the parent's ports, until the parent closes our
+    stdin (it stops us, or it died) or a signal comes. Its stdout is the parent's pipe."""
+    data_dir = _data_dir(args)
+    live = LiveRules(args.rules or default_rules_dir())
+    pki = _pki(args, data_dir)
+    store = _open_store(args)
+    # Queue for the SIEM without sending: the parent's forwarder sends from the shared queue.
+    forwarding = _forwarding(args.forward_config, data_dir, send=False)
+    ingest = start_ingest(
+        store=store,
+        rules=live,
+        grpc_address=args.grpc,
+        pki=pki,
+        mtls_address=None if pki is None else args.grpc_mtls,
+        enroll_per_minute=args.enroll_rate,
+        forward=forwarding,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    watch_parent(stop)
+    worker_ready()
+    stop.wait()
+    ingest.stop()
+    if forwarding is not None:
+        forwarding.close()
+    store.close()
+    return 0
+
+
+def _pki(args: argparse.Namespace, data_dir: Path) -> ServerPki | None:
+    if args.unsafe_plaintext_grpc:
+        return None
+    names = server_names([split_address(args.grpc)[0], *args.tls_name])
+    return ensure_pki(data_dir / "pki", names=names, now=datetime.now(UTC))
+
+
+def _mtls_bound(running: Running) -> str:
+    host = running.grpc_address.rpartition(":")[0]
+    return f"{host}:{running.service.mtls_port}"
+
+
+def _worker_command(
+    args: argparse.Namespace, data_dir: Path, rules: Path, running: Running
+) -> list[str]:
+    """How the parent starts a worker: this program, on the ports it bound (port 0 was
+    resolved), with what serving agents needs; the dashboard's options stay here."""
+    command = [sys.executable, "-m", "collector.cli", "serve", "--as-worker"]
+    command += ["--data-dir", str(data_dir.resolve()), "--database", _database_url(args)]
+    command += ["--rules", str(rules.resolve()), "--grpc", running.grpc_address]
+    command += ["--enroll-rate", repr(args.enroll_rate)]
+    if running.service.mtls_port:
+        command += ["--grpc-mtls", _mtls_bound(running)]
+    if args.unsafe_plaintext_grpc:
+        command.append("--unsafe-plaintext-grpc")
+    for name in args.tls_name:
+        command += ["--tls-name", name]
+    if args.forward_config is not None:
+        command += ["--forward-config", str(args.forward_config.resolve())]
+    return command
+
+
+def _forwarding(path: Path | None, data_dir: Path, *, send: bool = True) -> Forwarding | None:
+    """SIEM forwarding from the config file, or None; the HEC token may come from
+    SHADOWAI_HEC_TOKEN so that it stays out of files and argv. Without `send`, only queues."""
     if path is None:
         return None
     try:
@@ -234,7 +320,8 @@ def _forwarding(path: Path | None, data_dir: Path) -> Forwarding | None:
     if not config.enabled:
         return None
     forwarding = Forwarding.open(config, data_dir=data_dir)
-    forwarding.start()
+    if send:
+        forwarding.start()
     return forwarding
 
 
@@ -400,7 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # One-shot commands print their answer on stdout; only the long-running ones narrate.
     level = logging.INFO if args.command in ("serve", "db") else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # A worker of `serve --workers N` logs to the same stderr: say which process speaks.
+    who = "worker %(process)d " if getattr(args, "as_worker", False) else ""
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s {who}%(name)s %(message)s")
     handlers = {
         "serve": _serve,
         "tokens": _tokens,

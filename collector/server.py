@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +19,7 @@ from collector.errors import CollectorError
 from collector.forward import Forwarding
 from collector.governance import RuleSet
 from collector.governance.live import LiveRules
+from collector.metrics import NO_METRICS, Metrics
 from collector.pki import ServerPki
 from collector.ratelimit import Buckets
 from collector.retention import Retention, cutoffs, expire
@@ -111,42 +112,18 @@ def start(
     `metrics_address`, a third listener serves /metrics alone, without a token. With
     `retention`, a watcher deletes expired envelopes and events hourly (collector.retention).
     """
-    live: LiveRules | None = None
-    if isinstance(rules, LiveRules):
-        live, current = rules, rules.current
-    else:
-        fixed = rules
-        current = lambda: fixed  # noqa: E731  # a rule set that never changes
-    mtls = pki is not None and bool(pki.ca_key_pem) and mtls_address is not None
-    if enroll_per_minute <= 0:
-        raise CollectorError(f"enrollment rate {enroll_per_minute}/min: must be > 0")
+    live, current = _rule_source(rules)
     metrics = _metrics(store, forward)
-    service = CollectorService(
+    service, server, bound = _start_grpc(
         store=store,
         rules=current,
+        grpc_address=grpc_address,
         pki=pki,
-        require_client_cert=mtls,
-        enroll_limit=Buckets(per_second=enroll_per_minute / 60, burst=10),
+        mtls_address=mtls_address,
+        enroll_per_minute=enroll_per_minute,
         forward=forward,
         metrics=metrics,
     )
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", 16 * 2**20)],
-    )
-    collector_pb2_grpc.add_CollectorServicer_to_server(service, server)
-    host, port = split_address(grpc_address)
-    target = _hostport(host, port)
-    if pki is None:
-        bound = server.add_insecure_port(target)
-    else:
-        creds = grpc.ssl_server_credentials([(pki.key_pem, pki.cert_chain_pem)])
-        bound = server.add_secure_port(target, creds)
-    if bound == 0:
-        raise CollectorError(f"grpc: cannot listen on {target}")
-    if mtls and pki is not None and mtls_address is not None:
-        service.mtls_port = _add_mtls_port(server, pki, mtls_address)
-    server.start()
     http_sock = _bind(*split_address(http_address))  # first: the Host allow-list needs the port
     app = create_app(
         store,
@@ -182,7 +159,7 @@ def start(
     for watcher in watchers:
         watcher.start()
     return Running(
-        grpc_address=_hostport(host, bound),
+        grpc_address=bound,
         http_address=listeners[0][2],
         service=service,
         metrics=metrics,
@@ -193,6 +170,104 @@ def start(
         _live=live,
         metrics_address=listeners[1][2] if metrics_address is not None else None,
     )
+
+
+@dataclass
+class Ingest:
+    """The gRPC listeners alone, as a worker process of `serve --workers N` runs them."""
+
+    grpc_address: str
+    service: CollectorService
+    _grpc: grpc.Server
+    _live: LiveRules | None = None
+
+    def stop(self, grace: float = 2.0) -> None:
+        if self._live is not None:
+            self._live.stop()
+        self._grpc.stop(grace).wait(grace + 1)
+
+
+def start_ingest(
+    *,
+    store: Store,
+    rules: RuleSet | LiveRules,
+    grpc_address: str,
+    pki: ServerPki | None,
+    mtls_address: str | None = None,
+    enroll_per_minute: float = 12.0,
+    forward: Forward | None = None,
+) -> Ingest:
+    """Serve agents only: a worker beside a full collector (`start`) on the same ports.
+
+    No dashboard, metrics, silence or retention watchers, and no collector events of its
+    own (the full collector reports rule reloads and expiries once for all); LiveRules are
+    still reloaded here, so that every process runs the same rules. Give real ports, not 0:
+    the processes share them through SO_REUSEPORT.
+    """
+    live, current = _rule_source(rules)
+    service, server, bound = _start_grpc(
+        store=store,
+        rules=current,
+        grpc_address=grpc_address,
+        pki=pki,
+        mtls_address=mtls_address,
+        enroll_per_minute=enroll_per_minute,
+        forward=forward,
+        metrics=NO_METRICS,
+    )
+    if live is not None:
+        live.start()
+    return Ingest(grpc_address=bound, service=service, _grpc=server, _live=live)
+
+
+def _rule_source(rules: RuleSet | LiveRules) -> tuple[LiveRules | None, Callable[[], RuleSet]]:
+    if isinstance(rules, LiveRules):
+        return rules, rules.current
+    return None, lambda: rules
+
+
+def _start_grpc(
+    *,
+    store: Store,
+    rules: Callable[[], RuleSet],
+    grpc_address: str,
+    pki: ServerPki | None,
+    mtls_address: str | None,
+    enroll_per_minute: float,
+    forward: Forward | None,
+    metrics: Metrics,
+) -> tuple[CollectorService, grpc.Server, str]:
+    """The started gRPC server, its service and the HOST:PORT it listens on."""
+    mtls = pki is not None and bool(pki.ca_key_pem) and mtls_address is not None
+    if enroll_per_minute <= 0:
+        raise CollectorError(f"enrollment rate {enroll_per_minute}/min: must be > 0")
+    service = CollectorService(
+        store=store,
+        rules=rules,
+        pki=pki,
+        require_client_cert=mtls,
+        enroll_limit=Buckets(per_second=enroll_per_minute / 60, burst=10),
+        forward=forward,
+        metrics=metrics,
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
+        options=[("grpc.max_receive_message_length", 16 * 2**20)],
+    )
+    collector_pb2_grpc.add_CollectorServicer_to_server(service, server)
+    host, port = split_address(grpc_address)
+    target = _hostport(host, port)
+    if pki is None:
+        bound = server.add_insecure_port(target)
+    else:
+        creds = grpc.ssl_server_credentials([(pki.key_pem, pki.cert_chain_pem)])
+        bound = server.add_secure_port(target, creds)
+    if bound == 0:
+        raise CollectorError(f"grpc: cannot listen on {target}")
+    if mtls and pki is not None and mtls_address is not None:
+        service.mtls_port = _add_mtls_port(server, pki, mtls_address)
+    server.start()
+    return service, server, _hostport(host, bound)
 
 
 def _metrics(store: Store, forward: Forward | None) -> PrometheusMetrics:

@@ -1,5 +1,6 @@
 """Two collector processes on one PostgreSQL database: agents move between them mid-stream,
-and a replica killed during a burst loses nothing (issue 13, item 2)."""
+a replica killed during a burst loses nothing, and a correlation over hosts split between
+them alerts once (issue 13, item 2)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.e2e.delivery_kit import RULES, Restartable
 from wire import tokens
 from wire.envelope import raw_public_key
 from wire.v1 import collector_pb2, collector_pb2_grpc
-from wire.v1.events_pb2 import Envelope
+from wire.v1.events_pb2 import Envelope, Event, ModelFile
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 T = TypeVar("T")
@@ -190,6 +191,54 @@ def test_a_replica_killed_during_a_burst_loses_nothing(
     assert not errors, errors
     assert failovers[0] >= 1
     assert_every_event_stored_once(schema, [agent for agent, _ in agents])
+
+
+# "Same unapproved model on many hosts": one digest on 5 or more agents within a day.
+MANY_HOSTS = "shadowai_unapproved_model_on_many_hosts"
+HOSTS_NEEDED = 5
+
+
+def test_a_correlation_over_hosts_split_between_replicas_alerts_exactly_once(
+    replicas: tuple[Restartable, Restartable, str, str],
+) -> None:
+    a, b, token, schema = replicas
+    agents = [enroll(a, b, token, i) for i in range(HOSTS_NEEDED)]
+    digests = [f"{trial:02x}" * 32 for trial in range(1, 21)]
+    for trial, digest in enumerate(digests):
+        for agent, _ in agents:
+            _report(agent, digest)
+        # The first hosts report one after the other, alternating replicas; the last two
+        # report at the same moment, one to each replica, in all trials but the first.
+        together = 2 if trial else 0
+        for index, (agent, ends) in enumerate(agents[: HOSTS_NEEDED - together]):
+            _send(ends[(index + trial) % 2], agent)
+        last = agents[HOSTS_NEEDED - together :]
+        _concurrently([partial(_send, ends[n % 2], agent) for n, (agent, ends) in enumerate(last)])
+    # On PostgreSQL the two racing batches both recount the digest's model_digests row, and
+    # the row lock orders them, so the second one's tally sees the first one's match.
+    with psycopg.connect(PG_URL) as conn:
+        rows = conn.execute(
+            f'SELECT summary FROM "{schema}".alerts WHERE rule_id = %s', (_rule_id(MANY_HOSTS),)
+        ).fetchall()
+    fired = sorted(
+        str(summary).split(":")[0].removeprefix("file.hash.sha256=") for (summary,) in rows
+    )
+    assert fired == digests  # each digest once: none missing, none twice
+
+
+def _report(agent: SimAgent, digest: str) -> None:
+    """One model file, not on the approved lists, with this content digest."""
+    model = ModelFile(path=f"/opt/models/{digest[:8]}.gguf", format="gguf", sha256=digest)
+    now = int(time.time() * 1000)
+    agent.append(
+        [Event(timestamp_ms=now, host_name=agent.host_name, action="discovered", model_file=model)]
+    )
+
+
+def _send(end: Endpoint, agent: SimAgent) -> None:
+    reply = end.publish(agent, len(agent.pending))
+    assert not reply.rejections and reply.last_seq == agent.seq
+    agent.settle(len(agent.pending))
 
 
 def _rule_id(name: str) -> str:
