@@ -52,6 +52,11 @@ def add_and_tally(
     """
     if not entries:
         return {}
+    groups: dict[str, dict[str, None]] = {}
+    for e in entries:
+        groups.setdefault(e.correlation_id, {})[e.group_key] = None
+    if conn.dialect.name == "postgresql":
+        _lock_groups(conn, groups)
     plain = [_row(e, None) for e in entries if e.correlation_id in counted]
     latest: dict[tuple[str, str], dict[str, object]] = {}
     for e in entries:
@@ -60,9 +65,6 @@ def add_and_tally(
             latest[(e.correlation_id, key.hexdigest())] = _row(e, key.hexdigest())
     execute_many(conn, _plain(), plain)
     execute_many(conn, _distinct_upsert(conn.dialect.name), list(latest.values()))
-    groups: dict[str, dict[str, None]] = {}
-    for e in entries:
-        groups.setdefault(e.correlation_id, {})[e.group_key] = None
     tallies: dict[tuple[str, str], Tally] = {}
     for correlation_id, unique in groups.items():
         keys = list(unique)
@@ -75,6 +77,23 @@ def add_and_tally(
             chunk = keys[start : start + TALLY_CHUNK]
             tallies.update(_tally(conn, correlation_id, chunk, since))
     return tallies
+
+
+def _lock_groups(conn: Connection, groups: Mapping[str, Mapping[str, None]]) -> None:
+    """Serialise the transactions that add to the same group, on PostgreSQL.
+
+    Without it two of them (two replicas, two workers, two threads) each add their match
+    and count the group without seeing the other's uncommitted row, and neither alerts.
+    Waiting here, the second counts the first's committed row. Locks are taken in one
+    order (of the lock keys), so that two batches sharing groups cannot deadlock; SQLite
+    has one writer.
+    """
+    keys = [f"{correlation}|{group}" for correlation, keys in groups.items() for group in keys]
+    conn.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(h) FROM"
+        " (SELECT DISTINCT hashtext(k) AS h FROM unnest(%(keys)b::text[]) AS k ORDER BY h) AS s",
+        {"keys": keys},
+    )
 
 
 def _tally(

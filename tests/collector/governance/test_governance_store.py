@@ -217,6 +217,49 @@ def test_a_batch_over_many_groups_tallies_each_group_apart(store: Store) -> None
     assert len(alerts) == len([n for n in range(TALLY_CHUNK * 2 + 7) if n % 3 == 2])
 
 
+def test_two_writers_completing_a_group_at_once_alert_once(
+    open_store: Callable[[], Store],
+) -> None:
+    """Two replicas each store the match that completes a group at the same moment: one of
+    them must count both (on PostgreSQL neither sees the other's uncommitted row)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from collector.governance.correlations import window_entry
+
+    (correlation,) = RULESET.correlations
+    seconds = {correlation.id: correlation.seconds}
+    replicas = [open_store(), open_store()]
+    groups, fired = 30, 0
+
+    def match(sha: str, agent: str) -> WindowEntry:
+        event = {**model_event("discovered"), "file.hash.sha256": sha, "agent.id": agent}
+        found = window_entry(correlation, BASE, event, agent, T0)
+        assert found is not None
+        return found
+
+    def last(replica: Store, entry: WindowEntry, barrier: Barrier) -> int:
+        barrier.wait()
+        tallies = replica.correlate([entry], seconds=seconds, now=T0)
+        return len(correlation_alerts(RULESET, tallies, [entry], T0))
+
+    with ThreadPoolExecutor(2) as pool:
+        for n in range(groups):
+            sha = f"{n:064x}"
+            replicas[0].correlate([match(sha, "h1")], seconds=seconds, now=T0)
+            barrier = Barrier(2)
+            racing = [
+                pool.submit(last, replica, match(sha, agent), barrier)
+                for replica, agent in zip(replicas, ("h2", "h3"), strict=True)
+            ]
+            fired += sum(future.result() for future in racing)
+    for replica in replicas:
+        replica.close()
+    # Three hosts complete a group once; a fourth match would alert again (dedup is the
+    # alert store's), so exactly one of the two racing writers fires per group.
+    assert fired == groups
+
+
 def test_a_batch_keeps_its_matches_in_the_window_in_its_own_transaction(
     open_store: Callable[[], Store],
 ) -> None:
