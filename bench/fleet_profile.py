@@ -53,6 +53,9 @@ class _Context:
     def invocation_metadata(self) -> tuple[()]:
         return ()
 
+    def time_remaining(self) -> float | None:
+        return None
+
     def set_trailing_metadata(self, _: Any) -> None:
         pass
 

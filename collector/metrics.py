@@ -25,6 +25,9 @@ class Metrics(Protocol):
 
     def duplicates(self, count: int) -> None: ...
 
+    def shed(self, count: int) -> None:
+        """Envelopes of requests dropped unverified because they waited too long (retried)."""
+
     def gaps(self, count: int) -> None:
         """Sequence ranges an agent skipped."""
 
@@ -56,6 +59,9 @@ class NoMetrics:
         pass
 
     def duplicates(self, count: int) -> None:
+        pass
+
+    def shed(self, count: int) -> None:
         pass
 
     def gaps(self, count: int) -> None:

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # An agent sends a health event every pass (5 min by default); a day without one is news.
 SILENT_AFTER = 24 * 3600.0
 RETENTION_EVERY = 3600.0
+GRPC_THREADS = 8
+MAX_CONCURRENT_RPCS = 64
 
 
 def split_address(text: str) -> tuple[str, int]:
@@ -251,8 +253,12 @@ def _start_grpc(
         metrics=metrics,
     )
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"),
+        futures.ThreadPoolExecutor(max_workers=GRPC_THREADS, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", 16 * 2**20)],
+        # Beyond this many calls accepted and not yet answered, a call is refused at once
+        # (RESOURCE_EXHAUSTED, which agents retry with backoff) instead of queueing for
+        # longer than its deadline; memory stays bounded too.
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
     collector_pb2_grpc.add_CollectorServicer_to_server(service, server)
     host, port = split_address(grpc_address)

@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 STORE_RETRY_MS = 2000
+# A request that waited in the queue until its caller has less than this left is dropped
+# unverified: its answer would come too late, and an overloaded collector that verified and
+# stored such requests anyway would spend its cores on batches the agents resend.
+MIN_REMAINING_S = 1.0
+BUSY_RETRY_MS = 5000
 
 
 def _abort(
@@ -213,6 +218,15 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         envelopes = request.envelopes
         if len(envelopes) > MAX_BATCH:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"more than {MAX_BATCH} envelopes")
+        remaining = context.time_remaining()
+        if remaining is not None and remaining < MIN_REMAINING_S:
+            self._metrics.shed(len(envelopes))
+            _abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                f"the collector is busy: this request waited until {remaining:.1f} s were left",
+                ((RETRY_PUSHBACK_METADATA, str(BUSY_RETRY_MS)),),
+            )
         self._metrics.publish(len(envelopes))
         self._metrics.in_flight(1)
         try:

@@ -41,6 +41,11 @@ class PrometheusMetrics:
             "shadowai_events_ingested", "Events stored, by dataset.", ["dataset"], registry=r
         )
         self._accepted = Counter("shadowai_envelopes_accepted", "Envelopes stored.", registry=r)
+        self._shed = Counter(
+            "shadowai_envelopes_shed",
+            "Envelopes of requests dropped unverified after waiting too long (agents resend).",
+            registry=r,
+        )
         self._duplicates = Counter(
             "shadowai_envelopes_duplicate", "Envelopes already held (acked again).", registry=r
         )
@@ -91,6 +96,9 @@ class PrometheusMetrics:
 
     def duplicates(self, count: int) -> None:
         self._duplicates.inc(count)
+
+    def shed(self, count: int) -> None:
+        self._shed.inc(count)
 
     def gaps(self, count: int) -> None:
         self._gaps.inc(count)
