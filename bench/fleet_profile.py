@@ -85,7 +85,7 @@ def _service(store: Store, agents: int) -> CollectorService:
     )
 
 
-def _boots(service: CollectorService, first: int, agents: int) -> list[Any]:
+def _boots(service: CollectorService, first: int, agents: int) -> tuple[list[SimAgent], list[Any]]:
     """Enroll `agents` simulated agents; their boot snapshots as Publish requests."""
     fleet = [SimAgent(i, random.Random(i)) for i in range(first, first + agents)]
     for agent in fleet:
@@ -94,7 +94,25 @@ def _boots(service: CollectorService, first: int, agents: int) -> list[Any]:
         )
         service.Enroll(enroll, _Context())
         agent.append(agent.snapshot())
-    return [collector_pb2.PublishRequest(envelopes=[p.envelope for p in a.pending]) for a in fleet]
+    requests = [
+        collector_pb2.PublishRequest(envelopes=[p.envelope for p in a.pending]) for a in fleet
+    ]
+    return fleet, requests
+
+
+def one_event_cost(service: CollectorService, agents: list[SimAgent], rounds: int = 4) -> float:
+    """CPU seconds per Publish of one health event: the steady state of a fleet, where
+    almost every call carries one envelope and its fixed cost is what counts."""
+    requests = []
+    for _ in range(rounds):
+        for agent in agents:
+            agent.pending.clear()
+            agent.append([agent.health_event()])
+            requests.append(collector_pb2.PublishRequest(envelopes=[agent.pending[0].envelope]))
+    t0 = time.process_time()
+    for request in requests:
+        service.Publish(request, _Context())
+    return (time.process_time() - t0) / len(requests)
 
 
 def plain_rate(service: CollectorService, requests: list[Any]) -> float:
@@ -144,8 +162,10 @@ def main() -> None:
             store = Store.open("postgresql+psycopg://postgres@127.0.0.1:5432/test", schema=schema)
         try:
             service = _service(store, 2 * args.agents)
-            plain = plain_rate(service, _boots(service, 0, args.agents))
-            later = _boots(service, args.agents, args.agents)
+            fleet, boots = _boots(service, 0, args.agents)
+            plain = plain_rate(service, boots)
+            one = one_event_cost(service, fleet)
+            _, later = _boots(service, args.agents, args.agents)
             events, cpu, areas = profile(service, later, cpu=args.cpu, verbose=args.verbose)
         finally:
             store.close()
@@ -153,7 +173,8 @@ def main() -> None:
                 with psycopg.connect(PG_URL, autocommit=True) as conn:
                     conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     reference = verify_rate()
-    print(f"{plain:,.0f} events per CPU-second unprofiled ({args.store})")
+    print(f"{plain:,.0f} events per CPU-second unprofiled ({args.store}), boot snapshots")
+    print(f"{one * 1e6:,.0f} µs of CPU per Publish of one health event, unprofiled")
     print(
         f"{reference:,.0f} raw Ed25519 verifications per second, one core: {plain / reference:.2f}"
     )
