@@ -10,14 +10,18 @@ so that this process's peak RSS is the serving alone.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import statistics
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import Connection
@@ -27,8 +31,12 @@ from collector.store import AgentRecord, Store, StoredEvent, activity, hosts, li
 from collector.store.engine import create_store_engine
 from collector.web.app import create_app
 from collector.web.auth import mint_api_token
+from collector.web.passwords import Passwords
 
 SLOW_MS = 300.0
+# Small argon2 parameters: one login before the timing, whose 64 MiB default would be in
+# the serving process's peak RSS.
+_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 _statements: list[tuple[str, Any, float]] = []  # (SQL, parameters, ms) of the current request
 
 
@@ -138,7 +146,8 @@ def _time(client: TestClient, path: str, headers: dict[str, str], repeat: int) -
     for _ in range(repeat):
         _statements.clear()
         started = time.perf_counter()
-        response = client.get(path, headers=headers)
+        # A redirect (to the login page) is shown as such, not timed as the page.
+        response = client.get(path, headers=headers, follow_redirects=False)
         runs.append((time.perf_counter() - started) * 1000)
     return {
         "status": response.status_code,
@@ -179,6 +188,31 @@ def plan(url: str, schema_name: str | None) -> list[tuple[str, str]]:
         engine.dispose()
 
 
+@contextmanager
+def _signed_in(store: Store) -> Iterator[TestClient]:
+    """A client of the real app with a viewer's session, logged in through the form: pages
+    answer a visitor without one with a redirect to the login page. Its Host is one the app
+    serves (TestClient's own, testserver, is refused by the DNS-rebinding guard)."""
+    username, password = f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    store.add_user(
+        username=username,
+        role="viewer",
+        password_hash=_PASSWORDS.hash(password),
+        now=datetime.now(UTC),
+    )
+    app = create_app(store, rules_summary=lambda: [], passwords=_PASSWORDS)
+    with TestClient(app, base_url="http://localhost") as client:
+        form = client.get("/login").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        if csrf is None:
+            raise SystemExit("no CSRF token on the login page")
+        login = {"username": username, "password": password, "csrf_token": csrf.group(1)}
+        reply = client.post("/login", data={**login, "next": "/"}, follow_redirects=False)
+        if reply.status_code != 303:
+            raise SystemExit(f"login refused: {reply.status_code} {reply.text[:200]}")
+        yield client
+
+
 def measure(
     url: str,
     schema_name: str | None,
@@ -193,12 +227,12 @@ def measure(
         token_id=token_id, secret_sha256=digest, role="viewer", created_at=datetime.now(UTC)
     )
     headers = {"Authorization": f"Bearer {token}"}
-    rss_start, _ = _rss_mb()
-    event.listen(Engine, "before_cursor_execute", _before)
-    event.listen(Engine, "after_cursor_execute", _after)
     slow, raised = [], {}
-    print(f"\n{'request':34} {'status':>6} {'first ms':>9} {'median ms':>10} {'bytes':>10}")
-    with TestClient(create_app(store, rules_summary=lambda: [])) as client:
+    with _signed_in(store) as client:
+        rss_start, _ = _rss_mb()
+        event.listen(Engine, "before_cursor_execute", _before)
+        event.listen(Engine, "after_cursor_execute", _after)
+        print(f"\n{'request':34} {'status':>6} {'first ms':>9} {'median ms':>10} {'bytes':>10}")
         for name, path in planned:
             before = _rss_mb()[1]
             result = _time(client, path, headers if path.startswith("/api/v1") else {}, repeat)
@@ -218,8 +252,8 @@ def measure(
     current, peak = _rss_mb()
     most = sorted(raised.items(), key=lambda kv: -kv[1])[:3]
     print(
-        f"\nserving process RSS: {rss_start:.0f} MB after opening the store, {current:.0f} MB "
-        f"after every request, {peak:.0f} MB peak; the peak rose most during "
+        f"\nserving process RSS: {rss_start:.0f} MB after opening the store and signing in, "
+        f"{current:.0f} MB after every request, {peak:.0f} MB peak; the peak rose most during "
         + ", ".join(f"{name} (+{mb:.0f} MB)" for name, mb in most)
     )
     for name, statements in slow:

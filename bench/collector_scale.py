@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -80,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     with database(args.store, keep=args.keep) as (url, schema):
-        if _empty(url, schema):
+        if is_empty(url, schema):
             started = time.perf_counter()
             _seed(url, schema, args)
             print(
                 f"seeded in {timedelta(seconds=round(time.perf_counter() - started))}", flush=True
             )
-        _measure(url, schema, args.repeat, args.explain_over)
+        time_pages(url, schema, args.repeat, args.explain_over)
         full = ingest_rate(url, schema)
     with database(args.store, keep=None) as (url, schema):
         empty = ingest_rate(url, schema)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _empty(url: str, schema: str | None) -> bool:
+def is_empty(url: str, schema: str | None) -> bool:
     store = Store.open(url, schema=schema)
     try:
         return not store.hosts_page(Listing(limit=1, sort="name")).items
@@ -119,10 +119,17 @@ def _seed(url: str, schema: str | None, args: argparse.Namespace) -> None:
         store.close()
 
 
-def _measure(url: str, schema: str | None, repeat: int, explain_over: float) -> None:
-    """Time the requests in a process of their own (bench.collector_requests)."""
+def time_pages(
+    url: str,
+    schema: str | None,
+    repeat: int,
+    explain_over: float,
+    extra: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Time the requests, and `extra` (name, path) after them, in a process of their own
+    (bench.collector_requests)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    planned = json.dumps(plan(url, schema))
+    planned = json.dumps([*plan(url, schema), *extra])
     command = [sys.executable, "-m", "bench.collector_requests", url, json.dumps(schema)]
     command += [str(repeat), str(explain_over), planned]
     subprocess.run(command, check=True, env=env)

@@ -140,10 +140,15 @@ def host(conn: Connection, agent_id: str) -> Item | None:
 def open_alerts_of(conn: Connection, agent_id: str, limit: int) -> list[Item]:
     """The host's open alerts, most recently seen first."""
     a = _alerts.c
+    # Sorted by an expression no index holds (last_seen is never NULL): by the column,
+    # SQLite (no statistics) walked every open alert newest first to find the host's, 1.2 s
+    # for a host whose alerts are old among 640,000; so it reads the host's own through
+    # (status, agent_id) and sorts those.
+    seen = func.coalesce(a.last_seen, EPOCH, type_=schema.UTCDateTime())
     query = (
         select(a.id, a.rule_id, a.rule_title, a.level, a.summary, a.count, a.last_seen)
         .where(a.agent_id == agent_id, a.status == "open")
-        .order_by(a.last_seen.desc(), a.id.desc())
+        .order_by(seen.desc(), a.id.desc())
         .limit(limit)
     )
     return [

@@ -166,7 +166,9 @@ def _host_hits(q: str) -> Any:
 
 def _model_hits(q: str) -> Any:
     d = _digests.c
-    query = select(_digests).where(d.file_count > 0, contains(d.name, q))
+    # Text is found in no empty name: saying so lets the walk of the name index start past
+    # the unnamed digests, which sort first (630,000 of them took 0.3-0.5 s on SQLite).
+    query = select(_digests).where(d.file_count > 0, d.name > "", contains(d.name, q))
 
     def item(r: Row[Any]) -> Item:
         detail = f"{r.format or 'unknown format'} on {r.host_count} hosts"
@@ -177,7 +179,11 @@ def _model_hits(q: str) -> Any:
 
 def _digest_hits(q: str) -> Any:
     d = _digests.c
-    query = select(_digests).where(d.file_count > 0, d.sha256.startswith(q.lower()))
+    prefix = q.lower()
+    # A range, not LIKE 'prefix%', which neither SQLite (LIKE ignores case) nor PostgreSQL
+    # (outside the C collation) reads from an index: digests are lowercase hex, and every
+    # one that starts with the prefix sorts before prefix + "g".
+    query = select(_digests).where(d.file_count > 0, d.sha256 >= prefix, d.sha256 < prefix + "g")
 
     def item(r: Row[Any]) -> Item:
         return _hit("digest", r.sha256, r.name or "unnamed", sha256=r.sha256)
