@@ -303,8 +303,13 @@ class Driver:
         self.credit[agent.agent_id] = owed
 
     async def _misbehave(self, agent: SimAgent, link: Link) -> None:
-        """The bad envelopes owed (each checked for the right refusal) and exact replays."""
-        while agent.acked and self.credit.get(agent.agent_id, 0.0) >= 1.0:
+        """The bad envelopes owed (each checked for the right refusal) and exact replays.
+
+        Only while nothing is pending: a forked envelope claims the seq after the agent's
+        last sealed one, which must be the collector's last acknowledged one too, or the
+        collector sees a gap rather than a fork (the cadence task may seal meanwhile).
+        """
+        while not agent.pending and agent.acked and self.credit.get(agent.agent_id, 0.0) >= 1.0:
             self.credit[agent.agent_id] -= 1.0
             await self._one_bad(agent, link)
 
