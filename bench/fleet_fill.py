@@ -47,8 +47,9 @@ class Aborted(FillError):
         self.code = code
 
 
-class _Context:
-    """The few grpc.ServicerContext calls the service makes, for a direct call."""
+class DirectContext:
+    """The few grpc.ServicerContext calls the service makes, for a direct call (no gRPC);
+    an abort raises Aborted with the status code."""
 
     def peer(self) -> str:
         return "ipv4:127.0.0.1:1"
@@ -185,7 +186,7 @@ class _Share:
             host_os_type="linux",
             agent_version="0.4.2",
         )
-        self.service.Enroll(request, _Context())
+        self.service.Enroll(request, DirectContext())
 
     def publish(self, agent: SimAgent, events: list[Event]) -> int:
         """Seal `events` into the agent's chain and publish them in batches; events stored."""
@@ -201,7 +202,7 @@ class _Share:
         request = collector_pb2.PublishRequest(envelopes=envelopes)
         for attempt in range(_TRIES):
             try:
-                reply = self.service.Publish(request, _Context())
+                reply = self.service.Publish(request, DirectContext())
             except Aborted as exc:
                 if exc.code not in _RETRIED or attempt == _TRIES - 1:
                     raise

@@ -13,12 +13,13 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
 
 from bench.fleet import verify_rate
 from bench.fleet_agent import SimAgent
+from bench.fleet_fill import DirectContext
 from collector.governance import load_rule_dir
 from collector.ratelimit import Buckets
 from collector.service import CollectorService
@@ -39,28 +40,6 @@ AREAS = (
     ("store: SQLAlchemy", ("sqlalchemy",)),
     ("store: ours", ("collector/store",)),
 )
-
-
-class _Context:
-    """The few grpc.ServicerContext calls the service makes, for a direct call."""
-
-    def peer(self) -> str:
-        return "ipv4:127.0.0.1:1"
-
-    def auth_context(self) -> dict[str, list[bytes]]:
-        return {}
-
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
-
-    def time_remaining(self) -> float | None:
-        return None
-
-    def set_trailing_metadata(self, _: Any) -> None:
-        pass
-
-    def abort(self, code: Any, details: str) -> NoReturn:
-        raise RuntimeError(f"{code}: {details}")
 
 
 def _area(filename: str) -> str:
@@ -92,7 +71,7 @@ def _boots(service: CollectorService, first: int, agents: int) -> tuple[list[Sim
         enroll = collector_pb2.EnrollRequest(
             token_id="p", token_secret=b"s", public_key=raw_public_key(agent.key.public_key())
         )
-        service.Enroll(enroll, _Context())
+        service.Enroll(enroll, DirectContext())
         agent.append(agent.snapshot())
     requests = [
         collector_pb2.PublishRequest(envelopes=[p.envelope for p in a.pending]) for a in fleet
@@ -111,7 +90,7 @@ def one_event_cost(service: CollectorService, agents: list[SimAgent], rounds: in
             requests.append(collector_pb2.PublishRequest(envelopes=[agent.pending[0].envelope]))
     t0 = time.process_time()
     for request in requests:
-        service.Publish(request, _Context())
+        service.Publish(request, DirectContext())
     return (time.process_time() - t0) / len(requests)
 
 
@@ -119,7 +98,7 @@ def plain_rate(service: CollectorService, requests: list[Any]) -> float:
     """Events per CPU-second of this process, with no profiler in the way."""
     t0 = time.process_time()
     for request in requests:
-        service.Publish(request, _Context())
+        service.Publish(request, DirectContext())
     return sum(len(r.envelopes) for r in requests) / (time.process_time() - t0)
 
 
@@ -132,7 +111,7 @@ def profile(
     t0 = time.process_time()
     profiler.enable()
     for request in requests:
-        service.Publish(request, _Context())
+        service.Publish(request, DirectContext())
     profiler.disable()
     cpu_seconds = time.process_time() - t0
     areas: Counter[str] = Counter()
