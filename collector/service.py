@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.exc import DBAPIError
 
 from collector import notes
+from collector.agent_states import AgentStates
 from collector.batch import Batch, Lookups, check_batch
+from collector.errors import CollectorError
 from collector.forward.records import flat_alert
 from collector.governance import RuleSet
 from collector.governance.correlations import Tally
@@ -38,6 +40,7 @@ from collector.store.store import ConcurrentUpdate
 from wire import RETRY_PUSHBACK_METADATA, REVOKED_METADATA, envelope
 from wire.tokens import secret_digest
 from wire.v1 import collector_pb2, collector_pb2_grpc
+from wire.v1.events_pb2 import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,10 @@ def _abort(
         context.set_trailing_metadata(trailers)
     context.abort(code, details)
     raise AssertionError("grpc's abort() raises")  # grpc is untyped here; tell the checker
+
+
+class StaleAgentState(CollectorError):
+    """The agent's chain position this process kept was outdated; nothing was stored."""
 
 
 @dataclass
@@ -102,6 +109,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
         metrics: Metrics = NO_METRICS,
     ) -> None:
         self._store = store
+        self._agents = AgentStates(store.get_agent)
         self._metrics = metrics
         self._forward = forward
         self._rules = rules
@@ -238,11 +246,26 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
     def _publish(
         self, request: collector_pb2.PublishRequest, context: grpc.ServicerContext
     ) -> collector_pb2.PublishResponse:
-        envelopes = request.envelopes
         key_id = self._key_id(request, context)
-        agent = self._authenticate(key_id, context)
-        if not envelopes:
+        if not request.envelopes:  # where do I stand: asked rarely, answered from the store
+            agent = self._authenticate(key_id, context, fresh=True)
             return _position(agent.last_seq, agent.last_digest)
+        try:
+            return self._publish_batch(request.envelopes, key_id, context, fresh=False)
+        except StaleAgentState:
+            # Another process (a replica, a worker, an admin) moved this agent since we
+            # last stored for it: nothing was written, so decide again on what is stored.
+            return self._publish_batch(request.envelopes, key_id, context, fresh=True)
+
+    def _publish_batch(
+        self,
+        envelopes: Sequence[Envelope],
+        key_id: str,
+        context: grpc.ServicerContext,
+        *,
+        fresh: bool,
+    ) -> collector_pb2.PublishResponse:
+        agent = self._authenticate(key_id, context, fresh=fresh)
         now = self._clock()
         batch = check_batch(
             agent,
@@ -255,7 +278,13 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             trusted=lambda flat: _trusted_fields(flat, agent),
         )
         if batch.changed:
-            self._store_batch(agent, batch, now)
+            try:
+                self._store_batch(agent, batch, now)
+            except ConcurrentUpdate:
+                self._agents.forget(key_id)
+                if fresh:
+                    raise
+                raise StaleAgentState(key_id) from None
         self._count(batch)
         response = _position(batch.state.last_seq, batch.state.last_digest)
         response.acked_seq = max(batch.acked_seq, batch.state.last_seq)
@@ -316,8 +345,10 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             )
         return key_id
 
-    def _authenticate(self, key_id: str, context: grpc.ServicerContext) -> AgentState:
-        agent = self._store.get_agent(key_id)
+    def _authenticate(
+        self, key_id: str, context: grpc.ServicerContext, *, fresh: bool
+    ) -> AgentState:
+        agent = self._agents.fresh(key_id) if fresh else self._agents.get(key_id)[0]
         if agent is None:
             self._refuse("unknown_agent")
             _abort(context, grpc.StatusCode.UNAUTHENTICATED, f"unknown agent key {key_id[:64]!r}")
@@ -359,6 +390,10 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
             notes=collector_events,
             counts=batch.counts(),
             window=window,
+        )
+        moved = bool(batch.events) or batch.state.last_seq != agent.last_seq
+        self._agents.stored(
+            agent, batch.state.last_seq, batch.state.last_digest, now if moved else None
         )
         self._raised(outcome.alerts)
         self._forward_stored(

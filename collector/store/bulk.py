@@ -40,9 +40,10 @@ class _Prepared:
     constants: Row  # converted values that the statement binds itself
     converters: tuple[tuple[int, Convert], ...]  # by index into names
     timestamps: tuple[tuple[int, Convert], ...]  # converted once per distinct value
-    columnar: bool = False  # sql takes one array per name: all rows in one execution
+    # PostgreSQL: the same INSERT taking one array per name, all rows in one execution
+    columnar_sql: str | None = None
 
-    def parameters(self, rows: Sequence[Row]) -> list[Any]:
+    def parameters(self, rows: Sequence[Row], *, columnar: bool = False) -> list[Any]:
         # A batch repeats a few timestamps many times, and converting one is slow.
         seen: list[dict[object, object]] = [{} for _ in self.timestamps]
         pick = itemgetter(*self.names)
@@ -57,7 +58,7 @@ class _Prepared:
                     values[i] = memo[value]
                 except KeyError:
                     values[i] = memo[value] = convert(value)
-            if self.positional or self.columnar:
+            if self.positional or columnar:
                 converted.append(tuple(values))
             else:
                 converted.append(dict(zip(self.names, values, strict=True)))
@@ -96,7 +97,7 @@ def _prepare(dialect: Dialect, statement: UpdateBase, keys: tuple[str, ...]) -> 
     if dialect.name == "postgresql" and isinstance(statement, Insert) and not constants:
         sql = _unnest_sql(compiled.string, statement, names, dialect)
         if sql is not None:
-            return dataclasses.replace(prepared, sql=sql, columnar=True)
+            return dataclasses.replace(prepared, columnar_sql=sql)
     return prepared
 
 
@@ -133,12 +134,15 @@ def execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) -
     if not rows:
         return
     prepared = _prepare(conn.dialect, statement, tuple(rows[0]))
+    # One row goes as plain VALUES: building the arrays costs more than it saves.
+    columnar = prepared.columnar_sql is not None and len(rows) > 1
     try:
-        parameters = prepared.parameters(rows)
+        parameters = prepared.parameters(rows, columnar=columnar)
     except Exception as exc:  # a value its type refuses, wrapped as conn.execute would
         raise StatementError(str(exc), prepared.sql, None, exc) from exc
-    if prepared.columnar:
+    if columnar:
+        assert prepared.columnar_sql is not None
         columns = dict(zip(prepared.names, map(list, zip(*parameters, strict=True)), strict=True))
-        conn.exec_driver_sql(prepared.sql, columns)
+        conn.exec_driver_sql(prepared.columnar_sql, columns)
     else:
         conn.exec_driver_sql(prepared.sql, parameters)

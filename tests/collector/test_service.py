@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -15,7 +16,7 @@ from collector.server import Running, start
 from collector.store import Store
 from tests.collector.service_kit import Agent, enroll
 from wire import envelope
-from wire.v1 import collector_pb2
+from wire.v1 import collector_pb2, collector_pb2_grpc
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 
@@ -219,3 +220,44 @@ def test_a_silent_agent_raises_a_collector_event_and_an_alert_once(
     assert note["event.reason"] == "silence" and note["agent.id"] == agent.agent_id
     titles = {a["rule_title"] for a in store.list_alerts()}
     assert "Agent silent for a long time" in titles
+
+
+def test_an_agent_revoked_after_its_position_was_kept_is_told_so_on_its_next_batch(
+    agent: Agent, running: tuple[Running, Store]
+) -> None:
+    agent.send_next()  # the service now holds the agent's position in memory
+    running[1].revoke_agent(agent.agent_id)
+    with pytest.raises(grpc.RpcError) as refused:
+        agent.send_next()
+    assert _status(refused.value) == grpc.StatusCode.PERMISSION_DENIED
+    assert running[1].get_agent(agent.agent_id).last_seq == 1  # type: ignore[union-attr]
+
+
+def test_a_batch_another_collector_stored_meanwhile_is_acked_as_duplicates(
+    agent: Agent, running: tuple[Running, Store], tmp_path: Path
+) -> None:
+    agent.send_next()  # collector A keeps seq 1 as the agent's position
+    other_store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+    other = start(
+        store=other_store,
+        rules=load_rule_dir(RULES),
+        grpc_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        pki=None,
+    )
+    channel = grpc.insecure_channel(other.grpc_address)
+    try:
+        second = agent.envelope(path="/m/second.gguf")
+        via_b = replace(agent, stub=collector_pb2_grpc.CollectorStub(channel)).publish(second)
+        assert via_b.acked_seq == 2
+        agent.seq, agent.prev = 2, envelope.digest(second)
+        third = agent.envelope(path="/m/third.gguf")
+        # A's kept position is out of date: it must find out, not refuse or abort.
+        reply = agent.publish(second, third)
+    finally:
+        channel.close()
+        other.stop()
+        other_store.close()
+    assert (reply.acked_seq, reply.accepted, reply.duplicates) == (3, 1, 1)
+    assert not reply.rejections
+    assert sorted(e["seq"] for e in running[1].list_events()) == [1, 2, 3]

@@ -11,17 +11,19 @@ PG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
 KEYS = ("agent_id", "seq", "digest", "envelope", "received_at")
 
 
-def test_a_plain_insert_reads_one_binary_array_per_column() -> None:
+def test_a_plain_insert_of_many_rows_reads_one_binary_array_per_column() -> None:
     prepared = bulk._prepare(PG, insert(schema.envelopes), KEYS)
-    assert prepared.columnar
-    assert "unnest(%(agent_id)b::TEXT[], %(seq)b::BIGINT[], %(digest)b::BYTEA[]" in prepared.sql
-    assert "VALUES" not in prepared.sql
+    assert prepared.columnar_sql is not None
+    arrays = "unnest(%(agent_id)b::TEXT[], %(seq)b::BIGINT[], %(digest)b::BYTEA[]"
+    assert arrays in prepared.columnar_sql
+    assert "VALUES" not in prepared.columnar_sql
+    assert "VALUES" in prepared.sql  # what one row takes
 
 
 def test_an_insert_with_an_expression_keeps_its_row_at_a_time_form() -> None:
     statement = insert(schema.envelopes).values(received_at=func.now())
     prepared = bulk._prepare(PG, statement, KEYS[:4])
-    assert not prepared.columnar
+    assert prepared.columnar_sql is None
     assert "VALUES" in prepared.sql
 
 
@@ -29,4 +31,4 @@ def test_sqlite_keeps_executemany() -> None:
     from sqlalchemy.dialects import sqlite
 
     prepared = bulk._prepare(sqlite.dialect(), insert(schema.envelopes), KEYS)
-    assert not prepared.columnar
+    assert prepared.columnar_sql is None
