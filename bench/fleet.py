@@ -69,6 +69,9 @@ class Knobs:
     drain_timeout: float = 120.0
     seed: int = 1
     first_index: int = 0
+    # Deliver each agent's boot snapshot before the clock starts, then run its cadence from
+    # a random phase: the steady state of a fleet that is already up, with its inventory.
+    warm: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,11 +165,20 @@ class Driver:
         t0 = time.monotonic()
         enrolled = await self._enroll_all(agents)
         self.t.enroll_s = time.monotonic() - t0
+        links: dict[str, Link] = {}
+        if self.k.warm:
+            t0 = time.monotonic()
+            links = await self._warm_all(agents, enrolled)
+            self.t.warm_s = time.monotonic() - t0
         await asyncio.to_thread(self.ready)
         self.start, cpu0 = time.monotonic(), _cpu_s()
         self.t.start = self.start + self.to_wall
         self.t.end = self.t.start + self.k.duration
-        lives = [self._life(a, e) for a, e in zip(agents, enrolled, strict=True) if e]
+        lives = [
+            self._life(a, e, links.get(a.agent_id))
+            for a, e in zip(agents, enrolled, strict=True)
+            if e
+        ]
         await asyncio.gather(self._sample_memory(), *lives)
         self.t.cpu_s = _cpu_s() - cpu0
         self.t.rss_peak_mb = _rss_mb("VmHWM")
@@ -228,13 +240,51 @@ class Driver:
         self.t.acked_upto[agent.agent_id] = reply.last_seq
         return Enrolled(f"{self.host}:{reply.mtls_port}", key_pem, bytes(reply.client_cert_pem))
 
-    async def _life(self, agent: SimAgent, enrolled: Enrolled) -> None:
+    async def _warm_all(
+        self, agents: list[SimAgent], enrolled: list[Enrolled | None]
+    ) -> dict[str, Link]:
+        """Every enrolled agent's boot snapshot delivered, unmeasured; their open links."""
+        gate = asyncio.Semaphore(self.k.enroll_concurrency)
+        links: dict[str, Link] = {}
+
+        async def one(agent: SimAgent, enrolled: Enrolled) -> None:
+            async with gate:
+                link = links[agent.agent_id] = Link(self.k.ca_pem, enrolled)
+                agent.append(agent.snapshot(), boot=True)
+                self.t.warm_events += len(agent.pending)
+                await self._deliver(agent, link)
+
+        await asyncio.gather(*(one(a, e) for a, e in zip(agents, enrolled, strict=True) if e))
+        return links
+
+    async def _deliver(self, agent: SimAgent, link: Link) -> None:
+        """Send until acknowledged, counting nothing: the warm-up before the clock."""
+        attempt = 0
+        while agent.pending:
+            batch = agent.pending[: self.k.batch]
+            request = collector_pb2.PublishRequest(envelopes=[p.envelope for p in batch])
+            try:
+                reply = await link.stub.Publish(request, timeout=self.k.timeout)
+            except grpc.aio.AioRpcError as exc:
+                await asyncio.sleep(delay_for(attempt, retry_after=_hint(exc), rand=random.random))
+                attempt += 1
+                continue
+            attempt = 0
+            self.t.good_refused += len(reply.rejections)
+            agent.settle(len(batch))
+            self.t.acked_upto[agent.agent_id] = agent.seq - len(agent.pending)
+
+    async def _life(self, agent: SimAgent, enrolled: Enrolled, link: Link | None) -> None:
         """Boot, then seal what the cadence says when it says; a second task ships."""
-        await asyncio.sleep(self._boot_delay(agent))
-        link = Link(self.k.ca_pem, enrolled)
+        if link is None:
+            await asyncio.sleep(self._boot_delay(agent))
+            link = Link(self.k.ca_pem, enrolled)
+            agent.append(agent.snapshot(), time.monotonic(), boot=True)
+            cadence = Cadence.after_boot(self.intervals, self._now())
+        else:  # warm: booted before the clock, each loop at its own point in its interval
+            self.t.booted_at.append(self.t.start)
+            cadence = Cadence.dephased(self.intervals, self._now(), agent.rng)
         wake = asyncio.Event()
-        agent.append(agent.snapshot(), time.monotonic(), boot=True)
-        cadence = Cadence.after_boot(self.intervals, self._now())
         shipper = asyncio.create_task(self._ship_forever(agent, link, wake))
         wake.set()
         while True:
@@ -403,6 +453,8 @@ def summary(tally: Tally, elapsed: float, database: str | None) -> dict[str, Any
         "enroll_failures": tally.enroll_failures,
         "enroll_errors": dict(tally.enroll_errors.most_common(5)),
         "enroll_s": round(tally.enroll_s, 1),
+        "warm_s": round(tally.warm_s, 1),
+        "warm_events": tally.warm_events,  # stored before the clock; not in acked
         "started_at": round(tally.start, 3),  # wall time the traffic started
         "traffic_s": round(tally.end - tally.start, 1),
         "sent": tally.sent,
@@ -464,6 +516,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-timeout", type=float, default=120.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--database", help="the collector's SQLAlchemy URL, to count lost events")
+    p.add_argument(
+        "--warm",
+        action="store_true",
+        help="deliver every boot snapshot before the clock: measure a fleet already up",
+    )
     return p
 
 
@@ -494,6 +551,7 @@ def run(argv: list[str] | None = None) -> tuple[int, dict[str, Any]]:
         enroll_concurrency=args.enroll_concurrency,
         drain_timeout=args.drain_timeout,
         seed=args.seed,
+        warm=args.warm,
     )
     reference = verify_rate()
     t0 = time.monotonic()

@@ -4,6 +4,7 @@ pure schedule. Times are seconds on any clock the caller chooses; nothing here w
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from enum import Enum
 
@@ -65,6 +66,19 @@ class Cadence:
             next_health=booted + intervals.health,
             model_snapshot_at=booted,
             process_snapshot_at=booted,
+        )
+
+    @classmethod
+    def dephased(cls, intervals: Intervals, now: float, rng: random.Random) -> Cadence:
+        """An agent that booted long before `now` (its snapshot is done), each loop somewhere
+        in its interval: a fleet already up does not beat in step."""
+        return cls(
+            intervals=intervals,
+            next_model=now + rng.uniform(0, intervals.model),
+            next_process=now + rng.uniform(0, intervals.process),
+            next_health=now + rng.uniform(0, intervals.health),
+            model_snapshot_at=now,
+            process_snapshot_at=now,
         )
 
     def next_at(self) -> float:

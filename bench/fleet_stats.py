@@ -36,6 +36,8 @@ class Tally:
     enroll_failures: int = 0
     enroll_errors: Counter[str] = field(default_factory=Counter)
     enroll_s: float = 0.0  # the longest enrollment phase of the simulator's processes
+    warm_s: float = 0.0  # the longest warm-up (boot snapshots before the clock), --warm
+    warm_events: int = 0
     latencies: array[float] = field(default_factory=_floats)  # seconds, every envelope
     boot_latencies: array[float] = field(default_factory=_floats)
     steady_latencies: array[float] = field(default_factory=_floats)
@@ -67,6 +69,7 @@ class Tally:
 
 _SUMMED = (
     "agents",
+    "warm_events",
     "sent",
     "acked",
     "good_refused",
@@ -101,6 +104,7 @@ def merge(parts: Iterable[Tally]) -> Tally:
         total.start = min(total.start, part.start)
         total.end = max(total.end, part.end)
         total.enroll_s = max(total.enroll_s, part.enroll_s)
+        total.warm_s = max(total.warm_s, part.warm_s)
     return total
 
 

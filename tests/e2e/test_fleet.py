@@ -32,3 +32,25 @@ def test_a_small_fleet_loses_nothing_and_bad_envelopes_are_refused(
     assert result["bad_sent"] > 0 and result["bad_wrong"] == []
     assert result["good_refused"] == 0 and result["refused"] == result["bad_sent"]
     assert result["replays_not_duplicate"] == 0
+
+
+def test_a_warm_fleet_delivers_its_boot_before_the_clock_and_then_only_its_cadence(
+    tmp_path: Path, database: str
+) -> None:
+    collector = Restartable(tmp_path / "collector", database)
+    token = collector.cli("tokens", "create", "--uses", "4")
+    collector.start()
+    try:
+        cmd = [sys.executable, "-m", "bench.fleet", "--collector", collector.grpc]
+        cmd += ["--token", token, "--agents", "4", "--duration", "3", "--speedup", "60"]
+        cmd += ["--warm", "--database", database]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    finally:
+        collector.stop()
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert result["lost"] == 0 and result["duplicates"] == 0 and result["pending"] == 0
+    assert result["warm_events"] >= 4 * 5  # 3+ models, a process and health each
+    assert result["boot_p99_ms"] == 0.0  # no boot inside the clock
+    assert result["all_booted_s"] == 0.0 and result["steady_events"] == result["acked"] > 0
+    assert result["stored"] == result["warm_events"] + result["acked"]

@@ -102,6 +102,18 @@ def test_every_six_hours_the_pass_and_the_scan_report_everything_again() -> None
     ]
 
 
+def test_a_fleet_already_up_beats_out_of_step_at_the_same_rates() -> None:
+    intervals = Intervals.of(Settings())
+    rng = random.Random(7)
+    fleet = [Cadence.dephased(intervals, 50.0, rng) for _ in range(200)]
+    firsts = [c.next_health for c in fleet]
+    assert all(50.0 <= at < 110.0 for at in firsts)
+    assert len({int(at) for at in firsts}) > 40  # not one burst in the same second
+    done = _drive(fleet[0], 50.0 + HOUR)
+    counts = Counter(due for _, due in done)
+    assert counts == {Due.MODEL_PASS: 12, Due.PROCESS_SCAN: 240, Due.HEALTH: 60}
+
+
 def test_a_late_loop_does_each_thing_once_and_counts_on_from_then() -> None:
     cadence = Cadence.after_boot(Intervals.of(Settings()), booted=0.0)
     assert cadence.due(1000.0) == [Due.MODEL_PASS, Due.PROCESS_SCAN, Due.HEALTH]
