@@ -50,8 +50,19 @@ def _open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _serve(data_dir: Path, database: str, port: int, index: int) -> subprocess.Popen[str]:
+def _family(pid: int) -> list[int]:
+    """A process and its children (the workers of `serve --workers N`)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return [pid, *children]
+
+
+def _serve(
+    data_dir: Path, database: str, port: int, index: int, workers: int = 1
+) -> subprocess.Popen[str]:
     serve = _collector(data_dir, database, "serve", "--rules", str(RULES))
+    serve += ["--workers", str(workers)] if workers != 1 else []
     serve += ["--grpc", f"127.0.0.1:{port}", "--grpc-mtls", f"127.0.0.1:{port + 1}"]
     serve += ["--http", f"127.0.0.1:{port + 2 + index}", "--enroll-rate", "1000000"]
     log = data_dir / f"serve-{index}.log"
@@ -66,10 +77,13 @@ def _serve(data_dir: Path, database: str, port: int, index: int) -> subprocess.P
 
 
 class CpuSampler:
-    """The `serve` processes' CPU seconds (summed) and open fds (peak), read every second."""
+    """The `serve` processes' CPU seconds (summed, their workers too) and open fds (peak),
+    read every second. A worker that died keeps the CPU it was last seen with."""
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = pids
+        self.live: list[int] = []
+        self.seen: dict[int, float] = {}
         self.times: list[float] = []
         self.cpu: list[float] = []
         self.peak_fds = 0
@@ -91,9 +105,18 @@ class CpuSampler:
             self._read()
 
     def _read(self) -> None:
-        self.cpu.append(sum(_cpu_seconds(pid) for pid in self.pids))
+        live, fds = [], 0
+        for pid in (p for parent in self.pids for p in _family(parent)):
+            try:
+                self.seen[pid] = _cpu_seconds(pid)
+                fds += _open_fds(pid)
+            except FileNotFoundError:  # ended between the listing and the reading
+                continue
+            live.append(pid)
+        self.live = live
+        self.cpu.append(sum(self.seen.values()))
         self.times.append(time.time())
-        self.peak_fds = max(self.peak_fds, sum(_open_fds(pid) for pid in self.pids))
+        self.peak_fds = max(self.peak_fds, fds)
 
     def at(self, wall: float) -> float:
         """CPU seconds used by the wall time `wall` (the reading just after it)."""
@@ -101,7 +124,7 @@ class CpuSampler:
         return self.cpu[i]
 
 
-def _collector_figures(result: dict[str, Any], cpu: CpuSampler, pids: list[int]) -> dict[str, Any]:
+def _collector_figures(result: dict[str, Any], cpu: CpuSampler) -> dict[str, Any]:
     """The collector's CPU over the traffic and over the settled window, its memory and fds."""
     started, end = float(result["started_at"]), float(result["started_at"] + result["traffic_s"])
     spent = cpu.cpu[-1] - cpu.at(started)
@@ -109,7 +132,7 @@ def _collector_figures(result: dict[str, Any], cpu: CpuSampler, pids: list[int])
         "collector_enroll_cpu_s": round(cpu.at(started) - cpu.cpu[0], 1),
         "collector_cpu_s": round(spent, 1),
         "events_per_collector_cpu_s": round(result["acked"] / spent) if spent else 0,
-        "collector_rss_peak_mb": round(sum(_status_mb(pid, "VmHWM") for pid in pids)),
+        "collector_rss_peak_mb": round(sum(_status_mb(pid, "VmHWM") for pid in cpu.live)),
         "collector_fds_peak": cpu.peak_fds,
         "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
@@ -135,6 +158,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=47811)
     parser.add_argument("--agents", type=int, required=True)
     parser.add_argument("--replicas", type=int, default=1, help="serve processes on one port")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers N, each")
     args, rest = parser.parse_known_args()
     # One socket per agent: the `serve` children inherit the soft limit raised to the hard one.
     fleet.raise_fd_limit()
@@ -146,14 +170,16 @@ def main() -> int:
         uses = args.agents + max(10, args.agents // 20)
         run = _collector(data_dir, database, "tokens", "create", "--uses", str(uses))
         token = subprocess.run(run, check=True, capture_output=True, text=True).stdout.strip()
-        procs = [_serve(data_dir, database, args.port, i) for i in range(args.replicas)]
+        procs = [
+            _serve(data_dir, database, args.port, i, args.workers) for i in range(args.replicas)
+        ]
         pids = [proc.pid for proc in procs]
         try:
             argv = ["--collector", f"127.0.0.1:{args.port}", "--token", token]
             argv += ["--agents", str(args.agents), "--database", database, *rest]
             with CpuSampler(pids) as cpu:
                 status, result = fleet.run(argv)
-            result.update(_collector_figures(result, cpu, pids))
+            result.update(_collector_figures(result, cpu))
             print(json.dumps(result, sort_keys=True))
         finally:
             for proc in procs:
