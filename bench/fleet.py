@@ -121,6 +121,23 @@ def _csr(agent_id: str) -> tuple[bytes, bytes]:
     return csr.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def enroll_request(
+    agent: SimAgent, token: tokens.EnrollmentToken, version: str
+) -> tuple[collector_pb2.EnrollRequest, bytes]:
+    """`agent`'s enrollment, with a CSR for a fresh TLS key; the request and that key (PEM)."""
+    csr, key_pem = _csr(agent.agent_id)
+    request = collector_pb2.EnrollRequest(
+        token_id=token.token_id,
+        token_secret=token.secret.encode(),
+        public_key=raw_public_key(agent.key.public_key()),
+        host_name=agent.host_name,
+        host_os_type="linux",
+        agent_version=version,
+        csr_pem=csr,
+    )
+    return request, key_pem
+
+
 class Link:
     """One agent's own mTLS channel (one TLS connection), reopened after a lost network."""
 
@@ -211,16 +228,7 @@ class Driver:
     async def _enroll(
         self, agent: SimAgent, stub: collector_pb2_grpc.CollectorStub
     ) -> Enrolled | None:
-        csr, key_pem = _csr(agent.agent_id)
-        request = collector_pb2.EnrollRequest(
-            token_id=self.token.token_id,
-            token_secret=self.token.secret.encode(),
-            public_key=raw_public_key(agent.key.public_key()),
-            host_name=agent.host_name,
-            host_os_type="linux",
-            agent_version="fleet-sim",
-            csr_pem=csr,
-        )
+        request, key_pem = enroll_request(agent, self.token, "fleet-sim")
         for attempt in range(12):
             try:
                 reply = await stub.Enroll(request, timeout=30)

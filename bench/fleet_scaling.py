@@ -28,12 +28,11 @@ import grpc
 import psycopg
 
 from agent.pinning import fetch_pinned_ca
-from bench.fleet import _csr, verify_rate
+from bench.fleet import enroll_request, verify_rate
 from bench.fleet_agent import SimAgent
 from bench.fleet_local import PG_URL, _collector, _cpu_seconds, _serve
 from bench.fleet_store import check_store
 from wire import tokens
-from wire.envelope import raw_public_key
 from wire.v1 import collector_pb2, collector_pb2_grpc
 
 
@@ -63,17 +62,7 @@ def postgres_cpu() -> float:
 async def _enroll(
     agent: SimAgent, stub: collector_pb2_grpc.CollectorStub, token: str, ca_pem: bytes
 ) -> tuple[str, grpc.ChannelCredentials]:
-    parsed = tokens.parse(token)
-    csr, key_pem = _csr(agent.agent_id)
-    request = collector_pb2.EnrollRequest(
-        token_id=parsed.token_id,
-        token_secret=parsed.secret.encode(),
-        public_key=raw_public_key(agent.key.public_key()),
-        host_name=agent.host_name,
-        host_os_type="linux",
-        agent_version="fleet-scaling",
-        csr_pem=csr,
-    )
+    request, key_pem = enroll_request(agent, tokens.parse(token), "fleet-scaling")
     reply = await stub.Enroll(request, timeout=60)
     agent.start_at(reply.last_seq, bytes(reply.last_digest))
     creds = grpc.ssl_channel_credentials(ca_pem, key_pem, reply.client_cert_pem)

@@ -29,13 +29,11 @@ class AgentStates:
         self._states: dict[str, AgentState] = {}
         self._lock = threading.Lock()
 
-    def get(self, agent_id: str) -> tuple[AgentState | None, bool]:
-        """The agent's state and whether it came from memory (and so may be out of date)."""
+    def get(self, agent_id: str) -> AgentState | None:
+        """The agent's state as last kept (maybe out of date), else as the store has it."""
         with self._lock:
             kept = self._states.get(agent_id)
-        if kept is not None:
-            return kept, True
-        return self.fresh(agent_id), False
+        return kept if kept is not None else self.fresh(agent_id)
 
     def fresh(self, agent_id: str) -> AgentState | None:
         """Read from the store, and keep what was read."""

@@ -348,7 +348,7 @@ class CollectorService(collector_pb2_grpc.CollectorServicer):
     def _authenticate(
         self, key_id: str, context: grpc.ServicerContext, *, fresh: bool
     ) -> AgentState:
-        agent = self._agents.fresh(key_id) if fresh else self._agents.get(key_id)[0]
+        agent = self._agents.fresh(key_id) if fresh else self._agents.get(key_id)
         if agent is None:
             self._refuse("unknown_agent")
             _abort(context, grpc.StatusCode.UNAUTHENTICATED, f"unknown agent key {key_id[:64]!r}")

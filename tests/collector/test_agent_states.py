@@ -31,29 +31,27 @@ class FakeStore:
 def test_an_agent_is_read_once_then_served_from_memory() -> None:
     store = FakeStore(_state("a", 3))
     states = AgentStates(store.read)
-    first, kept_before = states.get("a")
-    second, kept_after = states.get("a")
-    assert (first, kept_before, kept_after) == (second, False, True)
+    assert states.get("a") == states.get("a") == _state("a", 3)
     assert store.reads == ["a"]
 
 
 def test_a_stored_write_moves_the_kept_position_and_last_seen() -> None:
     states = AgentStates(FakeStore(_state("a", 3)).read)
-    agent, _ = states.get("a")
+    agent = states.get("a")
     assert agent is not None
     states.stored(agent, 5, b"d5", T0)
-    moved, kept = states.get("a")
-    assert kept and moved is not None
+    moved = states.get("a")
+    assert moved is not None
     assert (moved.last_seq, moved.last_digest, moved.last_seen) == (5, b"d5", T0)
 
 
 def test_an_older_write_finishing_late_does_not_move_the_position_back() -> None:
     states = AgentStates(FakeStore(_state("a", 3)).read)
-    agent, _ = states.get("a")
+    agent = states.get("a")
     assert agent is not None
     states.stored(agent, 7, b"d7", T0)
     states.stored(agent, 5, b"d5", T0)
-    assert states.get("a")[0] == replace(agent, last_seq=7, last_digest=b"d7", last_seen=T0)
+    assert states.get("a") == replace(agent, last_seq=7, last_digest=b"d7", last_seen=T0)
 
 
 def test_a_fresh_read_replaces_what_was_kept_even_when_the_store_is_behind() -> None:
@@ -62,14 +60,15 @@ def test_a_fresh_read_replaces_what_was_kept_even_when_the_store_is_behind() -> 
     states.get("a")
     store.states["a"] = _state("a", 0)  # forgotten and enrolled again elsewhere
     assert states.fresh("a") == _state("a", 0)
-    assert states.get("a") == (_state("a", 0), True)
+    assert states.get("a") == _state("a", 0)
+    assert store.reads == ["a", "a"]
 
 
 def test_unknown_and_revoked_agents_are_not_kept() -> None:
     store = FakeStore(_state("r", 2, revoked=True))
     states = AgentStates(store.read)
-    assert states.get("nobody") == (None, False)
-    assert states.get("r") == (_state("r", 2, revoked=True), False)
+    assert states.get("nobody") is None
+    assert states.get("r") == _state("r", 2, revoked=True)
     states.get("r")
     assert store.reads == ["nobody", "r", "r"]
     assert len(states) == 0
@@ -90,7 +89,8 @@ def test_forget_makes_the_next_get_read_the_store() -> None:
     states = AgentStates(store.read)
     states.get("a")
     states.forget("a")
-    assert states.get("a") == (_state("a"), False)
+    assert states.get("a") == _state("a")
+    assert store.reads == ["a", "a"]
 
 
 def test_a_capacity_below_one_is_refused() -> None:
