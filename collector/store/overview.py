@@ -121,11 +121,13 @@ def _day(column: ColumnElement[Any], dialect: str) -> ColumnElement[str]:
 
 
 def _top_models(conn: Connection) -> list[Item]:
+    """The digests on most hosts; ties by sha256, descending, so that PostgreSQL reads the
+    (host_count, sha256) index backwards (ascending ties made it sort every digest)."""
     d = _digests.c
     query = (
         select(_digests)
         .where(d.file_count > 0)
-        .order_by(d.host_count.desc(), d.sha256)
+        .order_by(d.host_count.desc(), d.sha256.desc())
         .limit(TOP_MODELS)
     )
     return [digest_item(r) for r in conn.execute(query)]

@@ -27,8 +27,10 @@ from collector.store.filters import (
 )
 from tests.collector.inventory_kit import (
     D_EMBED,
+    D_HOSTILE,
     D_LLAMA,
     D_PICKLE,
+    D_VISION,
     HOSTS,
     T0,
     Kit,
@@ -239,6 +241,19 @@ def test_overview_figures(store: Store, kit: Kit) -> None:
     assert len(figures["alerts_per_day"]) == 30
     assert sum(int(str(d["alerts"])) for d in figures["alerts_per_day"]) == 3
     assert figures["top_models"][0]["sha256"] == D_LLAMA
+
+
+def test_top_models_are_by_host_count_with_ties_by_digest_descending(
+    store: Store, kit: Kit
+) -> None:
+    top = store.overview(kit.now)["top_models"]
+    assert [(m["hosts"], m["sha256"]) for m in top] == [
+        (3, D_LLAMA),
+        (2, D_EMBED),
+        (1, D_HOSTILE),
+        (1, D_VISION),
+        (1, D_PICKLE),
+    ]
 
 
 def test_search_finds_each_kind(store: Store, kit: Kit) -> None:
