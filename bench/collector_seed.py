@@ -27,6 +27,7 @@ from collector.store.inventory import (
     model_columns,
     process_columns,
 )
+from collector.store.triage_values import level_rank
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 CHUNK = 20_000
@@ -115,9 +116,12 @@ def seed(store: Store, engine: Engine, *, hosts: int, model_rows: int, events: i
         textsearch.ensure(conn)
     store.rebuild_digests()
     if engine.dialect.name == "postgresql":
-        # What autovacuum does after a bulk load; until it has, the planner guesses.
+        # What autovacuum does after a bulk load; until it has, the planner guesses. The
+        # store's tables only: a bare ANALYZE takes every schema of the database in one
+        # transaction, and ran out of shared memory on a shared one.
+        tables = ", ".join(f'"{t.name}"' for t in schema.metadata.sorted_tables)
         with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql(f"ANALYZE {tables}")
     return fleet
 
 
@@ -338,12 +342,14 @@ def _alert_rows(rng: random.Random, fleet: Fleet, count: int) -> Iterator[dict[s
         h = rng.randrange(len(fleet.agents))
         first = NOW - timedelta(days=rng.randint(0, 59), seconds=rng.randint(0, 86400))
         key = f"rule-{i % 40}|{fleet.agents[h]}|{i}"
+        level = rng.choice(["low", "medium", "high", "critical"])
         yield {
             "dedup_sha256": hashlib.sha256(key.encode()).digest(),
             "dedup_key": key,
             "rule_id": f"rule-{i % 40}",
             "rule_title": f"Rule {i % 40}",
-            "level": rng.choice(["low", "medium", "high", "critical"]),
+            "level": level,
+            "level_rank": level_rank(level),  # as the store sets it (collector.store.alerting)
             "status": rng.choice(["open", "open", "acknowledged", "resolved"]),
             "agent_id": fleet.agents[h],
             "host_name": fleet.hosts[h],

@@ -6,10 +6,12 @@ never from counting model files, so the overview costs the same at a million fil
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Row, Text, case, func, select
+from sqlalchemy import ColumnElement, Row, case, func, select
 from sqlalchemy.engine import Connection
 
 from collector.paging import Listing, Page
@@ -42,14 +44,15 @@ _HEX = frozenset("0123456789abcdef")
 
 def overview(conn: Connection, now: datetime) -> dict[str, Any]:
     """Counts and the series behind each chart of the overview page."""
+    groups = _digest_groups(conn)
     return {
         "hosts": _hosts_seen(conn, now - SILENT_AFTER),
         "models": _scalar(conn, select(func.coalesce(func.sum(_hosts.c.model_count), 0))),
-        "digests": _scalar(conn, select(func.count()).where(_digests.c.file_count > 0)),
+        "digests": sum(g.digests for g in groups),
         "open_alerts": _scalar(conn, select(func.count()).where(_alerts.c.status == "open")),
-        "by_kind": _by(conn, _digests.c.kind),
-        "by_format": _by(conn, _digests.c.format),
-        "by_size": _by_size(conn),
+        "by_kind": _by(groups, lambda g: g.kind),
+        "by_format": _by(groups, lambda g: g.format),
+        "by_size": _by_size(groups),
         "alerts_per_day": _alerts_per_day(conn, now),
         "top_models": _top_models(conn),
     }
@@ -66,66 +69,82 @@ def _hosts_seen(conn: Connection, since: datetime) -> dict[str, int]:
     return {"total": total, "online": seen, "silent": total - seen}
 
 
-def _by(conn: Connection, column: ColumnElement[str]) -> list[Item]:
-    """Digests and live files per value of `column`, most files first; '' reads as unknown."""
-    files = func.sum(_digests.c.file_count)
+class Group(NamedTuple):
+    """Digests with live files of one (kind, format): how many, their files, and of those
+    the files with no size and with a size under each bound of SIZE_BUCKETS."""
+
+    kind: str
+    format: str
+    digests: int
+    files: int
+    below: tuple[int, ...]  # size < 0, then < each bound, cumulative
+
+
+def _digest_groups(conn: Connection) -> list[Group]:
+    """Every digest figure in one read of the digests, grouped in the order of the
+    (kind, format, size, file_count) index, which holds all it needs: the four figures
+    each read the whole table (630,000 digests: 0.3 s each)."""
+    d = _digests.c
+    bounds = [0, *(bound for _, bound in SIZE_BUCKETS if bound)]
+    below = [func.sum(case((d.size < bound, d.file_count), else_=0)) for bound in bounds]
     query = (
-        select(column.label("value"), func.count().label("digests"), files.label("files"))
-        .where(_digests.c.file_count > 0)
-        .group_by(column)
-        .order_by(files.desc(), column)
+        select(d.kind, d.format, func.count(), func.sum(d.file_count), *below)
+        .where(d.file_count > 0)
+        .group_by(d.kind, d.format)
     )
     return [
-        {"label": r.value or "unknown", "digests": int(r.digests), "files": int(r.files)}
+        Group(r[0], r[1], int(r[2]), int(r[3]), tuple(int(n) for n in r[4:]))
         for r in conn.execute(query)
     ]
 
 
-def _by_size(conn: Connection) -> list[Item]:
-    size = _digests.c.size
-    whens: list[tuple[ColumnElement[bool], int]] = [(size < 0, 0)]
-    whens += [(size < bound, i + 1) for i, (_, bound) in enumerate(SIZE_BUCKETS) if bound]
-    bucket = case(*whens, else_=len(SIZE_BUCKETS))
-    query = (
-        select(bucket.label("bucket"), func.sum(_digests.c.file_count).label("files"))
-        .select_from(_digests)
-        .where(_digests.c.file_count > 0)
-        .group_by(bucket)
-    )
-    found = {int(r.bucket): int(r.files) for r in conn.execute(query)}
+def _by(groups: list[Group], value: Callable[[Group], str]) -> list[Item]:
+    """Digests and live files per value, most files first; '' reads as unknown."""
+    totals: dict[str, list[int]] = {}
+    for g in groups:
+        counts = totals.setdefault(value(g), [0, 0])
+        counts[0] += g.digests
+        counts[1] += g.files
+    ordered = sorted(totals.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    return [{"label": v or "unknown", "digests": n, "files": f} for v, (n, f) in ordered]
+
+
+def _by_size(groups: list[Group]) -> list[Item]:
+    """Live files per size bucket; the unknown size only if some file has it."""
+    below = [sum(g.below[i] for g in groups) for i in range(len(SIZE_BUCKETS))]
+    files = [*below, sum(g.files for g in groups)]
     labels = ["unknown", *(name for name, _ in SIZE_BUCKETS)]
-    shown = [{"label": name, "files": found.get(i, 0)} for i, name in enumerate(labels)]
+    counts = [files[0], *(files[i] - files[i - 1] for i in range(1, len(files)))]
+    shown = [{"label": name, "files": n} for name, n in zip(labels, counts, strict=True)]
     return shown if shown[0]["files"] else shown[1:]
 
 
 def _alerts_per_day(conn: Connection, now: datetime) -> list[Item]:
-    """Alerts first raised on each of the last ALERT_DAYS days (UTC), oldest first."""
-    today = now.date()
-    first = today - timedelta(days=ALERT_DAYS - 1)
-    since = datetime(first.year, first.month, first.day, tzinfo=now.tzinfo)
-    day = _day(_alerts.c.first_seen, conn.dialect.name)
-    query = (
-        select(day.label("day"), func.count().label("n"))
-        .where(_alerts.c.first_seen >= since)
-        .group_by(day)
-    )
-    found = {str(r.day): int(r.n) for r in conn.execute(query)}
-    days = [first + timedelta(days=i) for i in range(ALERT_DAYS)]
-    return [{"day": d.isoformat(), "alerts": found.get(d.isoformat(), 0)} for d in days]
+    """Alerts first raised on each of the last ALERT_DAYS days (UTC), oldest first.
 
-
-def _day(column: ColumnElement[Any], dialect: str) -> ColumnElement[str]:
-    if dialect == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff', in UTC
-        return func.substr(column, 1, 10, type_=Text)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD", type_=Text)
+    One count per day, each a range of the first_seen index: grouping by a day computed
+    from each row sorted them all (640,000 alerts raised in one day: 4 s on SQLite)."""
+    first = now.astimezone(UTC).date() - timedelta(days=ALERT_DAYS - 1)
+    days = [first + timedelta(days=i) for i in range(ALERT_DAYS + 1)]
+    starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days]
+    seen = _alerts.c.first_seen
+    counts = [
+        select(func.count()).where(seen >= start, seen < end).scalar_subquery()
+        for start, end in itertools.pairwise(starts)
+    ]
+    found = conn.execute(select(*counts)).one()
+    shown = zip(days[:ALERT_DAYS], found, strict=True)
+    return [{"day": d.isoformat(), "alerts": int(n)} for d, n in shown]
 
 
 def _top_models(conn: Connection) -> list[Item]:
+    """The digests on most hosts; ties by sha256, descending, so that PostgreSQL reads the
+    (host_count, sha256) index backwards (ascending ties made it sort every digest)."""
     d = _digests.c
     query = (
         select(_digests)
         .where(d.file_count > 0)
-        .order_by(d.host_count.desc(), d.sha256)
+        .order_by(d.host_count.desc(), d.sha256.desc())
         .limit(TOP_MODELS)
     )
     return [digest_item(r) for r in conn.execute(query)]

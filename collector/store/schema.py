@@ -261,6 +261,7 @@ models = Table(
     _live("ix_models_live_name", "name", "id"),
     _live("ix_models_live_format", "format", "path_key", "id"),
     _live("ix_models_live_risk", "risk", "path_key", "id"),
+    _live("ix_models_live_kind", "kind", "path_key", "id"),
     _live("ix_models_live_size", "size", "id"),
     _live("ix_models_live_parameters", "parameters", "id"),
     _live("ix_models_live_first_seen", "first_seen", "id"),
@@ -295,6 +296,11 @@ model_digests = Table(
     Index("ix_model_digests_name", "name", "sha256"),
     Index("ix_model_digests_host_count", "host_count", "sha256"),
     Index("ix_model_digests_first_seen", "first_seen", "sha256"),
+    # The listing filtered by kind, in its default order (by name).
+    Index("ix_model_digests_kind_name", "kind", "name", "sha256"),
+    # Everything the overview's charts read (collector.store.overview), so that they scan
+    # this index alone, in (kind, format) groups, rather than every row of the table.
+    Index("ix_model_digests_figures", "kind", "format", "size", "file_count"),
 )
 
 processes = Table(
@@ -411,6 +417,9 @@ correlation_window = Table(
     # keyed here so that repeated snapshots update one row; event_count rows leave it NULL.
     Column("distinct_sha256", Text),
     Index("ix_correlation_window_group_at", "correlation_id", "group_sha256", "at"),
+    # The prune of one correlation's expired rows, whatever their group: without it each
+    # prune read every row of the correlation (573 ms at 640,000 rows on PostgreSQL).
+    Index("ix_correlation_window_at", "correlation_id", "at"),
     UniqueConstraint("correlation_id", "distinct_sha256", name="uq_correlation_window_distinct"),
 )
 

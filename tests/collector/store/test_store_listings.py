@@ -10,12 +10,14 @@ import pytest
 from collector.paging import Listing, Page, decode_cursor
 from collector.store import (
     AgentFilter,
+    AgentRecord,
     DigestFilter,
     EventFilter,
     HostFilter,
     ModelFilter,
     ProcessFilter,
     Store,
+    StoredEvent,
 )
 from collector.store.filters import (
     AGENT_SORTS,
@@ -27,8 +29,10 @@ from collector.store.filters import (
 )
 from tests.collector.inventory_kit import (
     D_EMBED,
+    D_HOSTILE,
     D_LLAMA,
     D_PICKLE,
+    D_VISION,
     HOSTS,
     T0,
     Kit,
@@ -239,6 +243,87 @@ def test_overview_figures(store: Store, kit: Kit) -> None:
     assert len(figures["alerts_per_day"]) == 30
     assert sum(int(str(d["alerts"])) for d in figures["alerts_per_day"]) == 3
     assert figures["top_models"][0]["sha256"] == D_LLAMA
+
+
+def test_overview_charts_count_digests_and_files_most_files_first(store: Store, kit: Kit) -> None:
+    figures = store.overview(kit.now)
+
+    def bars(name: str) -> list[tuple[object, ...]]:
+        return [tuple(bar.values()) for bar in figures[name]]
+
+    assert bars("by_format") == [
+        ("gguf", 2, 5),
+        ("safetensors", 1, 2),
+        ("onnx", 1, 1),
+        ("pickle", 1, 1),
+    ]
+    # Ties in files by the value itself, so the unknown kind ('') comes first of them.
+    assert [label for label, _, _ in bars("by_kind")] == [
+        "llm",
+        "embedding",
+        "unknown",
+        "other",
+        "vision",
+    ]
+    assert bars("by_size") == [
+        ("< 100 MB", 3),
+        ("100 MB - 1 GB", 2),
+        ("1 - 4 GB", 0),
+        ("4 - 16 GB", 4),
+        ("16 - 64 GB", 0),
+        (">= 64 GB", 0),
+    ]
+
+
+def test_overview_shows_files_of_unknown_size_and_the_largest_bucket(store: Store) -> None:
+    store.add_agent(AgentRecord("agent-1", bytes(32), "solo", "linux", "ml", "0.4.2", T0))
+    files = [("/m/unsized.bin", "1" * 64, None), ("/m/huge.gguf", "2" * 64, 70 * 10**9)]
+    events = []
+    for seq, (path, digest, size) in enumerate(files, start=1):
+        body: dict[str, object] = {
+            "event.dataset": "shadowai.model_file",
+            "event.action": "discovered",
+            "host.name": "solo",
+            "agent.id": "agent-1",
+            "file.path": path,
+            "file.hash.sha256": digest,
+        }
+        if size is not None:
+            body["file.size"] = size
+        events.append(StoredEvent(seq, b"d", b"e", T0, body))
+    store.ingest(
+        agent_id="agent-1",
+        expected_last_seq=0,
+        last_seq=2,
+        last_digest=b"d",
+        events=events,
+        gaps=[],
+        alerts=[],
+        now=T0,
+    )
+    sizes = [(bar["label"], bar["files"]) for bar in store.overview(T0)["by_size"]]
+    assert sizes == [
+        ("unknown", 1),
+        ("< 100 MB", 0),
+        ("100 MB - 1 GB", 0),
+        ("1 - 4 GB", 0),
+        ("4 - 16 GB", 0),
+        ("16 - 64 GB", 0),
+        (">= 64 GB", 1),
+    ]
+
+
+def test_top_models_are_by_host_count_with_ties_by_digest_descending(
+    store: Store, kit: Kit
+) -> None:
+    top = store.overview(kit.now)["top_models"]
+    assert [(m["hosts"], m["sha256"]) for m in top] == [
+        (3, D_LLAMA),
+        (2, D_EMBED),
+        (1, D_HOSTILE),
+        (1, D_VISION),
+        (1, D_PICKLE),
+    ]
 
 
 def test_search_finds_each_kind(store: Store, kit: Kit) -> None:
