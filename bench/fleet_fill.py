@@ -45,6 +45,11 @@ class Aborted(FillError):
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
+        self.details = details
+
+    def __reduce__(self) -> tuple[type[Aborted], tuple[grpc.StatusCode, str]]:
+        # A fill process's error crosses back to the pool pickled: rebuild it whole.
+        return (Aborted, (self.code, self.details))
 
 
 class DirectContext:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import grpc
+
 from bench.collector_seed import catalog
 from bench.fleet_agent import SimAgent
-from bench.fleet_fill import keep, steady_pass
+from bench.fleet_fill import Aborted, keep, steady_pass
 
 ROOT = Path(__file__).resolve().parents[2]
 _ROW = re.compile(r"^(\S.{33}) +(\d{3}) +\d+ +\d+ ")  # a line of the timing table
@@ -46,3 +49,9 @@ def test_a_small_fleet_fills_the_store_through_ingest_and_every_page_answers() -
     statuses = {m.group(1).strip(): m.group(2) for m in matches if m}
     assert len(statuses) > 60 and "page /alerts" in statuses, run.stdout
     assert set(statuses.values()) == {"200"}, statuses
+
+
+def test_a_fill_process_error_reaches_the_pool_whole() -> None:
+    sent = Aborted(grpc.StatusCode.UNAVAILABLE, "database is locked")
+    received = pickle.loads(pickle.dumps(sent))
+    assert (received.code, str(received)) == (sent.code, "UNAVAILABLE: database is locked")
