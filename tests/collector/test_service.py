@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from wire.v1 import collector_pb2, collector_pb2_grpc
 RULES = Path(__file__).resolve().parents[2] / "rules"
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[Running, Store]]:
-    store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+@contextmanager
+def _collector(database: Path) -> Iterator[tuple[Running, Store]]:
+    """A collector serving plaintext gRPC over the SQLite store at `database`."""
+    store = Store.open(f"sqlite:///{database}")
     server = start(
         store=store,
         rules=load_rule_dir(RULES),
@@ -31,9 +33,17 @@ def running(tmp_path: Path) -> Iterator[tuple[Running, Store]]:
         http_address="127.0.0.1:0",
         pki=None,
     )
-    yield server, store
-    server.stop()
-    store.close()
+    try:
+        yield server, store
+    finally:
+        server.stop()
+        store.close()
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[Running, Store]]:
+    with _collector(tmp_path / "c.db") as served:
+        yield served
 
 
 @pytest.fixture
@@ -237,27 +247,19 @@ def test_a_batch_another_collector_stored_meanwhile_is_acked_as_duplicates(
     agent: Agent, running: tuple[Running, Store], tmp_path: Path
 ) -> None:
     agent.send_next()  # collector A keeps seq 1 as the agent's position
-    other_store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
-    other = start(
-        store=other_store,
-        rules=load_rule_dir(RULES),
-        grpc_address="127.0.0.1:0",
-        http_address="127.0.0.1:0",
-        pki=None,
-    )
-    channel = grpc.insecure_channel(other.grpc_address)
-    try:
-        second = agent.envelope(path="/m/second.gguf")
-        via_b = replace(agent, stub=collector_pb2_grpc.CollectorStub(channel)).publish(second)
-        assert via_b.acked_seq == 2
-        agent.seq, agent.prev = 2, envelope.digest(second)
-        third = agent.envelope(path="/m/third.gguf")
-        # A's kept position is out of date: it must find out, not refuse or abort.
-        reply = agent.publish(second, third)
-    finally:
-        channel.close()
-        other.stop()
-        other_store.close()
+    with _collector(tmp_path / "c.db") as (other, _):
+        channel = grpc.insecure_channel(other.grpc_address)
+        try:
+            second = agent.envelope(path="/m/second.gguf")
+            via_b = replace(agent, stub=collector_pb2_grpc.CollectorStub(channel))
+            assert via_b.publish(second).acked_seq == 2
+            agent.seq, agent.prev = 2, envelope.digest(second)
+            third = agent.envelope(path="/m/third.gguf")
+            # A's kept position is out of date: it must find out, not refuse or abort.
+            reply = agent.publish(second, third)
+        finally:
+            channel.close()
     assert (reply.acked_seq, reply.accepted, reply.duplicates) == (3, 1, 1)
     assert not reply.rejections
-    assert sorted(e["seq"] for e in running[1].list_events()) == [1, 2, 3]
+    seqs = [e["seq"] for e in running[1].list_events()]
+    assert len(seqs) == 3 and set(seqs) == {1, 2, 3}
